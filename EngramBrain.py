@@ -1,0 +1,109 @@
+"""``EngramBrain``: acting by resonating with the stored experience of similar situations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from engram import Engram, EngramStore, Neighbours
+from IResonatorFactory import IResonatorFactory
+
+
+@dataclass(frozen=True)
+class Consultation:
+    """What the memory said about a batch of situations.
+
+    :param scores: one row of action scores per situation, noise included.
+    :param neighbour_distance: the mean L2 distance of each situation's neighbours (NaN if none).
+    """
+
+    scores: np.ndarray
+    neighbour_distance: np.ndarray
+
+
+class EngramBrain:
+    """A brain whose only knowledge is the memory it resonates with.
+
+    **Decision.** The observation becomes a resonator (``resonator_factory``), the store returns its
+    ``MIN_RESULTS`` nearest engrams, and each action scores the mean outcome of the neighbours that
+    took it (0 for an action no neighbour took). With no neighbours at all (an empty memory) the
+    scores are uniform random. Gaussian noise of std ``NOISE`` is added to every score; the action is
+    the best score, or, with ``PROBABILISTIC_CHOICE``, drawn in proportion to ``score - min``.
+
+    **Feedback.** ``apply_feedback`` turns a step into an engram whose vector carries the success of
+    the trial it came from; the ``Trainer`` stores a whole trial's engrams in one request.
+
+    **Batching.** ``consult`` takes many situations and makes one search request for all of them:
+    that is how a population of landers decides each step.
+
+    :param input_size: length of a normalised state (8 for LunarLander).
+    :param output_size: number of actions (4 for LunarLander).
+    :param engram_store: the memory to consult.
+    :param resonator_factory: makes resonators of ``input_size + 1`` numbers.
+    :param noise: std of the Gaussian noise added to scores (``NOISE``).
+    :param neighbours: how many engrams to consult per decision (``MIN_RESULTS``).
+    :param probabilistic_choice: sample instead of argmax (``PROBABILISTIC_CHOICE``).
+    :param rng: the one random generator for noise and random choices (seed it for reproducibility).
+    """
+
+    def __init__(self, input_size: int, output_size: int, engram_store: EngramStore,
+                 resonator_factory: IResonatorFactory, noise: float = 0.1, neighbours: int = 300,
+                 probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None) -> None:
+        if engram_store.dimension != input_size + 1:
+            raise ValueError(f"the store holds vectors of {engram_store.dimension} numbers; expected "
+                             f"input_size + 1 = {input_size + 1} (the state and the success value)")
+        self.input_size = input_size
+        self.output_size = output_size
+        self.store = engram_store
+        self.resonator_factory = resonator_factory
+        self.noise = noise
+        self.neighbours = neighbours
+        self.probabilistic_choice = probabilistic_choice
+        self.rng = rng or np.random.default_rng()
+
+    def decide(self, input: Sequence[float], success: float) -> np.ndarray:
+        """One score per action for one normalised state, aiming at ``success``."""
+        return self.consult(np.asarray([input], dtype=np.float32), success).scores[0]
+
+    def consult(self, inputs: np.ndarray, success: float) -> Consultation:
+        """Scores for many normalised states (one row each) with one search request."""
+        inputs = self._checked_inputs(inputs)
+        resonators = self.resonator_factory.make_resonators(inputs, np.full(len(inputs), success))
+        found = self.store.nearest_many(resonators, self.neighbours)
+        scores = np.stack([self._scores(neighbours) for neighbours in found])
+        distance = np.array([n.distances.mean() if len(n) else np.nan for n in found])
+        return Consultation(scores + self.rng.normal(0.0, self.noise, scores.shape), distance)
+
+    def choose(self, scores: np.ndarray) -> np.ndarray:
+        """An action per row of scores: argmax, or sampled in proportion to ``score - min``."""
+        scores = np.atleast_2d(scores)
+        if not self.probabilistic_choice:
+            return scores.argmax(axis=1)
+        return np.array([self._sample(row) for row in scores])
+
+    def apply_feedback(self, input: Sequence[float], action: int, outcome: float, success: float,
+                       trial: int = 0) -> Engram:
+        """The engram a step leaves: its resonator at the trial's ``success``, action and outcome."""
+        vector = self.resonator_factory.make_resonator(self._checked_inputs([input])[0], success)
+        return Engram(tuple(vector.tolist()), action, outcome, trial)
+
+    def _scores(self, neighbours: Neighbours) -> np.ndarray:
+        if len(neighbours) == 0:
+            return self.rng.random(self.output_size)
+        totals = np.bincount(neighbours.actions, weights=neighbours.outcomes, minlength=self.output_size)
+        counts = np.bincount(neighbours.actions, minlength=self.output_size)
+        return np.divide(totals, counts, out=np.zeros(self.output_size), where=counts > 0)
+
+    def _sample(self, row: np.ndarray) -> int:
+        weights = row - row.min()
+        if weights.sum() <= 0:
+            return int(self.rng.integers(self.output_size))
+        return int(self.rng.choice(self.output_size, p=weights / weights.sum()))
+
+    def _checked_inputs(self, inputs) -> np.ndarray:
+        array = np.asarray(inputs, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.input_size:
+            raise ValueError(f"inputs of shape {array.shape}: expected rows of {self.input_size} numbers "
+                             "(a normalised LunarLander state)")
+        return array

@@ -1,0 +1,175 @@
+"""``Settings``: the values of ``settings.py`` as one typed, validated object.
+
+Why a separate module: ``settings.py`` is the file users edit, so it holds plain names only.
+Code takes a ``Settings`` argument instead of reading globals, so a notebook can run two
+configurations side by side, and every value is checked once, where it enters.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Optional
+
+import settings as settings_module
+
+LANDER_STATE_SIZE = 8   # LunarLander-v3 observations have 8 numbers
+LANDER_ACTIONS = 4      # LunarLander-v3 (discrete) has 4 actions
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run's settings; see ``settings.py`` for what each one means and its default.
+
+    Build it with ``Settings.from_module(**overrides)``; the fields have no defaults of their own
+    so that ``settings.py`` stays the one place a default is written.
+    """
+
+    state_vector_size: int
+    output_vector_size: int
+    noise: float
+    min_results: int
+    probabilistic_choice: bool
+    vector_component_weights: tuple
+    max_trial_length: int
+    use_hit_points: bool
+    hit_points: float
+    metabolic_cost: float
+    population_size: int
+    success_window: int
+    success_margin: float
+    outcome_reward_scale: float
+    success_weight: float
+    instance_name: str
+    trials: int
+    seed: Optional[int]
+    display: bool
+    read_only: bool
+    drop_collection: bool
+    gravity: float
+    enable_wind: bool
+    wind_power: float
+    turbulence_power: float
+    milvus_uri: str
+    milvus_token: str
+    milvus_data_dir: str
+    milvus_connect_timeout: float
+    index_type: str
+    metric_type: str
+    index_nlist: int
+    search_nprobe: int
+
+    @classmethod
+    def from_module(cls, module: ModuleType = settings_module, **overrides: Any) -> "Settings":
+        """Read every UPPERCASE name of ``module`` (``settings.py`` by default), then apply overrides.
+
+        :param overrides: lowercase setting names, e.g. ``noise=0.2``; ``None`` values are ignored
+            so that unset command-line flags fall back to the module.
+        """
+        values = {name.lower(): value for name, value in vars(module).items()
+                  if name.isupper() and not name.startswith("_")}
+        unknown = sorted(set(values) - cls.field_names())
+        if unknown:
+            raise SettingsError(
+                f"{module.__name__} sets unknown setting(s) {', '.join(n.upper() for n in unknown)}; "
+                f"expected only names from: {', '.join(sorted(n.upper() for n in cls.field_names()))}. "
+                "Fix the spelling or remove the line.")
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Settings":
+        """Build from lowercase names (e.g. a run's saved settings), refusing unknown names."""
+        unknown = sorted(set(values) - cls.field_names())
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; "
+                                f"expected names from: {', '.join(sorted(cls.field_names()))}")
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> set:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed (validated like the original)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """Plain values, for saving with a run."""
+        values = dataclasses.asdict(self)
+        values["vector_component_weights"] = list(self.vector_component_weights)
+        return values
+
+    def __post_init__(self) -> None:
+        if isinstance(self.vector_component_weights, list):
+            object.__setattr__(self, "vector_component_weights", tuple(self.vector_component_weights))
+        problems = _problems(self)
+        if problems:
+            raise SettingsError("invalid settings:\n  - " + "\n  - ".join(problems)
+                                + "\nFix them in settings.py (or the flags/arguments that set them).")
+
+
+def _problems(s: Settings) -> list:
+    """One message per invalid setting: what was given and what is expected."""
+    weights = s.vector_component_weights
+    rules = [
+        (_is_int(s.state_vector_size) and s.state_vector_size == LANDER_STATE_SIZE + 1,
+         f"STATE_VECTOR_SIZE: expected {LANDER_STATE_SIZE + 1} (8 state dims + 1 success dim), "
+         f"got {s.state_vector_size!r}"),
+        (_is_int(s.output_vector_size) and s.output_vector_size == LANDER_ACTIONS,
+         f"OUTPUT_VECTOR_SIZE: expected {LANDER_ACTIONS} (LunarLander's actions), got {s.output_vector_size!r}"),
+        (_is_number(s.noise) and s.noise >= 0, f"NOISE: expected a number >= 0, got {s.noise!r}"),
+        (_is_int(s.min_results) and 1 <= s.min_results <= 16384,
+         f"MIN_RESULTS: expected a whole number from 1 to 16384 (Milvus's limit), got {s.min_results!r}"),
+        (isinstance(weights, tuple) and len(weights) == LANDER_STATE_SIZE and all(map(_is_number, weights)),
+         f"VECTOR_COMPONENT_WEIGHTS: expected {LANDER_STATE_SIZE} finite numbers (one per state dim), "
+         f"got {weights!r}"),
+        (_is_int(s.max_trial_length) and s.max_trial_length >= 1,
+         f"MAX_TRIAL_LENGTH: expected a whole number >= 1, got {s.max_trial_length!r}"),
+        (_is_number(s.hit_points) and s.hit_points > 0, f"HIT_POINTS: expected a number > 0, got {s.hit_points!r}"),
+        (_is_number(s.metabolic_cost) and s.metabolic_cost >= 0,
+         f"METABOLIC_COST: expected a number >= 0, got {s.metabolic_cost!r}"),
+        (_is_int(s.population_size) and 1 <= s.population_size <= 1024,
+         f"POPULATION_SIZE: expected a whole number from 1 to 1024, got {s.population_size!r}"),
+        (_is_int(s.success_window) and s.success_window >= 1,
+         f"SUCCESS_WINDOW: expected a whole number >= 1, got {s.success_window!r}"),
+        (_is_number(s.success_margin), f"SUCCESS_MARGIN: expected a number, got {s.success_margin!r}"),
+        (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
+         f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
+        (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),
+        (isinstance(s.instance_name, str) and s.instance_name != "",
+         f"INSTANCE_NAME: expected a non-empty name, got {s.instance_name!r}"),
+        (_is_int(s.trials) and s.trials >= 0, f"TRIALS: expected a whole number >= 0, got {s.trials!r}"),
+        (s.seed is None or _is_int(s.seed), f"SEED: expected a whole number or None, got {s.seed!r}"),
+        (_is_number(s.gravity) and -12 < s.gravity < 0, f"GRAVITY: expected a number between -12 and 0, got {s.gravity!r}"),
+        (_is_number(s.wind_power) and 0 <= s.wind_power <= 20,
+         f"WIND_POWER: expected a number from 0 to 20, got {s.wind_power!r}"),
+        (_is_number(s.turbulence_power) and 0 <= s.turbulence_power <= 2,
+         f"TURBULENCE_POWER: expected a number from 0 to 2, got {s.turbulence_power!r}"),
+        (_is_number(s.milvus_connect_timeout) and s.milvus_connect_timeout > 0,
+         f"MILVUS_CONNECT_TIMEOUT: expected seconds > 0, got {s.milvus_connect_timeout!r}"),
+        (_is_int(s.index_nlist) and 1 <= s.index_nlist <= 65536,
+         f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
+        (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,
+         f"SEARCH_NPROBE: expected a whole number from 1 to 65536, got {s.search_nprobe!r}"),
+    ]
+    bools = ["probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
+    rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "
+                                                    f"got {getattr(s, name)!r}") for name in bools]
+    strings = ["milvus_uri", "milvus_token", "milvus_data_dir", "index_type", "metric_type"]
+    rules += [(isinstance(getattr(s, name), str), f"{name.upper()}: expected a string, "
+                                                   f"got {getattr(s, name)!r}") for name in strings]
+    return [message for ok, message in rules if not ok]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,52 @@
+"""Every knob of Resonant Vectors, in one place.
+
+Edit the values here; ``main.py``'s flags override them for one run, and a notebook can
+build variants with ``config.Settings.from_module(noise=0.2)`` without editing this file.
+Names are read by ``config.Settings``: an UPPERCASE name here that it does not know is an error.
+"""
+import os
+
+# --- The memory (resonator vectors and the decision) ---
+STATE_VECTOR_SIZE = 9            # resonator dimension: 8 LunarLander state dims + 1 success dim
+OUTPUT_VECTOR_SIZE = 4           # number of actions (LunarLander: noop, left, main, right engine)
+NOISE = 0.1                      # std of the Gaussian noise added to each action's score
+MIN_RESULTS = 300                # neighbours fetched per decision (k of the nearest-neighbour search)
+PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
+VECTOR_COMPONENT_WEIGHTS = [1.0] * 8  # weight of each normalised state dim in the resonator
+
+# --- Trials ---
+MAX_TRIAL_LENGTH = 400           # steps per trial at most
+USE_HIT_POINTS = True            # end a trial as a death when hit points fall below 0
+HIT_POINTS = 1000                # hit points at the start of a trial
+METABOLIC_COST = 0.2             # hit points lost each step on top of the step's reward
+POPULATION_SIZE = 1              # landers acting at once on one shared memory (1 = the seed)
+
+# --- Success and credit ---
+SUCCESS_WINDOW = 20              # trials in the running mean of success
+SUCCESS_MARGIN = 0.05            # decisions query at mean success + this ("aim a little higher")
+OUTCOME_REWARD_SCALE = 20.0      # a step's reward is divided by this, then clipped to [-1, 1]
+SUCCESS_WEIGHT = 0.5             # outcome x (1 + this x trial success), clipped to [-1, 1]
+
+# --- The run ---
+INSTANCE_NAME = "lander3"        # names the run and its Milvus collection
+TRIALS = 1000                    # trials main.py trains for
+SEED = 0                         # seeds the environment and the brain's noise; None = fresh entropy
+DISPLAY = True                   # render the lander in a window (falls back to none without a display)
+READ_ONLY = False                # decide from memory but store nothing
+DROP_COLLECTION = True           # drop the instance's collection when a Trainer starts
+
+# --- The environment (gymnasium's LunarLander-v3 arguments) ---
+GRAVITY = -10.0                  # between -12 and 0
+ENABLE_WIND = False              # wind and turbulence push the lander
+WIND_POWER = 15.0                # between 0 and 20, used with ENABLE_WIND
+TURBULENCE_POWER = 1.5           # between 0 and 2, used with ENABLE_WIND
+
+# --- Milvus ---
+MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded server; else e.g. http://localhost:19530
+MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")  # "user:password" or an API key, for secured servers
+MILVUS_DATA_DIR = os.environ.get("MILVUS_DATA_DIR", ".milvus")  # the embedded server's data (git-ignored)
+MILVUS_CONNECT_TIMEOUT = 10.0    # seconds to wait for a server before giving up with an error
+INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection
+METRIC_TYPE = "L2"               # distance between resonators
+INDEX_NLIST = 1024               # IVF clusters
+SEARCH_NPROBE = 16               # IVF clusters searched per query

@@ -1,0 +1,81 @@
+"""The EngramBrain scores each action by the mean outcome of the neighbours that took it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engram import Engram, EngramStore
+from EngramBrain import EngramBrain
+from WeightedResonatorFactory import WeightedResonatorFactory
+
+HERE = (0.0,) * 8
+
+
+def make_brain(store, noise=0.0, probabilistic=False, seed=0) -> EngramBrain:
+    return EngramBrain(8, 4, store, WeightedResonatorFactory([1.0] * 8), noise=noise, neighbours=300,
+                       probabilistic_choice=probabilistic, rng=np.random.default_rng(seed))
+
+
+@pytest.fixture(scope="module")
+def handmade_store(milvus_data_dir) -> EngramStore:
+    """Engrams around one situation: action 1 went well (+0.8, +0.4), action 2 badly (-0.5),
+    action 3 both ways (+1, -1, -0.4); nobody took action 0."""
+    from config import Settings
+    store = EngramStore("handmade", reset=True,
+                        settings=Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri=""))
+    near = [(0.01 * i,) + (0.0,) * 8 for i in range(6)]
+    store.insert_many([Engram(near[0], 1, 0.8), Engram(near[1], 1, 0.4), Engram(near[2], 2, -0.5),
+                       Engram(near[3], 3, 1.0), Engram(near[4], 3, -1.0), Engram(near[5], 3, -0.4)])
+    return store
+
+
+def test_each_action_scores_the_mean_outcome_of_its_neighbours_and_zero_if_none(handmade_store):
+    scores = make_brain(handmade_store).decide(HERE, success=0.0)
+    np.testing.assert_allclose(scores, [0.0, 0.6, -0.5, -0.4 / 3], atol=1e-6)
+
+
+def test_without_noise_the_best_scoring_action_is_chosen(handmade_store):
+    brain = make_brain(handmade_store)
+    assert brain.choose(brain.decide(HERE, 0.0))[0] == 1
+
+
+def test_noise_is_gaussian_with_the_configured_spread(handmade_store):
+    brain = make_brain(handmade_store, noise=0.1)
+    samples = np.stack([brain.decide(HERE, 0.0) for _ in range(40)])
+    spread = (samples - [0.0, 0.6, -0.5, -0.4 / 3]).std()
+    assert 0.07 < spread < 0.13
+
+
+def test_a_batch_of_situations_is_scored_like_each_alone(handmade_store):
+    brain = make_brain(handmade_store)
+    batch = brain.consult(np.zeros((3, 8), dtype=np.float32), 0.0)
+    assert batch.scores.shape == (3, 4)
+    np.testing.assert_allclose(batch.scores, np.tile(brain.decide(HERE, 0.0), (3, 1)))
+    squared_distances = [(0.01 * i) ** 2 for i in range(6)]  # Milvus's L2 is the squared distance
+    assert batch.neighbour_distance == pytest.approx([np.mean(squared_distances)] * 3, rel=1e-3)
+
+
+def test_an_empty_memory_gives_uniform_random_scores(settings, collection_name):
+    brain = make_brain(EngramStore(collection_name, reset=True, settings=settings))
+    scores = np.stack([brain.decide(HERE, 0.0) for _ in range(200)])
+    assert ((scores >= 0) & (scores < 1)).all()
+    assert np.bincount(scores.argmax(axis=1), minlength=4).min() > 25
+
+
+def test_probabilistic_choice_samples_in_proportion_to_score_minus_min():
+    brain = EngramBrain.__new__(EngramBrain)
+    brain.output_size, brain.probabilistic_choice, brain.rng = 4, True, np.random.default_rng(0)
+    choices = brain.choose(np.tile([0.0, 1.0, 3.0, 0.0], (4000, 1)))
+    counts = np.bincount(choices, minlength=4)
+    assert counts[0] == counts[3] == 0
+    assert counts[2] / counts[1] == pytest.approx(3.0, rel=0.15)
+
+
+def test_feedback_becomes_an_engram_with_the_trials_success(handmade_store):
+    engram = make_brain(handmade_store).apply_feedback([0.5] * 8, 2, -0.25, success=0.75, trial=7)
+    assert engram == Engram((0.5,) * 8 + (0.75,), 2, -0.25, 7)
+
+
+def test_inputs_of_the_wrong_length_are_refused(handmade_store):
+    with pytest.raises(ValueError, match="expected rows of 8 numbers"):
+        make_brain(handmade_store).decide([0.0] * 9, 0.0)

@@ -1,0 +1,139 @@
+"""The EngramStore keeps engrams in a real Milvus and finds the true nearest ones."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from pymilvus import DataType
+
+from config import Settings
+from engram import CollectionMismatchError, Engram, EngramError, EngramStore, MilvusUnavailableError
+
+
+def random_engrams(count: int, dimension: int = 9, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    vectors = rng.random((count, dimension), dtype=np.float32)
+    return [Engram(tuple(v.tolist()), i % 4, float(rng.uniform(-1, 1)), trial=i // 100) for i, v in enumerate(vectors)]
+
+
+def test_nearest_returns_the_true_nearest_neighbours_by_l2_in_order(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    engrams = random_engrams(3000)
+    store.insert_many(engrams)
+    vectors = np.array([e.vector for e in engrams], dtype=np.float32)
+    queries = np.random.default_rng(1).random((5, 9), dtype=np.float32)
+    for query, found in zip(queries, store.nearest_many(queries, 50)):
+        distances = ((vectors - query) ** 2).sum(axis=1)
+        expected = np.argsort(distances)[:50]
+        assert len(found) == 50
+        np.testing.assert_allclose(found.distances, distances[expected], rtol=1e-4, atol=1e-5)
+        assert list(found.actions) == [engrams[i].action for i in expected]
+        np.testing.assert_allclose(found.outcomes, [engrams[i].outcome for i in expected], rtol=1e-6)
+
+
+def test_nearest_gives_engram_distance_pairs_nearest_first(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    store.insert_many([Engram((0.0,) * 9, 1, 0.5), Engram((1.0,) + (0.0,) * 8, 2, -0.5)])
+    (first, d1), (second, d2) = store.nearest((0.0,) * 9, 10)
+    assert (first.action, first.outcome, d1) == (1, 0.5, 0.0)
+    assert (second.action, second.outcome) == (2, -0.5) and d2 == pytest.approx(1.0)
+
+
+def test_a_search_never_returns_more_engrams_than_stored(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    store.insert_many(random_engrams(7))
+    assert len(store.nearest_many([(0.5,) * 9], 300)[0]) == 7
+
+
+def test_an_empty_store_returns_no_neighbours(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    assert store.nearest((0.0,) * 9, 300) == []
+
+
+def test_inserted_engrams_are_visible_to_the_very_next_search(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    for i in range(5):
+        vector = (float(i),) * 9
+        store.insert(Engram(vector, i % 4, 0.1))
+        assert store.nearest(vector, 1)[0][1] == 0.0
+
+
+def test_keep_reopens_the_memory_and_reset_empties_it(settings, collection_name):
+    EngramStore(collection_name, reset=True, settings=settings).insert_many(random_engrams(10))
+    assert EngramStore(collection_name, reset=False, settings=settings).get_count() == 10
+    assert EngramStore(collection_name, reset=True, settings=settings).get_count() == 0
+
+
+def test_clear_forgets_every_engram_and_drop_deletes_the_collection(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    store.insert_many(random_engrams(10))
+    store.clear()
+    assert store.get_count() == 0
+    store.drop()
+    assert not store.client.has_collection(collection_name)
+
+
+@pytest.fixture(scope="module")
+def five_engram_store(milvus_data_dir) -> EngramStore:
+    """One store of five engrams shared by the bad-input tests: each must leave it unchanged."""
+    store = EngramStore("bad_input", reset=True,
+                        settings=Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri=""))
+    store.insert_many(random_engrams(5))
+    return store
+
+
+@pytest.mark.parametrize("bad_engram, complaint", [
+    (Engram((0.0,) * 8, 0, 0.0), "length 8; expected 9"),
+    (Engram((0.0,) * 10, 0, 0.0), "length 10; expected 9"),
+    (Engram((float("nan"),) + (0.0,) * 8, 0, 0.0), "NaN or infinity"),
+    (Engram((float("inf"),) + (0.0,) * 8, 0, 0.0), "NaN or infinity"),
+    (Engram((0.0,) * 9, 4, 0.0), "action 4 is outside the action space"),
+    (Engram((0.0,) * 9, -1, 0.0), "action -1 is outside the action space"),
+    (Engram((0.0,) * 9, 1.5, 0.0), "outside the action space"),
+    (Engram((0.0,) * 9, 0, float("nan")), "expected a finite number"),
+])
+def test_a_bad_engram_is_refused_and_nothing_of_its_batch_is_stored(five_engram_store, bad_engram, complaint):
+    with pytest.raises(EngramError, match=complaint):
+        five_engram_store.insert_many(random_engrams(3, seed=2) + [bad_engram])
+    assert five_engram_store.get_count() == 5
+
+
+@pytest.mark.parametrize("bad_query", [(0.0,) * 8, (float("nan"),) * 9, "not a vector"])
+def test_a_bad_query_vector_is_refused_with_what_was_expected(five_engram_store, bad_query):
+    with pytest.raises(EngramError, match="query vector"):
+        five_engram_store.nearest(bad_query, 10)
+
+
+@pytest.mark.parametrize("name", ["bad-name", "3lander", "", "with space", "x" * 256])
+def test_an_invalid_collection_name_is_refused_before_milvus_sees_it(settings, name):
+    with pytest.raises(EngramError, match="invalid collection name"):
+        EngramStore(name, settings=settings)
+
+
+def test_an_existing_collection_of_another_dimension_is_refused_and_kept(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    client = store.client
+    client.drop_collection(collection_name)
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=5)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+    client.create_collection(collection_name, schema=schema, index_params=index)
+    client.insert(collection_name, [{"vector": [0.1] * 5} for _ in range(4)])
+    for reset in (False, True):
+        with pytest.raises(CollectionMismatchError, match="dimension 5.*expected.*dimension 9.*left as it is"):
+            EngramStore(collection_name, reset=reset, settings=settings)
+    rows = client.query(collection_name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+    assert rows[0]["count(*)"] == 4
+
+
+def test_an_unreachable_milvus_uri_fails_fast_with_a_clear_error(settings):
+    unreachable = settings.replace(milvus_uri="http://127.0.0.1:1", milvus_connect_timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(MilvusUnavailableError) as error:
+        EngramStore("anything", settings=unreachable)
+    assert time.monotonic() - started < 10
+    message = str(error.value)
+    assert "http://127.0.0.1:1" in message and "docker compose up -d" in message and "unset MILVUS_URI" in message
