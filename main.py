@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from config import Settings, SettingsError
 from engram import CollectionMismatchError, EngramError, MilvusUnavailableError
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
             EmbeddedMilvusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    started = time.monotonic()
     try:
         mean_reward = trainer.train(settings.trials)
     except KeyboardInterrupt:
@@ -58,9 +60,11 @@ def main(argv=None) -> int:
         return 130
     finally:
         trainer.close()
+    seconds = time.monotonic() - started
     landed = sum(record.landed for record in trainer.metrics)
     print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
-          f"{landed} landed, {trainer.engram_count} engrams in memory")
+          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_taken / seconds:.0f} "
+          f"steps/s, {60 * len(trainer.metrics) / seconds:.0f} trials/min")
     return 0
 
 
