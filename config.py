@@ -63,6 +63,7 @@ class Settings:
     metric_type: str
     index_nlist: int
     search_nprobe: int
+    seal_every: int
 
     @classmethod
     def from_module(cls, module: ModuleType = settings_module, **overrides: Any) -> "Settings":
@@ -157,6 +158,8 @@ def _problems(s: Settings) -> list:
          f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
         (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,
          f"SEARCH_NPROBE: expected a whole number from 1 to 65536, got {s.search_nprobe!r}"),
+        (_is_int(s.seal_every) and s.seal_every >= 1024,
+         f"SEAL_EVERY: expected a whole number >= 1024 (smaller segments are never indexed), got {s.seal_every!r}"),
     ]
     bools = ["probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
     rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "

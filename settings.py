@@ -50,3 +50,4 @@ INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection
 METRIC_TYPE = "L2"               # distance between resonators
 INDEX_NLIST = 1024               # IVF clusters
 SEARCH_NPROBE = 16               # IVF clusters searched per query
+SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force

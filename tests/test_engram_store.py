@@ -137,3 +137,18 @@ def test_an_unreachable_milvus_uri_fails_fast_with_a_clear_error(settings):
     assert time.monotonic() - started < 10
     message = str(error.value)
     assert "http://127.0.0.1:1" in message and "docker compose up -d" in message and "unset MILVUS_URI" in message
+
+
+def test_every_seal_every_engrams_are_sealed_and_indexed_without_an_explicit_flush(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings.replace(seal_every=1024))
+    store.insert_many(random_engrams(1100))
+    deadline = time.monotonic() + 60
+    while store.client.describe_index(collection_name, "vector")["indexed_rows"] < 1100:
+        assert time.monotonic() < deadline, "the sealed engrams were not indexed within 60 s"
+        time.sleep(1)
+    assert store.get_count() == 1100
+
+
+def test_an_unknown_consistency_level_is_refused(settings):
+    with pytest.raises(EngramError, match="consistency 'Sometimes': expected one of Session"):
+        EngramStore("anything", settings=settings, consistency="Sometimes")
