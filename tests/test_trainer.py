@@ -100,3 +100,23 @@ def test_bad_trial_counts_are_refused(settings, collection_name):
     trainer = Trainer(collection_name, settings=settings, quiet=True)
     with pytest.raises(ValueError, match="trials: expected a whole number"):
         trainer.train(-1)
+
+
+def test_alone_trial_0_acts_on_an_empty_memory_and_trial_1_resonates_with_it(settings, collection_name):
+    trainer = Trainer(collection_name, settings=settings, quiet=True)
+    trainer.train(2)
+    first, second = trainer.metrics
+    assert np.isnan(first.neighbour_distance) and first.engrams == first.length
+    assert np.isfinite(second.neighbour_distance)
+    assert trainer.store.consistency == "Session"
+
+
+def test_each_lander_of_a_population_keeps_its_own_trials(settings, collection_name):
+    trainer = Trainer(collection_name, settings=settings.replace(population_size=3), quiet=True)
+    trainer.train(9)
+    assert trainer.store.consistency == "Eventually"
+    for lander in range(3):
+        own = [record.trial for record in trainer.metrics if record.lander == lander]
+        assert own == sorted(own) and own[0] == lander  # the first three trials start together
+    assert all(record.length >= 1 for record in trainer.metrics)
+    assert len(trainer.recent_success) == min(9, settings.success_window)
