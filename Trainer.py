@@ -8,33 +8,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
 from config import Settings
 from engram import Engram, EngramStore
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
+from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
 from WeightedResonatorFactory import WeightedResonatorFactory
 
 SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
-
-
-@dataclass
-class TrialRecord:
-    """The figures of one finished trial (one row of the run's metrics)."""
-
-    trial: int
-    lander: int
-    reward: float
-    length: int
-    landed: bool
-    died: bool
-    success: float
-    mean_success: float
-    engrams: int
-    neighbour_distance: float
-    noise: float
-    wall_time: float
+EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
 
 
 @dataclass
@@ -91,17 +77,24 @@ class Trainer:
     engrams reach the others a server time tick later. Waiting cost 20% of a population of 32's
     throughput here (704 vs 873 steps/s), and a species does not need the last few milliseconds.
 
-    **Metrics.** ``metrics`` holds a ``TrialRecord`` per finished trial; one line is printed per trial
-    unless ``quiet``.
+    **Metrics.** ``metrics`` holds a ``TrialRecord`` per finished trial (``metrics_frame()`` gives a
+    pandas DataFrame); one line is printed per trial under a progress bar, unless ``quiet``. With a
+    ``run_folder``, each trial is appended to its CSV as it finishes and the summary and learning
+    curve are written when ``train`` returns (or fails).
+
+    **Resume.** Keeping the collection (``clear_collection=False``) keeps the memory; with a run
+    folder, trial numbers continue after the last trial saved there.
 
     :param instance_name: names the run and its collection (``INSTANCE_NAME``).
     :param clear_collection: start from an empty memory (``DROP_COLLECTION``).
     :param settings: the run's settings; ``settings.py`` by default.
-    :param quiet: print nothing per trial.
+    :param quiet: print nothing per trial and show no progress bar.
+    :param run_folder: where to save the run (see ``runs.py``); nothing is saved without one.
     """
 
     def __init__(self, instance_name: Optional[str] = None, clear_collection: Optional[bool] = None,
-                 settings: Optional[Settings] = None, quiet: bool = False) -> None:
+                 settings: Optional[Settings] = None, quiet: bool = False,
+                 run_folder: Optional[RunFolder] = None) -> None:
         settings = (settings or Settings.from_module()).replace(
             **{k: v for k, v in (("instance_name", instance_name), ("drop_collection", clear_collection))
                if v is not None})
@@ -123,6 +116,17 @@ class Trainer:
         self.best_success = -math.inf
         self.engram_count = self.store.get_count()
         self.steps_taken = 0
+        self.run_folder = run_folder
+        self.next_trial = 0
+        if run_folder is not None:
+            self.next_trial = self._resume_from(run_folder)
+
+    def _resume_from(self, run_folder: RunFolder) -> int:
+        """Start the run folder; when resuming, the number of the first trial to fly."""
+        fresh = self.settings.drop_collection
+        earlier = None if fresh or not run_folder.path.exists() else run_folder.trials()
+        run_folder.start(self.settings, fresh=fresh)
+        return 0 if earlier is None or earlier.empty else int(earlier["trial"].max()) + 1
 
     @property
     def mean_success(self) -> float:
@@ -137,26 +141,39 @@ class Trainer:
         """
         if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
             raise ValueError(f"trials: expected a whole number >= 0, got {trials!r}")
-        first = len(self.metrics)
-        to_start = list(range(self.next_trial_number(), self.next_trial_number() + trials))[::-1]
+        first, steps_before = len(self.metrics), self.steps_taken
+        to_start = list(range(self.next_trial, self.next_trial + trials))[::-1]
+        self.next_trial += trials
         self._started = time.monotonic()
-        for lander in self.landers:
-            self._start_trial(lander, to_start)
-        while any(lander.flying for lander in self.landers):
-            finished = self._step_all()
-            stop = self._finish(finished, callback)
-            for lander in finished:
-                self._start_trial(lander, [] if stop else to_start)
-            if stop:
-                to_start.clear()
+        self._progress = tqdm(total=trials, unit="trial", disable=self.quiet, leave=False)
+        try:
+            for lander in self.landers:
+                self._start_trial(lander, to_start)
+            while any(lander.flying for lander in self.landers):
+                finished = self._step_all()
+                stop = self._finish(finished, callback)
+                for lander in finished:
+                    self._start_trial(lander, [] if stop else to_start)
+                if stop:
+                    self.next_trial -= len(to_start)
+                    to_start.clear()
+        finally:
+            self._progress.close()
+            if self.run_folder is not None:
+                seconds = time.monotonic() - self._started
+                self.run_folder.write_summary((self.steps_taken - steps_before) / max(seconds, 1e-9))
         rewards = [record.reward for record in self.metrics[first:]]
         return float(np.mean(rewards)) if rewards else float("nan")
 
-    def next_trial_number(self) -> int:
-        return self.metrics[-1].trial + 1 if self.metrics else 0
+    def metrics_frame(self) -> pd.DataFrame:
+        """The finished trials as a pandas DataFrame, one row each."""
+        return pd.DataFrame([asdict(record) for record in self.metrics], columns=trial_columns())
 
     def close(self) -> None:
-        """Close the environments (and their windows)."""
+        """Seal the stored engrams (durable before the embedded server is stopped) and close the
+        environments and their windows."""
+        if not self.settings.read_only:
+            self.store.flush()
         for lander in self.landers:
             lander.env.close()
 
@@ -210,16 +227,28 @@ class Trainer:
             engrams = [engram for lander, s in zip(finished, successes) for engram in self._engrams(lander, s)]
             self.engram_count += self.store.insert_many(engrams)
         stop = False
+        records = []
         for lander, success in zip(finished, successes):
             self.recent_success.append(success)
             self.best_success = max(self.best_success, success)
-            record = self._record(lander, success)
-            self.metrics.append(record)
-            if not self.quiet:
-                print(self._line(record), flush=True)
+            records.append(self._record(lander, success))
+        self.metrics.extend(records)
+        if self.run_folder is not None:
+            self.run_folder.append(records)
+        for record in records:
+            self._report(record)
             if callback is not None and callback(record) is False:
                 stop = True
         return stop
+
+    def _report(self, record: TrialRecord) -> None:
+        if self.quiet:
+            return
+        tqdm.write(self._line(record))
+        recent = self.metrics[-ROLLING_WINDOW:]
+        self._progress.set_postfix(mean100=f"{np.mean([r.reward for r in recent]):.1f}",
+                                   landed=f"{np.mean([r.landed for r in recent]):.0%}", refresh=False)
+        self._progress.update(1)
 
     def _engrams(self, lander: _Lander, success: float) -> List[Engram]:
         vectors = self.brain.resonator_factory.make_resonators(np.stack(lander.states),
@@ -243,5 +272,18 @@ class Trainer:
                 f"  mean success {record.mean_success:+.3f}  best {self.best_success:+.3f}"
                 f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
 
-    def metrics_as_dicts(self) -> List[dict]:
-        return [asdict(record) for record in self.metrics]
+
+def evaluate(settings: Settings, episodes: int = 100) -> dict:
+    """Fly ``episodes`` episodes read-only with noise off, on fixed seeds, from the memory of
+    ``settings.instance_name``; return the mean and std of their rewards and the landing rate."""
+    evaluator = Trainer(settings=settings.replace(read_only=True, noise=0.0, seed=EVALUATION_SEED, display=False),
+                        quiet=True)
+    try:
+        evaluator.train(episodes)
+    finally:
+        evaluator.close()
+    rewards = np.array([record.reward for record in evaluator.metrics])
+    return {"instance": settings.instance_name, "episodes": episodes, "mean": round(float(rewards.mean()), 2),
+            "std": round(float(rewards.std()), 2),
+            "landing_rate": round(float(np.mean(rewards >= LANDING_REWARD)), 4),
+            "engrams": evaluator.engram_count, "first_seed": EVALUATION_SEED}

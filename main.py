@@ -1,11 +1,16 @@
-"""Train a lander whose only knowledge is a shared memory of engrams.
+"""Train, evaluate, watch and compare landers whose only knowledge is a shared memory of engrams.
 
-    python main.py                      # instance "lander3", 1000 trials, settings.py's values
-    python main.py --trials 50 --no-display --seed 1
-    python main.py --instance lander3 --keep --trials 200   # go on with an existing memory
-    MILVUS_URI=http://localhost:19530 python main.py       # a Milvus of your own (e.g. Docker)
+    python main.py                                   # train instance "lander3" for 1000 trials
+    python main.py --trials 50 --no-display --seed 1 --instance quick
+    python main.py --instance quick --keep --trials 50   # resume: same memory, trial numbers go on
+    python main.py evaluate --instance quick --episodes 100
+    python main.py watch --instance quick --gif runs/quick/flight.gif
+    python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
+    MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
-Every flag overrides the setting of the same name in settings.py for this run only.
+Training saves runs/<instance>/: settings.json, trials.csv (a row per trial, as they finish),
+summary.json and learning_curve.png. Flags override the setting of the same name in settings.py
+for this run only; `python main.py COMMAND --help` lists each command's flags.
 """
 from __future__ import annotations
 
@@ -15,48 +20,79 @@ import time
 
 from config import Settings, SettingsError
 from engram import CollectionMismatchError, EngramError, MilvusUnavailableError
+from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
+from runs import RUNS_DIR, RunFolder, RunFolderError
+
+COMMANDS = ("train", "evaluate", "watch", "compare")
+USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, MilvusUnavailableError, EmbeddedMilvusError,
+               RunFolderError, NoDisplayError)
+
+
+def add_memory_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instance", dest="instance_name",
+                        help="instance name: names the run and its Milvus collection (INSTANCE_NAME)")
+    parser.add_argument("--milvus-uri",
+                        help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     epilog=__doc__.split("\n", 2)[2],
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+        argv.insert(0, "train")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, help="trials to run (TRIALS, default 1000)")
-    parser.add_argument("--instance", dest="instance_name",
-                        help="instance name: names the run and its Milvus collection (INSTANCE_NAME)")
-    parser.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
-                        help="keep the instance's memory instead of starting empty (DROP_COLLECTION=False)")
-    parser.add_argument("--population", dest="population_size", type=int,
-                        help="landers acting at once on the shared memory (POPULATION_SIZE)")
-    parser.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
-                        help="render lander 0 in a window (DISPLAY); ignored without a display")
-    parser.add_argument("--read-only", action=argparse.BooleanOptionalAction, default=None,
-                        help="decide from memory but store nothing (READ_ONLY)")
-    parser.add_argument("--seed", type=int, help="seed of the environment and the brain's noise (SEED)")
-    parser.add_argument("--noise", type=float, help="std of the noise added to action scores (NOISE)")
-    parser.add_argument("--milvus-uri",
-                        help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
-    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train (the default when no command is given)")
+    add_memory_flags(train)
+    train.add_argument("--trials", type=int, help="trials to run (TRIALS, default 1000)")
+    train.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
+                       help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
+    train.add_argument("--population", dest="population_size", type=int,
+                       help="landers acting at once on the shared memory (POPULATION_SIZE)")
+    train.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
+                       help="render lander 0 in a window (DISPLAY); ignored without a display")
+    train.add_argument("--read-only", action=argparse.BooleanOptionalAction, default=None,
+                       help="decide from memory but store nothing and save no run (READ_ONLY)")
+    train.add_argument("--seed", type=int, help="seed of the environments and the brain's noise (SEED)")
+    train.add_argument("--noise", type=float, help="std of the noise added to action scores (NOISE)")
+    train.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders go (default: runs)")
+    train.add_argument("--quiet", action="store_true", help="no per-trial lines or progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="read-only, noise off, fixed seeds: mean, std, landings")
+    add_memory_flags(evaluate)
+    evaluate.add_argument("--episodes", type=int, default=100, help="episodes to fly (default 100)")
+    evaluate.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
+
+    watch = commands.add_parser("watch", help="fly the memory in a window, or record it to a GIF")
+    add_memory_flags(watch)
+    watch.add_argument("--episodes", type=int, default=1, help="episodes to fly (default 1)")
+    watch.add_argument("--gif", help="record to this GIF file instead of a window (works headless)")
+    watch.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+
+    compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
+    compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
+    compare.add_argument("--plot", default="comparison.png", help="PNG to write (default: comparison.png)")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    arguments = vars(parse_arguments(argv))
-    quiet = arguments.pop("quiet")
-    try:
-        settings = Settings.from_module(**arguments)
-        from Trainer import Trainer  # imported here so that --help answers at once
-        trainer = Trainer(settings=settings, quiet=quiet)
-    except (SettingsError, EngramError, CollectionMismatchError, MilvusUnavailableError,
-            EmbeddedMilvusError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def settings_from(arguments: dict) -> Settings:
+    names = Settings.field_names()
+    return Settings.from_module(**{name: value for name, value in arguments.items() if name in names})
+
+
+def run_train(arguments: dict) -> int:
+    from Trainer import Trainer  # imported here so that --help answers at once
+
+    settings = settings_from(arguments)
+    folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    trainer = Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder)
     started = time.monotonic()
     try:
         mean_reward = trainer.train(settings.trials)
     except KeyboardInterrupt:
-        print("interrupted: the finished trials' engrams are stored.", file=sys.stderr)
+        print("interrupted: the finished trials' engrams and rows are saved.", file=sys.stderr)
         return 130
     finally:
         trainer.close()
@@ -65,7 +101,50 @@ def main(argv=None) -> int:
     print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
           f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_taken / seconds:.0f} "
           f"steps/s, {60 * len(trainer.metrics) / seconds:.0f} trials/min")
+    if folder is not None:
+        print(f"saved in {folder.path}/")
     return 0
+
+
+def run_evaluate(arguments: dict) -> int:
+    from Trainer import evaluate
+
+    settings = settings_from(arguments)
+    result = evaluate(settings, arguments["episodes"])
+    print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
+          f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
+    folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if folder.path.is_dir():
+        folder.write_evaluation(result)
+        print(f"saved in {folder.path}/evaluation.json")
+    return 0
+
+
+def run_watch(arguments: dict) -> int:
+    from gym.lander import fly
+
+    settings = settings_from(arguments)
+    fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    return 0
+
+
+def run_compare(arguments: dict) -> int:
+    from runs import compare
+
+    table = compare(arguments["run_folders"], arguments["plot"])
+    print(table.to_string())
+    print(f"learning curves: {arguments['plot']}")
+    return 0
+
+
+def main(argv=None) -> int:
+    arguments = vars(parse_arguments(argv))
+    command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare}
+    try:
+        return command[arguments.pop("command")](arguments)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

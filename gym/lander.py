@@ -21,6 +21,10 @@ from gym.lander_environment import display_available, make_lander, normalise  # 
 GIF_FRAME_MS = 20  # LunarLander runs at 50 frames per second
 
 
+class NoDisplayError(RuntimeError):
+    """A window was asked for on a machine without a display."""
+
+
 def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed: int = 0,
         noise: float = 0.0, settings: Settings | None = None) -> list:
     """Fly ``episodes`` read-only episodes from the memory of ``instance_name``; return their rewards.
@@ -34,7 +38,7 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
 
     settings = (settings or Settings.from_module()).replace(instance_name=instance_name, read_only=True, noise=noise)
     if gif_path is None and not display_available():
-        raise RuntimeError("no display here to open a window; pass --gif FILE to record the flight instead")
+        raise NoDisplayError("no display here to open a window; pass --gif FILE to record the flight instead")
     store = EngramStore(instance_name, reset=False, settings=settings)
     brain = EngramBrain(settings.state_vector_size - 1, settings.output_vector_size, store,
                         WeightedResonatorFactory(settings.vector_component_weights), noise=noise,

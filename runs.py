@@ -1,0 +1,188 @@
+"""Run folders: where an experiment's settings, per-trial metrics, summary and plots are kept.
+
+Why its own module: saving, reading, summarising and plotting results is one responsibility that
+the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` holds
+
+- ``settings.json``  the settings used (lowercase names, as ``config.Settings``);
+- ``trials.csv``     one row per finished trial, appended and flushed as training goes, so a crash
+                     leaves everything finished before it;
+- ``summary.json``   trials, mean reward, last-100 mean, landing rate, best, engrams, steps/s;
+- ``learning_curve.png``  reward per trial, its rolling mean of 100, and the landing rate;
+- ``evaluation.json`` the last deterministic evaluation, when one was made.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+import pandas as pd
+
+from config import Settings
+
+RUNS_DIR = Path("runs")
+ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLander's "solved" rule
+TRIALS_CSV = "trials.csv"
+SETTINGS_JSON = "settings.json"
+SUMMARY_JSON = "summary.json"
+CURVE_PNG = "learning_curve.png"
+EVALUATION_JSON = "evaluation.json"
+
+
+class RunFolderError(ValueError):
+    """A run folder is missing or its files cannot be read."""
+
+
+@dataclass
+class TrialRecord:
+    """The figures of one finished trial (one row of the run's metrics)."""
+
+    trial: int
+    lander: int
+    reward: float
+    length: int
+    landed: bool
+    died: bool
+    success: float
+    mean_success: float
+    engrams: int
+    neighbour_distance: float
+    noise: float
+    wall_time: float
+
+
+def trial_columns() -> List[str]:
+    """The columns of ``trials.csv``: the fields of ``TrialRecord``."""
+    return [f.name for f in dataclasses.fields(TrialRecord)]
+
+
+class RunFolder:
+    """The files of one run. Appending keeps what was there: that is how a run is resumed.
+
+    :param path: the folder, e.g. ``runs/lander3``; created on the first write.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def for_instance(cls, instance_name: str, runs_dir: str | Path = RUNS_DIR) -> "RunFolder":
+        return cls(Path(runs_dir) / instance_name)
+
+    def start(self, settings: Settings, fresh: bool) -> None:
+        """Write the settings; with ``fresh``, forget the trials of an earlier run of this name."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for name in (TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON):
+                (self.path / name).unlink(missing_ok=True)
+        (self.path / SETTINGS_JSON).write_text(json.dumps(settings.as_dict(), indent=2))
+
+    def append(self, records: Iterable) -> None:
+        """Append trial records to ``trials.csv`` and flush them to disk."""
+        csv_path = self.path / TRIALS_CSV
+        new_file = not csv_path.exists()
+        with open(csv_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=trial_columns())
+            if new_file:
+                writer.writeheader()
+            writer.writerows(dataclasses.asdict(record) for record in records)
+
+    def trials(self) -> pd.DataFrame:
+        """The per-trial metrics so far (empty if none)."""
+        csv_path = self.path / TRIALS_CSV
+        if not self.path.is_dir():
+            raise RunFolderError(f"run folder {self.path} does not exist; train first "
+                                 f"(python main.py --instance {self.path.name}) or check the path")
+        if not csv_path.exists():
+            return pd.DataFrame(columns=trial_columns())
+        try:
+            frame = pd.read_csv(csv_path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise RunFolderError(f"{csv_path} cannot be read as CSV ({error}); restore it or start the "
+                                 "run afresh") from None
+        missing = sorted(set(trial_columns()) - set(frame.columns))
+        if missing:
+            raise RunFolderError(f"{csv_path} lacks the column(s) {', '.join(missing)}; expected the "
+                                 f"columns {', '.join(trial_columns())}")
+        return frame
+
+    def settings(self) -> Settings:
+        try:
+            return Settings.from_dict(json.loads((self.path / SETTINGS_JSON).read_text()))
+        except FileNotFoundError:
+            raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?") from None
+
+    def write_summary(self, steps_per_s: Optional[float] = None) -> dict:
+        """Summarise ``trials.csv`` into ``summary.json`` and the learning curve into a PNG."""
+        frame = self.trials()
+        result = summarise(frame)
+        if steps_per_s is not None:
+            result["steps_per_s"] = round(steps_per_s, 1)
+        (self.path / SUMMARY_JSON).write_text(json.dumps(result, indent=2))
+        if len(frame):
+            figure = plot_learning_curves({self.path.name: frame})
+            figure.savefig(self.path / CURVE_PNG, dpi=100)
+            _close(figure)
+        return result
+
+    def write_evaluation(self, evaluation: dict) -> None:
+        (self.path / EVALUATION_JSON).write_text(json.dumps(evaluation, indent=2))
+
+
+def summarise(frame: pd.DataFrame) -> dict:
+    """The headline figures of a run's trials."""
+    if frame.empty:
+        return {"trials": 0}
+    rewards = frame["reward"].astype(float)
+    return {"trials": int(len(frame)), "mean_reward": round(float(rewards.mean()), 2),
+            "last100_mean": round(float(rewards.tail(ROLLING_WINDOW).mean()), 2),
+            "landing_rate": round(float(frame["landed"].astype(bool).mean()), 4),
+            "best": round(float(rewards.max()), 2), "engrams": int(frame["engrams"].max()),
+            "steps": int(frame["length"].sum())}
+
+
+def plot_learning_curves(frames: dict):
+    """A matplotlib figure: reward per trial with its rolling mean, and the rolling landing rate.
+
+    :param frames: run name -> per-trial metrics; several runs are overlaid.
+    """
+    import matplotlib
+    matplotlib.use("Agg")  # files, not windows: works on headless machines too
+    import matplotlib.pyplot as plt
+
+    figure, (rewards_axis, landing_axis) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
+                                                        gridspec_kw={"height_ratios": [3, 1]})
+    for name, frame in frames.items():
+        ordered = frame.sort_values("trial")
+        rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
+        line, = rewards_axis.plot(ordered["trial"], rolling, label=f"{name} (mean of {ROLLING_WINDOW})")
+        if len(frames) == 1:
+            rewards_axis.scatter(ordered["trial"], ordered["reward"], s=4, alpha=0.3, color=line.get_color())
+        landing_axis.plot(ordered["trial"], ordered["landed"].astype(float).rolling(ROLLING_WINDOW, min_periods=1)
+                          .mean(), color=line.get_color())
+    rewards_axis.axhline(200, color="grey", linestyle="--", linewidth=0.8)
+    rewards_axis.set_ylabel("reward per trial")
+    rewards_axis.legend(loc="lower right")
+    landing_axis.set_ylabel("landing rate")
+    landing_axis.set_xlabel("trial")
+    figure.tight_layout()
+    return figure
+
+
+def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
+    """A table of several runs' summaries, and one PNG with their learning curves overlaid."""
+    folders = [RunFolder(path) for path in paths]
+    frames = {folder.path.name: folder.trials() for folder in folders}
+    table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T
+    figure = plot_learning_curves(frames)
+    figure.savefig(plot_path, dpi=100)
+    _close(figure)
+    return table
+
+
+def _close(figure) -> None:
+    import matplotlib.pyplot as plt
+    plt.close(figure)

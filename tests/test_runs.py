@@ -1,0 +1,122 @@
+"""Each training run leaves a folder people can read, resume, evaluate and compare."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+import main
+from config import Settings, SettingsError
+from runs import RunFolder, RunFolderError, compare, summarise
+from Trainer import Trainer, evaluate
+
+
+@pytest.fixture
+def trained_run(settings, collection_name, tmp_path):
+    folder = RunFolder(tmp_path / collection_name)
+    trainer = Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)
+    trainer.train(4)
+    return trainer, folder
+
+
+def test_a_run_folder_holds_settings_one_row_per_trial_a_summary_and_a_curve(trained_run, settings):
+    trainer, folder = trained_run
+    trials = pd.read_csv(folder.path / "trials.csv")
+    assert list(trials["trial"]) == [0, 1, 2, 3]
+    assert json.loads((folder.path / "settings.json").read_text())["noise"] == settings.noise
+    summary = json.loads((folder.path / "summary.json").read_text())
+    assert summary["trials"] == 4
+    assert summary["mean_reward"] == pytest.approx(trials["reward"].mean(), abs=0.01)
+    assert summary["best"] == pytest.approx(trials["reward"].max(), abs=0.01)
+    assert summary["engrams"] == trainer.store.get_count() == trials["length"].sum()
+    assert summary["steps_per_s"] > 0
+    with Image.open(folder.path / "learning_curve.png") as image:
+        assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_rows_are_on_disk_as_soon_as_each_trial_finishes(settings, collection_name, tmp_path):
+    folder = RunFolder(tmp_path / "live")
+    rows_seen = []
+    trainer = Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)
+    trainer.train(3, callback=lambda record: rows_seen.append(len(folder.trials())))
+    assert rows_seen == [1, 2, 3]
+
+
+def test_resuming_continues_trial_numbers_memory_and_folder(trained_run, settings, collection_name):
+    first, folder = trained_run
+    resumed = Trainer(collection_name, clear_collection=False, settings=settings, quiet=True, run_folder=folder)
+    resumed.train(2)
+    assert [record.trial for record in resumed.metrics] == [4, 5]
+    assert list(folder.trials()["trial"]) == [0, 1, 2, 3, 4, 5]
+    assert resumed.store.get_count() == first.steps_taken + resumed.steps_taken
+    assert json.loads((folder.path / "summary.json").read_text())["trials"] == 6
+
+
+def test_starting_afresh_forgets_the_old_rows(trained_run, settings, collection_name):
+    _, folder = trained_run
+    Trainer(collection_name, settings=settings, quiet=True, run_folder=folder).train(1)
+    assert list(folder.trials()["trial"]) == [0]
+
+
+def test_evaluation_is_read_only_noiseless_and_reports_landings(trained_run, settings, collection_name):
+    trainer, _ = trained_run
+    before = trainer.store.get_count()
+    result = evaluate(settings.replace(instance_name=collection_name), episodes=3)
+    assert result["episodes"] == 3 and result["std"] >= 0 and 0 <= result["landing_rate"] <= 1
+    assert trainer.store.get_count() == before
+
+
+def test_the_same_evaluation_gives_the_same_figures(trained_run, settings, collection_name):
+    on_memory = settings.replace(instance_name=collection_name)
+    assert evaluate(on_memory, episodes=2) == evaluate(on_memory, episodes=2)
+
+
+def test_metrics_convert_to_a_dataframe_in_one_call(trained_run):
+    trainer, _ = trained_run
+    frame = trainer.metrics_frame()
+    assert len(frame) == 4 and {"reward", "length", "landed", "engrams"} <= set(frame.columns)
+
+
+def test_compare_tables_two_real_runs_and_overlays_their_curves(trained_run, settings, tmp_path, capsys):
+    _, first = trained_run
+    second = RunFolder(tmp_path / "second_run")
+    Trainer("second_run", settings=settings, quiet=True, run_folder=second).train(2)
+    assert main.main(["compare", str(first.path), str(second.path), "--plot", str(tmp_path / "both.png")]) == 0
+    printed = capsys.readouterr().out
+    assert first.path.name in printed and "second_run" in printed and "last100_mean" in printed
+    with Image.open(tmp_path / "both.png") as image:
+        assert image.format == "PNG"
+    assert list(compare([first.path, second.path], tmp_path / "again.png")["trials"]) == [4, 2]
+
+
+def test_a_run_folder_that_does_not_exist_gets_a_clear_error(tmp_path, capsys):
+    assert main.main(["compare", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_corrupt_csv_gets_a_clear_error(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "trials.csv").write_bytes(b"trial,reward\n1,2,3,4\n\xff\xfe")
+    with pytest.raises(RunFolderError, match="trials.csv"):
+        RunFolder(folder).trials()
+
+
+def test_an_unknown_setting_name_in_a_settings_file_gets_a_clear_error(tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({**Settings.from_module().as_dict(), "nosie": 0.2}))
+    with pytest.raises(SettingsError, match="unknown setting.*nosie"):
+        RunFolder(tmp_path).settings()
+
+
+def test_an_unknown_uppercase_name_in_a_settings_module_gets_a_clear_error():
+    import types
+    module = types.ModuleType("my_settings")
+    module.NOSIE = 0.2
+    with pytest.raises(SettingsError, match="unknown setting.*NOSIE"):
+        Settings.from_module(module)
+
+
+def test_summaries_of_no_trials_say_so():
+    assert summarise(pd.DataFrame()) == {"trials": 0}
