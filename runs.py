@@ -176,7 +176,7 @@ def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
     """A table of several runs' summaries, and one PNG with their learning curves overlaid."""
     folders = [RunFolder(path) for path in paths]
     frames = {folder.path.name: folder.trials() for folder in folders}
-    table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T
+    table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
     figure = plot_learning_curves(frames)
     figure.savefig(plot_path, dpi=100)
     _close(figure)
