@@ -91,12 +91,12 @@ def run_train(arguments: dict) -> int:
     started = time.monotonic()
     try:
         mean_reward = trainer.train(settings.trials)
+        seconds = time.monotonic() - started
     except KeyboardInterrupt:
         print("interrupted: the finished trials' engrams and rows are saved.", file=sys.stderr)
         return 130
     finally:
         trainer.close()
-    seconds = time.monotonic() - started
     landed = sum(record.landed for record in trainer.metrics)
     print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
           f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_taken / seconds:.0f} "
