@@ -6,8 +6,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from config import Settings
 from engram import Engram, EngramStore, Neighbours
 from IResonatorFactory import IResonatorFactory
+from WeightedResonatorFactory import WeightedResonatorFactory
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class EngramBrain:
         self.neighbours = neighbours
         self.probabilistic_choice = probabilistic_choice
         self.rng = rng or np.random.default_rng()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engram_store: EngramStore,
+                      rng: Optional[np.random.Generator] = None) -> "EngramBrain":
+        """The brain ``settings.py`` describes: a ``WeightedResonatorFactory``, ``NOISE``,
+        ``MIN_RESULTS`` neighbours and ``PROBABILISTIC_CHOICE``."""
+        return cls(settings.state_vector_size - 1, settings.output_vector_size, engram_store,
+                   WeightedResonatorFactory(settings.vector_component_weights), noise=settings.noise,
+                   neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng)
 
     def decide(self, input: Sequence[float], success: float) -> np.ndarray:
         """One score per action for one normalised state, aiming at ``success``."""

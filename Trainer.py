@@ -16,7 +16,6 @@ from engram import Engram, EngramStore
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
 from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
-from WeightedResonatorFactory import WeightedResonatorFactory
 
 SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
@@ -104,10 +103,7 @@ class Trainer:
                                  settings=settings,
                                  consistency="Session" if settings.population_size == 1 else "Eventually")
         self.rng = np.random.default_rng(settings.seed)
-        self.brain = EngramBrain(settings.state_vector_size - 1, settings.output_vector_size, self.store,
-                                 WeightedResonatorFactory(settings.vector_component_weights),
-                                 noise=settings.noise, neighbours=settings.min_results,
-                                 probabilistic_choice=settings.probabilistic_choice, rng=self.rng)
+        self.brain = EngramBrain.from_settings(settings, self.store, self.rng)
         render_mode = render_mode_for(settings.display)
         self.landers = [_Lander(i, make_lander(settings, render_mode if i == 0 else None))
                         for i in range(settings.population_size)]

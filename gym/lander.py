@@ -29,20 +29,20 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
         noise: float = 0.0, settings: Settings | None = None) -> list:
     """Fly ``episodes`` read-only episodes from the memory of ``instance_name``; return their rewards.
 
+    Each decision aims at success 1.0 (the best the memory knows), where training aims at its
+    running mean success plus ``SUCCESS_MARGIN``.
+
     :param gif_path: record every frame to this GIF instead of opening a window.
     :param noise: std of the score noise; 0 shows what the memory itself says.
     """
     from engram import EngramStore
     from EngramBrain import EngramBrain
-    from WeightedResonatorFactory import WeightedResonatorFactory
 
     settings = (settings or Settings.from_module()).replace(instance_name=instance_name, read_only=True, noise=noise)
     if gif_path is None and not display_available():
         raise NoDisplayError("no display here to open a window; pass --gif FILE to record the flight instead")
     store = EngramStore(instance_name, reset=False, settings=settings)
-    brain = EngramBrain(settings.state_vector_size - 1, settings.output_vector_size, store,
-                        WeightedResonatorFactory(settings.vector_component_weights), noise=noise,
-                        neighbours=settings.min_results, rng=np.random.default_rng(seed))
+    brain = EngramBrain.from_settings(settings, store, np.random.default_rng(seed))
     env = make_lander(settings, render_mode="rgb_array" if gif_path else "human")
     frames, rewards = [], []
     for episode in range(episodes):
