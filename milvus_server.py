@@ -40,6 +40,7 @@ STATE_FILE = "server.json"     # pid and ports of the server running on a data f
 LOCK_FILE = "server.lock"      # serialises starting a server on one data folder
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
+ETCD_PEER_PORT = 2380          # the embedded etcd's peer port, or the next free one above the client's
 
 
 class EmbeddedMilvusError(RuntimeError):
@@ -89,6 +90,7 @@ class EmbeddedMilvus:
         config = MilvusServerConfig(data_dir=str(self.data_dir))
         self._apply_loopback_config(config)
         config.resolve()  # picks free ports, writes configs/milvus.yaml
+        self._configure_embedded_etcd(config)
         _initialize_data_files(str(self.data_dir))  # unpacks the Milvus binary once
         health_port, probe = config.resolve_port(9091)
         probe.close()
@@ -97,6 +99,26 @@ class EmbeddedMilvus:
         self._wait_until_healthy(health_port)
         self._state_path().write_text(json.dumps(
             {"pid": self.process.pid, "port": self.port, "health_port": health_port}))
+
+    def _configure_embedded_etcd(self, config) -> None:
+        """Give Milvus's in-process etcd loopback URLs on free ports.
+
+        Why: the package's configuration has no ``etcd.config.path``, so etcd starts with its own
+        defaults (client 2379, peer 2380) whatever port was resolved, and a second embedded server
+        on this machine died at start ("bind: address already in use").
+        """
+        client_port = int(config.get("etcd_port"))
+        client = f"http://{SERVER_LOOPBACK}:{client_port}"
+        peer_port, probe = config.resolve_port(max(ETCD_PEER_PORT, client_port + 1))
+        probe.close()
+        peer = f"http://{SERVER_LOOPBACK}:{peer_port}"
+        etcd_config = self.data_dir / "configs" / "etcd.yaml"
+        etcd_config.write_text(f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+                               f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+                               f"initial-cluster: default={peer}\n")
+        milvus_config = self.data_dir / "configs" / "milvus.yaml"
+        text = milvus_config.read_text()
+        milvus_config.write_text(text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_config}\n", 1))
 
     @staticmethod
     def _apply_loopback_config(config) -> None:
