@@ -1,6 +1,6 @@
 """Training throughput and search latency on the embedded Milvus, measured in one run.
 
-    python bench/throughput.py --quick --json bench/results/throughput.json   # about 4 minutes
+    python bench/throughput.py --quick --json bench/results/throughput.json   # about 3 minutes
     python bench/throughput.py --json bench/results/throughput-full.json      # up to 1,000,000 engrams
 
 It starts its own embedded server in a temporary folder (your .milvus/ memory is not touched) and
@@ -152,7 +152,7 @@ def print_table(result: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short runs and 10k/100k engrams (about 4 min)")
+    parser.add_argument("--quick", action="store_true", help="short runs and 10k/100k engrams (about 3 min)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     arguments = parser.parse_args(argv)
     result = run(arguments.quick)
