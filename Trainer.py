@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -219,18 +221,19 @@ class Trainer:
         if not finished:
             return False
         successes = [trial_success(lander.total_reward) for lander in finished]
-        if not self.settings.read_only:
-            engrams = [engram for lander, s in zip(finished, successes) for engram in self._engrams(lander, s)]
+        engrams = [] if self.settings.read_only else [
+            engram for lander, s in zip(finished, successes) for engram in self._engrams(lander, s)]
+        with _interrupts_deferred():  # a finished trial's engrams and its row are kept together
             self.engram_count += self.store.insert_many(engrams)
+            records = []
+            for lander, success in zip(finished, successes):
+                self.recent_success.append(success)
+                self.best_success = max(self.best_success, success)
+                records.append(self._record(lander, success))
+            self.metrics.extend(records)
+            if self.run_folder is not None:
+                self.run_folder.append(records)
         stop = False
-        records = []
-        for lander, success in zip(finished, successes):
-            self.recent_success.append(success)
-            self.best_success = max(self.best_success, success)
-            records.append(self._record(lander, success))
-        self.metrics.extend(records)
-        if self.run_folder is not None:
-            self.run_folder.append(records)
         for record in records:
             self._report(record)
             if callback is not None and callback(record) is False:
@@ -267,6 +270,17 @@ class Trainer:
                 f"  {'landed' if record.landed else 'died  ' if record.died else '      '}"
                 f"  mean success {record.mean_success:+.3f}  best {self.best_success:+.3f}"
                 f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done; they are delivered right after it."""
+    stopping_signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping_signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def evaluate(settings: Settings, episodes: int = 100) -> dict:

@@ -15,6 +15,7 @@ for this run only; `python main.py COMMAND --help` lists each command's flags.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -137,7 +138,15 @@ def run_compare(arguments: dict) -> int:
     return 0
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (e.g. `kill`, a job scheduler) stop like Ctrl-C: finished trials are kept."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv=None) -> int:
+    stop_on_sigterm()
     arguments = vars(parse_arguments(argv))
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare}
     try:
