@@ -30,7 +30,7 @@ class _Lander:
 
     index: int
     env: object
-    observation: np.ndarray = None
+    observation: Optional[np.ndarray] = None
     trial: int = -1
     hit_points: float = 0.0
     total_reward: float = 0.0
