@@ -141,7 +141,6 @@ class Trainer:
             raise ValueError(f"trials: expected a whole number >= 0, got {trials!r}")
         first, steps_before = len(self.metrics), self.steps_taken
         to_start = list(range(self.next_trial, self.next_trial + trials))[::-1]
-        self.next_trial += trials
         self._started = time.monotonic()
         self._progress = tqdm(total=trials, unit="trial", disable=self.quiet, leave=False)
         try:
@@ -153,7 +152,6 @@ class Trainer:
                 for lander in finished:
                     self._start_trial(lander, [] if stop else to_start)
                 if stop:
-                    self.next_trial -= len(to_start)
                     to_start.clear()
         finally:
             self._progress.close()
@@ -180,6 +178,7 @@ class Trainer:
             lander.trial = -1
             return
         lander.trial = to_start.pop()
+        self.next_trial = lander.trial + 1  # trials start in order, so this is the highest started
         seed = None if self.settings.seed is None else self.settings.seed + lander.trial
         lander.observation, _ = lander.env.reset(seed=seed)
         lander.hit_points = float(self.settings.hit_points)

@@ -169,8 +169,7 @@ class EngramStore:
 
     def drop(self) -> None:
         """Delete the collection and every engram in it."""
-        if self._sealing is not None:
-            self._sealing.join()
+        self._wait_for_seal()
         self.client.drop_collection(self.name)
 
     def clear(self) -> None:
@@ -180,10 +179,13 @@ class EngramStore:
 
     def flush(self) -> None:
         """Seal what was inserted into durable segments and wait (also lets Milvus index them)."""
-        if self._sealing is not None:
-            self._sealing.join()
+        self._wait_for_seal()
         self.client.flush(self.name)
         self._unsealed = 0
+
+    def _wait_for_seal(self) -> None:
+        if self._sealing is not None:
+            self._sealing.join()
 
     def _seal_in_background(self) -> None:
         """Seal every ``SEAL_EVERY`` engrams without blocking the trainer.
