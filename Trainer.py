@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -136,6 +136,8 @@ class Trainer:
 
         :param callback: called with each finished trial's record; returning ``False`` stops
             training once the trials in flight have finished.
+        :raises TrainingInterrupted: on Ctrl-C or SIGTERM, at the next step; the trials in flight
+            are dropped, every finished one is stored and saved (a second signal stops at once).
         """
         if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
             raise ValueError(f"trials: expected a whole number >= 0, got {trials!r}")
@@ -143,21 +145,23 @@ class Trainer:
         to_start = list(range(self.next_trial, self.next_trial + trials))[::-1]
         self._started = time.monotonic()
         self._progress = tqdm(total=trials, unit="trial", disable=self.quiet, leave=False)
-        try:
-            for lander in self.landers:
-                self._start_trial(lander, to_start)
-            while any(lander.flying for lander in self.landers):
-                finished = self._step_all()
-                stop = self._finish(finished, callback)
-                for lander in finished:
-                    self._start_trial(lander, [] if stop else to_start)
-                if stop:
-                    to_start.clear()
-        finally:
-            self._progress.close()
-            if self.run_folder is not None:
-                seconds = time.monotonic() - self._started
-                self.run_folder.write_summary((self.steps_taken - steps_before) / max(seconds, 1e-9))
+        with _StopRequest() as stop_request:
+            try:
+                for lander in self.landers:
+                    self._start_trial(lander, to_start)
+                while any(lander.flying for lander in self.landers):
+                    stop_request.check()
+                    finished = self._step_all()
+                    stop = self._finish(finished, callback)
+                    for lander in finished:
+                        self._start_trial(lander, [] if stop else to_start)
+                    if stop:
+                        to_start.clear()
+            finally:
+                self._progress.close()
+                if self.run_folder is not None:
+                    seconds = time.monotonic() - self._started
+                    self.run_folder.write_summary((self.steps_taken - steps_before) / max(seconds, 1e-9))
         rewards = [record.reward for record in self.metrics[first:]]
         return float(np.mean(rewards)) if rewards else float("nan")
 
@@ -222,16 +226,15 @@ class Trainer:
         successes = [trial_success(lander.total_reward) for lander in finished]
         engrams = [] if self.settings.read_only else [
             engram for lander, s in zip(finished, successes) for engram in self._engrams(lander, s)]
-        with _interrupts_deferred():  # a finished trial's engrams and its row are kept together
-            self.engram_count += self.store.insert_many(engrams)
-            records = []
-            for lander, success in zip(finished, successes):
-                self.recent_success.append(success)
-                self.best_success = max(self.best_success, success)
-                records.append(self._record(lander, success))
-            self.metrics.extend(records)
-            if self.run_folder is not None:
-                self.run_folder.append(records)
+        self.engram_count += self.store.insert_many(engrams)
+        records = []
+        for lander, success in zip(finished, successes):
+            self.recent_success.append(success)
+            self.best_success = max(self.best_success, success)
+            records.append(self._record(lander, success))
+        self.metrics.extend(records)
+        if self.run_folder is not None:
+            self.run_folder.append(records)
         stop = False
         for record in records:
             self._report(record)
@@ -271,15 +274,41 @@ class Trainer:
                 f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
 
 
-@contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block is done; they are delivered right after it."""
-    stopping_signals = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping_signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C or SIGTERM, between two steps: every finished trial is stored."""
+
+
+class _StopRequest:
+    """The first Ctrl-C or SIGTERM during ``train`` asks it to stop at the next step.
+
+    Why: an exception raised wherever the signal lands can break a gRPC call half-way and hang the
+    store (seen in CI); a flag read between steps stops with the store and the run folder intact. A
+    second signal raises ``KeyboardInterrupt`` at once, for a store that no longer answers.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+        self._previous = {}
+
+    def _request(self, signum, frame) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():  # only it may handle signals
+            self._previous = {number: signal.signal(number, self._request) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise TrainingInterrupted(f"{self.signal_name}: stopped between steps; the finished trials are stored")
 
 
 def evaluate(settings: Settings, episodes: int = 100) -> dict:

@@ -84,7 +84,7 @@ def settings_from(arguments: dict) -> Settings:
 
 
 def run_train(arguments: dict) -> int:
-    from Trainer import Trainer  # imported here so that --help answers at once
+    from Trainer import Trainer, TrainingInterrupted  # imported here so that --help answers at once
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -93,8 +93,8 @@ def run_train(arguments: dict) -> int:
     try:
         mean_reward = trainer.train(settings.trials)
         seconds = time.monotonic() - started
-    except KeyboardInterrupt:
-        print("interrupted: the finished trials' engrams and rows are saved.", file=sys.stderr)
+    except TrainingInterrupted as interruption:
+        print(f"interrupted ({interruption}).", file=sys.stderr)
         return 130
     finally:
         trainer.close()
@@ -154,6 +154,9 @@ def main(argv=None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Ctrl-C or SIGTERM during training keeps every finished trial: engrams stored, rows saved."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from engram import EngramStore
 from milvus_server import embedded_server_uri
 from runs import RunFolder
+from Trainer import Trainer, TrainingInterrupted
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -36,3 +38,18 @@ def test_an_interrupted_run_keeps_its_finished_trials(settings, collection_name,
     assert 3 <= len(trials) < 500
     assert EngramStore(collection_name, settings=settings).get_count() == trials["length"].sum()
     assert (folder.path / "summary.json").exists()
+
+
+def test_ctrl_c_in_a_notebook_stops_between_steps_with_the_finished_trials_stored(settings, collection_name):
+    trainer = Trainer(collection_name, settings=settings.replace(population_size=4), quiet=True)
+
+    def interrupt_after_five(record):
+        if len(trainer.metrics) >= 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="SIGINT"):
+        trainer.train(100, callback=interrupt_after_five)
+    trainer.close()
+    assert 5 <= len(trainer.metrics) < 100
+    assert trainer.store.get_count() == sum(record.length for record in trainer.metrics) == trainer.engram_count
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
