@@ -6,10 +6,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from config import Settings
+from config import NEIGHBOUR_WEIGHTINGS, Settings
 from engram import Engram, EngramStore, Neighbours
 from IResonatorFactory import IResonatorFactory
 from WeightedResonatorFactory import WeightedResonatorFactory
+
+DISTANCE_WEIGHT_OFFSET = 0.001  # keeps an engram at distance 0 (the same situation) from an infinite weight
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class EngramBrain:
 
     **Decision.** The observation becomes a resonator (``resonator_factory``), the store returns its
     ``MIN_RESULTS`` nearest engrams, and each action scores the mean outcome of the neighbours that
-    took it (0 for an action no neighbour took). With no neighbours at all (an empty memory) the
+    took it (0 for an action no neighbour took); with ``NEIGHBOUR_WEIGHTING = "distance"`` the mean
+    is weighted by 1 / (distance + 0.001). With no neighbours at all (an empty memory) the
     scores are uniform random. Gaussian noise of std ``NOISE`` is added to every score; the action is
     the best score, or, with ``PROBABILISTIC_CHOICE``, drawn in proportion to ``score - min``.
 
@@ -47,11 +50,15 @@ class EngramBrain:
     :param neighbours: how many engrams to consult per decision (``MIN_RESULTS``).
     :param probabilistic_choice: sample instead of argmax (``PROBABILISTIC_CHOICE``).
     :param rng: the one random generator for noise and random choices (seed it for reproducibility).
+    :param weighting: "uniform" or "distance" (``NEIGHBOUR_WEIGHTING``).
     """
 
     def __init__(self, input_size: int, output_size: int, engram_store: EngramStore,
                  resonator_factory: IResonatorFactory, noise: float = 0.1, neighbours: int = 300,
-                 probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None) -> None:
+                 probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None,
+                 weighting: str = "uniform") -> None:
+        if weighting not in NEIGHBOUR_WEIGHTINGS:
+            raise ValueError(f"weighting: expected one of {NEIGHBOUR_WEIGHTINGS}, got {weighting!r}")
         if engram_store.dimension != input_size + 1:
             raise ValueError(f"the store holds vectors of {engram_store.dimension} numbers; expected "
                              f"input_size + 1 = {input_size + 1} (the state and the success value)")
@@ -62,29 +69,36 @@ class EngramBrain:
         self.noise = noise
         self.neighbours = neighbours
         self.probabilistic_choice = probabilistic_choice
+        self.weighting = weighting
         self.rng = rng or np.random.default_rng()
 
     @classmethod
     def from_settings(cls, settings: Settings, engram_store: EngramStore,
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":
         """The brain ``settings.py`` describes: a ``WeightedResonatorFactory``, ``NOISE``,
-        ``MIN_RESULTS`` neighbours and ``PROBABILISTIC_CHOICE``."""
+        ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE`` and ``NEIGHBOUR_WEIGHTING``."""
         return cls(settings.state_vector_size - 1, settings.output_vector_size, engram_store,
                    WeightedResonatorFactory(settings.vector_component_weights), noise=settings.noise,
-                   neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng)
+                   neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng,
+                   weighting=settings.neighbour_weighting)
 
     def decide(self, input: Sequence[float], success: float) -> np.ndarray:
         """One score per action for one normalised state, aiming at ``success``."""
         return self.consult(np.asarray([input], dtype=np.float32), success).scores[0]
 
-    def consult(self, inputs: np.ndarray, success: float) -> Consultation:
-        """Scores for many normalised states (one row each) with one search request."""
+    def consult(self, inputs: np.ndarray, success: float, noise: Optional[np.ndarray] = None) -> Consultation:
+        """Scores for many normalised states (one row each) with one search request.
+
+        :param noise: the noise std for each row (a noise schedule's value for each lander's
+            trial); ``self.noise`` for all rows by default.
+        """
         inputs = self._checked_inputs(inputs)
+        noise = np.full(len(inputs), self.noise) if noise is None else np.asarray(noise, dtype=np.float64)
         resonators = self.resonator_factory.make_resonators(inputs, np.full(len(inputs), success))
         found = self.store.nearest_many(resonators, self.neighbours)
         scores = np.stack([self._scores(neighbours) for neighbours in found])
         distance = np.array([n.distances.mean() if len(n) else np.nan for n in found])
-        return Consultation(scores + self.rng.normal(0.0, self.noise, scores.shape), distance)
+        return Consultation(scores + self.rng.normal(0.0, 1.0, scores.shape) * noise[:, None], distance)
 
     def choose(self, scores: np.ndarray) -> np.ndarray:
         """An action per row of scores: argmax, or sampled in proportion to ``score - min``."""
@@ -102,9 +116,16 @@ class EngramBrain:
     def _scores(self, neighbours: Neighbours) -> np.ndarray:
         if len(neighbours) == 0:
             return self.rng.random(self.output_size)
-        totals = np.bincount(neighbours.actions, weights=neighbours.outcomes, minlength=self.output_size)
-        counts = np.bincount(neighbours.actions, minlength=self.output_size)
+        weights = self._neighbour_weights(neighbours.distances)
+        totals = np.bincount(neighbours.actions, weights=weights * neighbours.outcomes, minlength=self.output_size)
+        counts = np.bincount(neighbours.actions, weights=weights, minlength=self.output_size)
         return np.divide(totals, counts, out=np.zeros(self.output_size), where=counts > 0)
+
+    def _neighbour_weights(self, squared_distances: np.ndarray) -> np.ndarray:
+        """Uniform, or 1 / (distance + 0.001): nearer experience speaks louder (Milvus's L2 is squared)."""
+        if self.weighting == "uniform":
+            return np.ones(len(squared_distances))
+        return 1.0 / (np.sqrt(np.maximum(squared_distances, 0.0)) + DISTANCE_WEIGHT_OFFSET)
 
     def _sample(self, row: np.ndarray) -> int:
         weights = row - row.min()

@@ -1,20 +1,25 @@
 """``Trainer``: LunarLander trials that teach an ``EngramBrain`` by leaving engrams in its memory."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
+import os
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from config import Settings
-from engram import Engram, EngramStore
+from engram import CollectionInUseError, Engram, EngramsNotStoredError, EngramStore, MilvusUnavailableError
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
 from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
@@ -22,6 +27,7 @@ from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
 SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
 EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
+LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
 
 
 @dataclass
@@ -49,11 +55,33 @@ def trial_success(total_reward: float) -> float:
     return float(np.clip(total_reward, -SUCCESS_REWARD_RANGE, SUCCESS_REWARD_RANGE) / SUCCESS_REWARD_RANGE)
 
 
+def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """For each step, the rewards from it to the trial's end, each discounted by ``discount`` per step."""
+    returns = np.empty(len(rewards))
+    following = 0.0
+    for step in range(len(rewards) - 1, -1, -1):
+        following = rewards[step] + discount * following
+        returns[step] = following
+    return returns
+
+
 def step_outcomes(rewards: np.ndarray, success: float, settings: Settings) -> np.ndarray:
-    """The outcome each step's engram stores: its reward scaled and clipped to [-1, 1], weighted
-    up by the success of its trial (so good trials leave stronger traces), clipped again."""
-    scaled = np.clip(np.asarray(rewards, dtype=np.float64) / settings.outcome_reward_scale, -1.0, 1.0)
+    """The outcome each step's engram stores: its reward (or, with ``OUTCOME_RULE = "return"``, the
+    discounted return that followed it) scaled and clipped to [-1, 1], weighted up by the success of
+    its trial (so good trials leave stronger traces), clipped again."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    credited = rewards if settings.outcome_rule == "reward" else discounted_returns(rewards, settings.discount)
+    scaled = np.clip(credited / settings.outcome_reward_scale, -1.0, 1.0)
     return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
+
+
+def trial_noise(trial: int, settings: Settings) -> float:
+    """The noise std of a trial: ``NOISE``, or with ``NOISE_FINAL`` set, falling linearly from
+    ``NOISE`` to it over the first ``NOISE_DECAY_TRIALS`` trials (explore first, exploit later)."""
+    if settings.noise_final is None:
+        return settings.noise
+    progress = min(1.0, trial / settings.noise_decay_trials)
+    return settings.noise + (settings.noise_final - settings.noise) * progress
 
 
 class Trainer:
@@ -67,8 +95,10 @@ class Trainer:
 
     **Memory.** When a trial ends its queue is flushed in one insert: each step becomes an engram
     whose vector carries the trial's success ``s = clip(reward, ±300) / 300`` and whose outcome is
-    ``clip(clip(r / OUTCOME_REWARD_SCALE, ±1) · (1 + SUCCESS_WEIGHT · s), ±1)``. With ``READ_ONLY``
-    nothing is stored (and the collection is never dropped).
+    ``clip(clip(r / OUTCOME_REWARD_SCALE, ±1) · (1 + SUCCESS_WEIGHT · s), ±1)``, where ``r`` is the
+    step's reward, or with ``OUTCOME_RULE = "return"`` the discounted return from that step to the
+    trial's end (``DISCOUNT``). With ``READ_ONLY`` nothing is stored (and the collection is never
+    dropped). ``NOISE_FINAL`` turns the decision noise into a schedule over trial numbers.
 
     **Population.** ``POPULATION_SIZE`` landers fly at once on one shared memory, each with its own
     trial, hit points and queue; each step makes one search request for all of them. Success
@@ -82,6 +112,13 @@ class Trainer:
     pandas DataFrame); one line is printed per trial under a progress bar, unless ``quiet``. With a
     ``run_folder``, each trial is appended to its CSV as it finishes and the summary and learning
     curve are written when ``train`` returns (or fails).
+
+    **Faults.** Requests to a Milvus that is down or restarting are retried for
+    ``MILVUS_RETRY_TIMEOUT`` seconds (see ``EngramStore``), so a restart costs a pause, not the run.
+    If it stays down, ``train`` raises ``MilvusUnavailableError``: the trials in flight are lost, and
+    engrams of finished trials that could not be stored are kept (``unstored``, and the run folder's
+    ``unstored_engrams.jsonl``) and stored first when training resumes. One Trainer at a time may
+    write a collection (``CollectionInUseError`` for a second one on the same machine).
 
     **Resume.** Keeping the collection (``clear_collection=False``) keeps the memory; with a run
     folder, trial numbers continue after the last trial saved there.
@@ -101,6 +138,7 @@ class Trainer:
                if v is not None})
         self.settings = settings
         self.quiet = quiet
+        self._claim = None if settings.read_only else _CollectionClaim.take(settings)
         self.store = EngramStore(settings.instance_name, reset=settings.drop_collection and not settings.read_only,
                                  settings=settings,
                                  consistency="Session" if settings.population_size == 1 else "Eventually")
@@ -115,6 +153,8 @@ class Trainer:
         self.engram_count = self.store.get_count()
         self.steps_taken = 0
         self.run_folder = run_folder
+        self.unstored: List[Engram] = []
+        self._milvus_failed = False
         self.next_trial = 0
         if run_folder is not None:
             self.next_trial = self._resume_from(run_folder)
@@ -123,6 +163,8 @@ class Trainer:
         """Start the run folder; when resuming, the number of the first trial to fly."""
         fresh = self.settings.drop_collection
         earlier = None if fresh or not run_folder.path.exists() else run_folder.trials()
+        if not fresh:
+            self.unstored = run_folder.unstored()
         run_folder.start(self.settings, fresh=fresh)
         return 0 if earlier is None or earlier.empty else int(earlier["trial"].max()) + 1
 
@@ -141,6 +183,7 @@ class Trainer:
         """
         if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
             raise ValueError(f"trials: expected a whole number >= 0, got {trials!r}")
+        self._store_unstored()
         first, steps_before = len(self.metrics), self.steps_taken
         to_start = list(range(self.next_trial, self.next_trial + trials))[::-1]
         self._started = time.monotonic()
@@ -157,6 +200,9 @@ class Trainer:
                         self._start_trial(lander, [] if stop else to_start)
                     if stop:
                         to_start.clear()
+            except MilvusUnavailableError:
+                self._milvus_failed = True  # so that close() does not wait for it once more
+                raise
             finally:
                 self._progress.close()
                 if self.run_folder is not None:
@@ -170,12 +216,17 @@ class Trainer:
         return pd.DataFrame([asdict(record) for record in self.metrics], columns=trial_columns())
 
     def close(self) -> None:
-        """Seal the stored engrams (durable before the embedded server is stopped) and close the
-        environments and their windows."""
-        if not self.settings.read_only:
-            self.store.flush()
-        for lander in self.landers:
-            lander.env.close()
+        """Seal the stored engrams (durable before the embedded server is stopped), close the
+        environments and their windows, and let another Trainer train this collection."""
+        try:
+            if not self.settings.read_only and not self._milvus_failed:
+                self.store.flush()
+        finally:
+            for lander in self.landers:
+                lander.env.close()
+            if self._claim is not None:
+                self._claim.release()
+                self._claim = None
 
     def _start_trial(self, lander: _Lander, to_start: List[int]) -> None:
         if not to_start:
@@ -195,7 +246,8 @@ class Trainer:
         flying = [lander for lander in self.landers if lander.flying]
         states = normalise(np.stack([lander.observation for lander in flying]))
         query_success = float(np.clip(self.mean_success + self.settings.success_margin, -1.0, 1.0))
-        consultation = self.brain.consult(states, query_success)
+        noise = np.array([trial_noise(lander.trial, self.settings) for lander in flying])
+        consultation = self.brain.consult(states, query_success, noise)
         actions = self.brain.choose(consultation.scores)
         done = []
         for lander, state, action, distance in zip(flying, states, actions, consultation.neighbour_distance):
@@ -226,7 +278,7 @@ class Trainer:
         successes = [trial_success(lander.total_reward) for lander in finished]
         engrams = [] if self.settings.read_only else [
             engram for lander, s in zip(finished, successes) for engram in self._engrams(lander, s)]
-        self.engram_count += self.store.insert_many(engrams)
+        not_stored = self._store(engrams)
         records = []
         for lander, success in zip(finished, successes):
             self.recent_success.append(success)
@@ -235,12 +287,38 @@ class Trainer:
         self.metrics.extend(records)
         if self.run_folder is not None:
             self.run_folder.append(records)
+        if not_stored is not None:
+            raise not_stored
         stop = False
         for record in records:
             self._report(record)
             if callback is not None and callback(record) is False:
                 stop = True
         return stop
+
+    def _store(self, engrams: List[Engram]) -> Optional[EngramsNotStoredError]:
+        """Store finished trials' engrams; if Milvus stayed down, keep them and return the error."""
+        try:
+            self.engram_count += self.store.insert_many(engrams)
+        except EngramsNotStoredError as failure:
+            self.unstored.extend(failure.engrams)
+            kept = "Trainer.unstored"
+            if self.run_folder is not None:
+                kept += f" and {self.run_folder.keep_unstored(failure.engrams)}"
+            trials = sorted({engram.trial for engram in failure.engrams})
+            return EngramsNotStoredError(f"{failure} The {len(failure.engrams)} engrams of trial(s) {trials} are kept "
+                                         f"in {kept}; resuming (--keep) stores them first.", failure.engrams)
+        return None
+
+    def _store_unstored(self) -> None:
+        """Store engrams kept from an earlier failure: an upsert, since some may have got through."""
+        if not self.unstored:
+            return
+        self.store.upsert_many(self.unstored)
+        self.unstored = []
+        if self.run_folder is not None:
+            self.run_folder.forget_unstored()
+        self.engram_count = self.store.get_count()
 
     def _report(self, record: TrialRecord) -> None:
         if self.quiet:
@@ -265,13 +343,63 @@ class Trainer:
             landed=lander.total_reward >= LANDING_REWARD, died=self._died(lander), success=success,
             mean_success=self.mean_success, engrams=self.engram_count,
             neighbour_distance=float(np.mean(distances)) if distances else float("nan"),
-            noise=self.settings.noise, wall_time=time.monotonic() - self._started)
+            noise=trial_noise(lander.trial, self.settings), wall_time=time.monotonic() - self._started)
 
     def _line(self, record: TrialRecord) -> str:
         return (f"trial {record.trial:5d}  reward {record.reward:8.1f}  steps {record.length:4d}"
                 f"  {'landed' if record.landed else 'died  ' if record.died else '      '}"
                 f"  mean success {record.mean_success:+.3f}  best {self.best_success:+.3f}"
                 f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
+
+
+class _CollectionClaim:
+    """The machine-wide right to write one collection, held by the Trainers of one process.
+
+    Why refuse a second process rather than share: a second Trainer starting afresh would drop the
+    first one's memory, and both would write the same run folder; a population in one Trainer is
+    the way to share a memory. Trainers of one process (a notebook re-running a cell) share the
+    claim. It is a file lock, so the kernel releases it when the process ends, however it ends; it
+    covers one machine (not several machines on one remote Milvus).
+    """
+
+    held: Dict[Path, "_CollectionClaim"] = {}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users = 0
+        self.file = open(path, "a+")
+
+    @classmethod
+    def take(cls, settings: Settings) -> "_CollectionClaim":
+        server = settings.milvus_uri or f"embedded:{Path(settings.milvus_data_dir).resolve()}"
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        path = LOCK_DIR / f"{hashlib.sha1(server.encode()).hexdigest()[:12]}-{settings.instance_name}.lock"
+        claim = cls.held.get(path) or cls(path)._locked(settings.instance_name)
+        cls.held[path] = claim
+        claim.users += 1
+        return claim
+
+    def _locked(self, instance_name: str) -> "_CollectionClaim":
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise CollectionInUseError(
+                f"instance {instance_name!r} is being trained by {holder} on this machine; two Trainers "
+                "writing one memory would corrupt each other's run. Wait for it to finish, use another "
+                "--instance, or train a population in one Trainer (--population) to share a memory.") from None
+        self.file.truncate(0)
+        self.file.write(f"process {os.getpid()}")
+        self.file.flush()
+        return self
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self.held[self.path]
+            self.file.close()
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -314,7 +442,8 @@ class _StopRequest:
 def evaluate(settings: Settings, episodes: int = 100) -> dict:
     """Fly ``episodes`` episodes read-only with noise off, on fixed seeds, from the memory of
     ``settings.instance_name``; return the mean and std of their rewards and the landing rate."""
-    evaluator = Trainer(settings=settings.replace(read_only=True, noise=0.0, seed=EVALUATION_SEED, display=False),
+    evaluator = Trainer(settings=settings.replace(read_only=True, noise=0.0, noise_final=None, seed=EVALUATION_SEED,
+                                                         display=False),
                         quiet=True)
     try:
         evaluator.train(episodes)

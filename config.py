@@ -18,8 +18,27 @@ LANDER_STATE_SIZE = 8   # LunarLander-v3 observations have 8 numbers
 LANDER_ACTIONS = 4      # LunarLander-v3 (discrete) has 4 actions
 
 
+PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
+NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
+OUTCOME_RULES = ("reward", "return")
+
+
 class SettingsError(ValueError):
     """One or more settings are invalid; the message lists every problem found."""
+
+
+def _preset_values(presets: dict, preset: str, names: set) -> dict:
+    """The values the named preset sets (lowercase names); none for the empty preset."""
+    if preset in ("", None):
+        return {}
+    if preset not in presets:
+        raise SettingsError(f"PRESET: unknown preset {preset!r}; expected \"\" or one of "
+                            f"{', '.join(map(repr, presets)) or '(none defined)'} from settings.PRESETS")
+    values = {name.lower(): value for name, value in presets[preset].items()}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SettingsError(f"PRESETS[{preset!r}] sets unknown setting(s) {', '.join(n.upper() for n in unknown)}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,9 @@ class Settings:
     state_vector_size: int
     output_vector_size: int
     noise: float
+    noise_final: Optional[float]
+    noise_decay_trials: int
+    neighbour_weighting: str
     min_results: int
     probabilistic_choice: bool
     vector_component_weights: tuple
@@ -43,8 +65,11 @@ class Settings:
     population_size: int
     success_window: int
     success_margin: float
+    outcome_rule: str
+    discount: float
     outcome_reward_scale: float
     success_weight: float
+    preset: str
     instance_name: str
     trials: int
     seed: Optional[int]
@@ -59,6 +84,7 @@ class Settings:
     milvus_token: str
     milvus_data_dir: str
     milvus_connect_timeout: float
+    milvus_retry_timeout: float
     index_type: str
     metric_type: str
     index_nlist: int
@@ -73,14 +99,17 @@ class Settings:
             so that unset command-line flags fall back to the module.
         """
         values = {name.lower(): value for name, value in vars(module).items()
-                  if name.isupper() and not name.startswith("_")}
+                  if name.isupper() and not name.startswith("_") and name != PRESETS_NAME}
         unknown = sorted(set(values) - cls.field_names())
         if unknown:
             raise SettingsError(
                 f"{module.__name__} sets unknown setting(s) {', '.join(n.upper() for n in unknown)}; "
                 f"expected only names from: {', '.join(sorted(n.upper() for n in cls.field_names()))}. "
                 "Fix the spelling or remove the line.")
-        values.update({name: value for name, value in overrides.items() if value is not None})
+        overrides = {name: value for name, value in overrides.items() if value is not None}
+        preset = overrides.get("preset", values.get("preset", ""))
+        values.update(_preset_values(getattr(module, PRESETS_NAME, {}), preset, cls.field_names()))
+        values.update(overrides)
         return cls.from_dict(values)
 
     @classmethod
@@ -125,6 +154,12 @@ def _problems(s: Settings) -> list:
         (_is_int(s.output_vector_size) and s.output_vector_size == LANDER_ACTIONS,
          f"OUTPUT_VECTOR_SIZE: expected {LANDER_ACTIONS} (LunarLander's actions), got {s.output_vector_size!r}"),
         (_is_number(s.noise) and s.noise >= 0, f"NOISE: expected a number >= 0, got {s.noise!r}"),
+        (s.noise_final is None or (_is_number(s.noise_final) and s.noise_final >= 0),
+         f"NOISE_FINAL: expected None or a number >= 0, got {s.noise_final!r}"),
+        (_is_int(s.noise_decay_trials) and s.noise_decay_trials >= 1,
+         f"NOISE_DECAY_TRIALS: expected a whole number >= 1, got {s.noise_decay_trials!r}"),
+        (s.neighbour_weighting in NEIGHBOUR_WEIGHTINGS,
+         f"NEIGHBOUR_WEIGHTING: expected one of {NEIGHBOUR_WEIGHTINGS}, got {s.neighbour_weighting!r}"),
         (_is_int(s.min_results) and 1 <= s.min_results <= 16384,
          f"MIN_RESULTS: expected a whole number from 1 to 16384 (Milvus's limit), got {s.min_results!r}"),
         (isinstance(weights, tuple) and len(weights) == LANDER_STATE_SIZE and all(map(_is_number, weights)),
@@ -140,6 +175,8 @@ def _problems(s: Settings) -> list:
         (_is_int(s.success_window) and s.success_window >= 1,
          f"SUCCESS_WINDOW: expected a whole number >= 1, got {s.success_window!r}"),
         (_is_number(s.success_margin), f"SUCCESS_MARGIN: expected a number, got {s.success_margin!r}"),
+        (s.outcome_rule in OUTCOME_RULES, f"OUTCOME_RULE: expected one of {OUTCOME_RULES}, got {s.outcome_rule!r}"),
+        (_is_number(s.discount) and 0 <= s.discount <= 1, f"DISCOUNT: expected a number from 0 to 1, got {s.discount!r}"),
         (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
          f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
         (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),
@@ -154,6 +191,8 @@ def _problems(s: Settings) -> list:
          f"TURBULENCE_POWER: expected a number from 0 to 2, got {s.turbulence_power!r}"),
         (_is_number(s.milvus_connect_timeout) and s.milvus_connect_timeout > 0,
          f"MILVUS_CONNECT_TIMEOUT: expected seconds > 0, got {s.milvus_connect_timeout!r}"),
+        (_is_number(s.milvus_retry_timeout) and s.milvus_retry_timeout > 0,
+         f"MILVUS_RETRY_TIMEOUT: expected seconds > 0, got {s.milvus_retry_timeout!r}"),
         (_is_int(s.index_nlist) and 1 <= s.index_nlist <= 65536,
          f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
         (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,
@@ -164,7 +203,7 @@ def _problems(s: Settings) -> list:
     bools = ["probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
     rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "
                                                     f"got {getattr(s, name)!r}") for name in bools]
-    strings = ["milvus_uri", "milvus_token", "milvus_data_dir", "index_type", "metric_type"]
+    strings = ["preset", "milvus_uri", "milvus_token", "milvus_data_dir", "index_type", "metric_type"]
     rules += [(isinstance(getattr(s, name), str), f"{name.upper()}: expected a string, "
                                                    f"got {getattr(s, name)!r}") for name in strings]
     return [message for ok, message in rules if not ok]

@@ -6,12 +6,16 @@ resonate most with this vector?" by an IVF_FLAT / L2 nearest-neighbour search.
 """
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import threading
+import time
 import warnings
-from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, List, Optional, Sequence, TypeVar
 
+import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client import ts_utils
@@ -36,6 +40,11 @@ NEIGHBOUR_FIELDS = [FIELD_ACTION, FIELD_OUTCOME]  # all a decision needs: vector
 CONSISTENCY_LEVELS = ("Session", "Eventually", "Bounded", "Strong")
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 MILVUS_LITE_SUFFIX = ".db"
+FIRST_RETRY_DELAY_S = 0.5      # a request that failed for want of a server is retried after this,
+LONGEST_RETRY_DELAY_S = 8.0    # doubling up to this, until MILVUS_RETRY_TIMEOUT has passed
+PERMANENT_ERROR_CODES = {100, 1100}  # Milvus: collection not found, invalid parameter (no retry helps)
+ID_RANGE = 2 ** 63 - 1         # engram ids are random positive int64s: unique across processes
+T = TypeVar("T")
 
 
 class EngramError(ValueError):
@@ -46,8 +55,21 @@ class CollectionMismatchError(RuntimeError):
     """An existing collection does not have the schema the settings ask for; it is left untouched."""
 
 
+class CollectionInUseError(RuntimeError):
+    """Another Trainer on this machine is training (writing to) the same collection."""
+
+
 class MilvusUnavailableError(ConnectionError):
     """The Milvus server at the configured URI could not be reached."""
+
+
+class EngramsNotStoredError(MilvusUnavailableError):
+    """Milvus stayed unreachable while engrams were being stored; ``engrams`` holds them, with the
+    ids they were sent with, so that storing them again (``upsert_many``) cannot duplicate any."""
+
+    def __init__(self, message: str, engrams: List["Engram"]) -> None:
+        super().__init__(message)
+        self.engrams = engrams
 
 
 @dataclass(frozen=True)
@@ -58,12 +80,14 @@ class Engram:
     :param action: the action taken, an index into the action space.
     :param outcome: how well it went, in [-1, 1] (the step's reward, weighted by the trial's success).
     :param trial: the number of the trial that left it.
+    :param id: its primary key; the store draws one at random when it is stored without one.
     """
 
     vector: tuple
     action: int
     outcome: float
     trial: int = 0
+    id: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ NO_NEIGHBOURS = Neighbours(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 def connect(settings: Settings) -> MilvusClient:
     """A client for the configured Milvus: ``MILVUS_URI`` if set, else the embedded server."""
     uri = settings.milvus_uri or embedded_server_uri(settings.milvus_data_dir)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback per failed request; we report
     if uri.endswith(MILVUS_LITE_SUFFIX):
         warnings.warn(f"MILVUS_URI={uri} is Milvus Lite: it works, but its search took ~0.5 s per "
                       "query at 60k engrams here, far too slow for training. Leave MILVUS_URI empty "
@@ -100,7 +125,14 @@ def connect(settings: Settings) -> MilvusClient:
 class EngramStore:
     """The engrams of one instance, in one Milvus collection.
 
-    Schema: auto-id INT64 ``id``, FLOAT_VECTOR ``vector`` (``STATE_VECTOR_SIZE``), INT16 ``action``,
+    **Faults.** A request that fails because Milvus is unreachable or recovering (restarted, not
+    yet loaded) is retried with a backoff from 0.5 s doubling to 8 s, for ``MILVUS_RETRY_TIMEOUT``
+    seconds in all; then ``MilvusUnavailableError`` says so. Each engram is sent with a random id,
+    and a retried insert is an upsert of the same ids: an insert that reached the server before the
+    connection broke is replaced, never duplicated. Engrams that could not be stored at all come
+    back in ``EngramsNotStoredError.engrams``.
+
+    Schema: INT64 ``id`` (random, given by the store), FLOAT_VECTOR ``vector`` (``STATE_VECTOR_SIZE``), INT16 ``action``,
     FLOAT ``outcome``, INT64 ``trial``; an IVF_FLAT / L2 index (``INDEX_NLIST`` lists), searched
     with ``SEARCH_NPROBE``.
 
@@ -130,6 +162,9 @@ class EngramStore:
         self.client = client or connect(self.settings)
         self._search_params = {"metric_type": self.settings.metric_type,
                                "params": {"nprobe": self.settings.search_nprobe}}
+        self.uri = self.settings.milvus_uri or f"the embedded server on {self.settings.milvus_data_dir}"
+        self._timeout = self.settings.milvus_retry_timeout  # no single request may hang longer than this
+        self._id_source = np.random.default_rng()  # fresh entropy, never the run's seed: ids must not repeat
         self._unsealed = 0
         self._sealing: Optional[threading.Thread] = None
         self._open(reset)
@@ -137,7 +172,7 @@ class EngramStore:
     # --- the collection ---
     def _open(self, reset: bool) -> None:
         if self.client.has_collection(self.name):
-            self._check_schema()
+            self._check_schema(keep=not reset)
             if not reset:
                 self.client.load_collection(self.name)
                 return
@@ -145,7 +180,7 @@ class EngramStore:
         self._create()
 
     def _create(self) -> None:
-        schema = self.client.create_schema(auto_id=True, enable_dynamic_field=False)
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(FIELD_ID, DataType.INT64, is_primary=True)
         schema.add_field(FIELD_VECTOR, DataType.FLOAT_VECTOR, dim=self.dimension)
         schema.add_field(FIELD_ACTION, DataType.INT16)
@@ -156,8 +191,9 @@ class EngramStore:
                         metric_type=self.settings.metric_type, params={"nlist": self.settings.index_nlist})
         self.client.create_collection(self.name, schema=schema, index_params=index)
 
-    def _check_schema(self) -> None:
-        fields = {f["name"]: f for f in self.client.describe_collection(self.name)["fields"]}
+    def _check_schema(self, keep: bool) -> None:
+        description = self.client.describe_collection(self.name)
+        fields = {f["name"]: f for f in description["fields"]}
         found_dim = fields.get(FIELD_VECTOR, {}).get("params", {}).get("dim")
         missing = [n for n in (FIELD_VECTOR, FIELD_ACTION, FIELD_OUTCOME, FIELD_TRIAL) if n not in fields]
         if missing or found_dim is None or int(found_dim) != self.dimension:
@@ -166,6 +202,11 @@ class EngramStore:
                 f"dimension {found_dim}; expected fields {FIELD_VECTOR}, {FIELD_ACTION}, {FIELD_OUTCOME}, "
                 f"{FIELD_TRIAL} and dimension {self.dimension} (STATE_VECTOR_SIZE). It was left as it is. "
                 "Use another instance name, or drop it yourself if it is no longer wanted.")
+        if keep and description.get("auto_id"):
+            raise CollectionMismatchError(
+                f"collection {self.name!r} was made by an earlier version of Resonant Vectors (Milvus draws "
+                "its ids), so a retried insert could duplicate engrams; it was left as it is. Train without "
+                "--keep (DROP_COLLECTION = True) to start it afresh, or use another instance name.")
 
     def drop(self) -> None:
         """Delete the collection and every engram in it."""
@@ -180,7 +221,7 @@ class EngramStore:
     def flush(self) -> None:
         """Seal what was inserted into durable segments and wait (also lets Milvus index them)."""
         self._wait_for_seal()
-        self.client.flush(self.name)
+        self._request("sealing engrams", lambda: self.client.flush(self.name, timeout=self._timeout))
         self._unsealed = 0
 
     def _wait_for_seal(self) -> None:
@@ -198,13 +239,45 @@ class EngramStore:
         if self._unsealed < self.settings.seal_every or (self._sealing and self._sealing.is_alive()):
             return
         self._unsealed = 0
-        self._sealing = threading.Thread(target=self.client.flush, args=(self.name,), daemon=True)
+        self._sealing = threading.Thread(target=self._seal_quietly, daemon=True)
         self._sealing.start()
+
+    def _seal_quietly(self) -> None:
+        """A background seal that fails is left to the next one (or to ``flush``): it loses nothing."""
+        try:
+            self.client.flush(self.name)
+        except (MilvusException, grpc.RpcError):
+            self._unsealed = self.settings.seal_every
 
     def get_count(self) -> int:
         """How many engrams the collection holds now: "Strong", since "Session" misses deletes."""
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        rows = self._request("counting engrams", lambda: self.client.query(
+            self.name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self._timeout))
         return int(rows[0]["count(*)"])
+
+    # --- faults ---
+    def _request(self, what: str, send: Callable[[], T], resend: Optional[Callable[[], T]] = None) -> T:
+        """Send a request, and send it again (``resend`` if given) while Milvus is unreachable or
+        recovering, with a growing delay, for at most ``MILVUS_RETRY_TIMEOUT`` seconds."""
+        deadline = time.monotonic() + self.settings.milvus_retry_timeout
+        delay = FIRST_RETRY_DELAY_S
+        while True:
+            try:
+                return send()
+            except (MilvusException, grpc.RpcError) as error:
+                if _is_permanent(error):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise MilvusUnavailableError(
+                        f"{what}: Milvus at {self.uri} did not answer for {self.settings.milvus_retry_timeout:g} s "
+                        f"(MILVUS_RETRY_TIMEOUT); last error: {_error_text(error)}. Check that the server is up "
+                        "(the embedded one restarts by itself; see its logs in MILVUS_DATA_DIR/logs).") from None
+                if delay == FIRST_RETRY_DELAY_S:
+                    print(f"Milvus did not answer ({_error_text(error)}); retrying {what} for up to "
+                          f"{self.settings.milvus_retry_timeout:g} s", file=sys.stderr, flush=True)
+                time.sleep(delay)
+                delay = min(2 * delay, LONGEST_RETRY_DELAY_S)
+                send = resend or send
 
     # --- writing ---
     def insert(self, engram: Engram) -> int:
@@ -215,13 +288,40 @@ class EngramStore:
         """Store many engrams in one request; all are checked first, so a bad one stores none.
 
         :return: how many engrams were stored.
+        :raises EngramsNotStoredError: Milvus stayed unreachable; the error carries the engrams.
         """
+        engrams = self._with_ids(list(engrams))
         rows = [self._row(position, engram) for position, engram in enumerate(engrams)]
         if rows:
-            self.client.insert(self.name, rows)
-            self._unsealed += len(rows)
-            self._seal_in_background()
+            self._store(rows, engrams, lambda: self.client.insert(self.name, rows, timeout=self._timeout))
         return len(rows)
+
+    def upsert_many(self, engrams: Iterable[Engram]) -> int:
+        """Store engrams that may already be stored (they carry ids): each id ends up stored once.
+
+        Why: engrams kept after a failed insert (``EngramsNotStoredError``) may have reached the
+        server before the connection broke; upserting them cannot duplicate them.
+        """
+        engrams = self._with_ids(list(engrams))
+        rows = [self._row(position, engram) for position, engram in enumerate(engrams)]
+        if rows:
+            self._store(rows, engrams, lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
+        return len(rows)
+
+    def _store(self, rows: List[dict], engrams: List[Engram], send: Callable) -> None:
+        try:
+            self._request(f"storing {len(rows)} engrams", send, resend=lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
+        except MilvusUnavailableError as error:
+            raise EngramsNotStoredError(str(error), engrams) from None
+        self._unsealed += len(rows)
+        self._seal_in_background()
+
+    def _with_ids(self, engrams: List[Engram]) -> List[Engram]:
+        missing = [i for i, engram in enumerate(engrams) if isinstance(engram, Engram) and engram.id is None]
+        ids = self._id_source.integers(1, ID_RANGE, size=len(missing))
+        for position, engram_id in zip(missing, ids):
+            engrams[position] = replace(engrams[position], id=int(engram_id))
+        return engrams
 
     def _row(self, position: int, engram: Engram) -> dict:
         if not isinstance(engram, Engram):
@@ -234,7 +334,7 @@ class EngramStore:
                               f"expected a whole number from 0 to {self.action_count - 1}")
         if not _is_finite_number(engram.outcome):
             raise EngramError(f"engram {position}: outcome {engram.outcome!r}: expected a finite number")
-        return {FIELD_VECTOR: vector.tolist(), FIELD_ACTION: int(action),
+        return {FIELD_ID: int(engram.id), FIELD_VECTOR: vector.tolist(), FIELD_ACTION: int(action),
                 FIELD_OUTCOME: float(engram.outcome), FIELD_TRIAL: int(engram.trial)}
 
     # --- searching ---
@@ -254,7 +354,7 @@ class EngramStore:
         if not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 16384:
             raise EngramError(f"limit {limit!r}: expected a whole number from 1 to 16384")
         queries = self._checked_vectors(vectors, what="query vector")
-        results = self._search(queries, int(limit))
+        results = self._request("searching", lambda: self._search(queries, int(limit)))
         if not results.fields_data:  # an empty collection answers with no columns at all
             return [NO_NEIGHBOURS] * len(queries)
         return _split_neighbours(results)
@@ -276,7 +376,7 @@ class EngramStore:
             collection_name=self.name, anns_field=FIELD_VECTOR, param=self._search_params, limit=limit,
             data=queries.tolist(), output_fields=NEIGHBOUR_FIELDS,
             use_default_consistency=default_consistency, **options)
-        response = handler._stub.Search(request, metadata=_api_level_md(context))
+        response = handler._stub.Search(request, metadata=_api_level_md(context), timeout=self._timeout)
         check_status(response.status)
         return response.results
 
@@ -292,6 +392,16 @@ class EngramStore:
         if not np.isfinite(array).all():
             raise EngramError(f"{what} contains NaN or infinity: {array[~np.isfinite(array).all(1)][0]}")
         return array
+
+
+def _is_permanent(error: Exception) -> bool:
+    return isinstance(error, MilvusException) and error.code in PERMANENT_ERROR_CODES
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, grpc.RpcError):
+        return f"{error.code().name}: {error.details()}"
+    return f"{error.message} (code {error.code})"
 
 
 def _split_neighbours(results) -> list:

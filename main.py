@@ -20,14 +20,14 @@ import sys
 import time
 
 from config import Settings, SettingsError
-from engram import CollectionMismatchError, EngramError, MilvusUnavailableError
+from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
 from runs import RUNS_DIR, RunFolder, RunFolderError
 
 COMMANDS = ("train", "evaluate", "watch", "compare")
-USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, MilvusUnavailableError, EmbeddedMilvusError,
-               RunFolderError, NoDisplayError)
+USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
+               EmbeddedMilvusError, RunFolderError, NoDisplayError)
 
 
 def add_memory_flags(parser: argparse.ArgumentParser) -> None:

@@ -8,13 +8,16 @@ the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` 
                      leaves everything finished before it;
 - ``summary.json``   trials, mean reward, last-100 mean, landing rate, best, engrams, steps/s;
 - ``learning_curve.png``  reward per trial, its rolling mean of 100, and the landing rate;
-- ``evaluation.json`` the last deterministic evaluation, when one was made.
+- ``evaluation.json`` the last deterministic evaluation, when one was made;
+- ``unstored_engrams.jsonl`` only after Milvus stayed unreachable: the finished trials' engrams
+                     that could not be stored, stored first when the run is resumed.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -22,6 +25,7 @@ from typing import Iterable, List, Optional
 import pandas as pd
 
 from config import Settings
+from engram import Engram
 
 RUNS_DIR = Path("runs")
 ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLander's "solved" rule
@@ -30,6 +34,7 @@ SETTINGS_JSON = "settings.json"
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
+UNSTORED_JSONL = "unstored_engrams.jsonl"
 
 
 class RunFolderError(ValueError):
@@ -76,7 +81,7 @@ class RunFolder:
         """Write the settings; with ``fresh``, forget the trials of an earlier run of this name."""
         self.path.mkdir(parents=True, exist_ok=True)
         if fresh:
-            for name in (TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON):
+            for name in (TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL):
                 (self.path / name).unlink(missing_ok=True)
         (self.path / SETTINGS_JSON).write_text(json.dumps(settings.as_dict(), indent=2))
 
@@ -110,10 +115,12 @@ class RunFolder:
         return frame
 
     def settings(self) -> Settings:
+        """The run's settings; a setting added since the run was saved takes settings.py's value."""
         try:
-            return Settings.from_dict(json.loads((self.path / SETTINGS_JSON).read_text()))
+            saved = json.loads((self.path / SETTINGS_JSON).read_text())
         except FileNotFoundError:
             raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?") from None
+        return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
 
     def write_summary(self, steps_per_s: Optional[float] = None) -> dict:
         """Summarise ``trials.csv`` into ``summary.json`` and the learning curve into a PNG."""
@@ -130,6 +137,27 @@ class RunFolder:
 
     def write_evaluation(self, evaluation: dict) -> None:
         (self.path / EVALUATION_JSON).write_text(json.dumps(evaluation, indent=2))
+
+    def keep_unstored(self, engrams: List[Engram]) -> Path:
+        """Save engrams that Milvus did not take (with their ids), flushed to disk at once."""
+        path = self.path / UNSTORED_JSONL
+        with open(path, "a") as handle:
+            for engram in engrams:
+                handle.write(json.dumps(dataclasses.asdict(engram)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+
+    def unstored(self) -> List[Engram]:
+        """The engrams saved by ``keep_unstored`` and not yet stored (none if there are none)."""
+        path = self.path / UNSTORED_JSONL
+        if not path.exists():
+            return []
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [Engram(**{**row, "vector": tuple(row["vector"])}) for row in rows]
+
+    def forget_unstored(self) -> None:
+        (self.path / UNSTORED_JSONL).unlink(missing_ok=True)
 
 
 def summarise(frame: pd.DataFrame) -> dict:

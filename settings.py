@@ -10,6 +10,9 @@ import os
 STATE_VECTOR_SIZE = 9            # resonator dimension: 8 LunarLander state dims + 1 success dim
 OUTPUT_VECTOR_SIZE = 4           # number of actions (LunarLander: noop, left, main, right engine)
 NOISE = 0.1                      # std of the Gaussian noise added to each action's score
+NOISE_FINAL = None               # None: NOISE throughout; else the noise falls linearly from NOISE to this...
+NOISE_DECAY_TRIALS = 200         # ...over this many trials (a noise schedule), then stays there
+NEIGHBOUR_WEIGHTING = "uniform"  # "uniform": every neighbour counts alike; "distance": by 1 / (L2 distance + 0.001)
 MIN_RESULTS = 300                # neighbours fetched per decision (k of the nearest-neighbour search)
 PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
 VECTOR_COMPONENT_WEIGHTS = [1.0] * 8  # weight of each normalised state dim in the resonator
@@ -24,8 +27,15 @@ POPULATION_SIZE = 1              # landers acting at once on one shared memory (
 # --- Success and credit ---
 SUCCESS_WINDOW = 20              # trials in the running mean of success
 SUCCESS_MARGIN = 0.05            # decisions query at mean success + this ("aim a little higher")
-OUTCOME_REWARD_SCALE = 20.0      # a step's reward is divided by this, then clipped to [-1, 1]
+OUTCOME_RULE = "reward"          # "reward": the step's own reward (the seed); "return": the discounted return from it
+DISCOUNT = 0.99                  # gamma of the "return" rule: return = r_t + gamma r_t+1 + gamma^2 r_t+2 ... to the trial's end
+OUTCOME_REWARD_SCALE = 20.0      # the reward (or return) is divided by this, then clipped to [-1, 1]
 SUCCESS_WEIGHT = 0.5             # outcome x (1 + this x trial success), clipped to [-1, 1]
+
+# --- Presets: named sets of the values above, measured with bench/learning.py (see the README) ---
+PRESET = ""                      # "" = the values in this file; a name from PRESETS applies its values on top
+PRESETS = {
+}
 
 # --- The run ---
 INSTANCE_NAME = "lander3"        # names the run and its Milvus collection
@@ -46,6 +56,7 @@ MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded s
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")  # "user:password" or an API key, for secured servers
 MILVUS_DATA_DIR = os.environ.get("MILVUS_DATA_DIR", ".milvus")  # the embedded server's data (git-ignored)
 MILVUS_CONNECT_TIMEOUT = 10.0    # seconds to wait for a server before giving up with an error
+MILVUS_RETRY_TIMEOUT = 120.0     # seconds to keep retrying a request while Milvus is down or restarting
 INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection
 METRIC_TYPE = "L2"               # distance between resonators
 INDEX_NLIST = 1024               # IVF clusters

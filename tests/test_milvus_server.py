@@ -1,17 +1,21 @@
-"""The embedded Milvus is reused while it is up and never outlives the program that started it."""
+"""The embedded Milvus is reused while it is up and lives exactly as long as the programs using it."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from pymilvus import MilvusClient
+
 from milvus_server import STATE_FILE, embedded_server_uri
 
 PROJECT = Path(__file__).resolve().parent.parent
+DEFAULT_MILVUS_PORT = 19530
 
 
 def python(code: str, **options) -> subprocess.Popen:
@@ -60,3 +64,43 @@ def test_the_server_dies_with_a_program_killed_without_cleanup(tmp_path):
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
     assert wait_until_gone(server_pid, 10)
+
+
+def test_the_server_lives_until_the_last_of_its_users_leaves(tmp_path):
+    user = ("import sys, time\n"
+            f"from milvus_server import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}), flush=True)\n"
+            "sys.stdin.readline()\n")
+    first = python(user, stdin=subprocess.PIPE)
+    uri = first.stdout.readline().strip()
+    server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
+    second = python(user, stdin=subprocess.PIPE)
+    assert second.stdout.readline().strip() == uri
+    first.communicate("\n", timeout=30)
+    time.sleep(2)
+    assert alive(server_pid)
+    assert MilvusClient(uri=uri, timeout=10).list_collections() == []
+    second.communicate("\n", timeout=30)
+    assert wait_until_gone(server_pid, 10)
+
+
+def first_free_port(start: int) -> socket.socket:
+    """A socket listening on the first free port from ``start``: the port a new server would take."""
+    for port in range(start, start + 100):
+        squatter = socket.socket()
+        try:
+            squatter.bind(("127.0.0.1", port))
+        except OSError:
+            squatter.close()
+            continue
+        squatter.listen()
+        return squatter
+    raise RuntimeError(f"no free port from {start}")
+
+
+def test_a_port_taken_by_another_program_is_avoided(tmp_path):
+    with first_free_port(DEFAULT_MILVUS_PORT) as squatter:
+        taken = squatter.getsockname()[1]
+        child = python(f"from milvus_server import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}))")
+        output, errors = child.communicate(timeout=240)
+    assert child.returncode == 0, errors
+    assert output.strip().startswith("http://127.0.0.1:") and not output.strip().endswith(f":{taken}")

@@ -1,0 +1,67 @@
+"""Learning curves of credit rules over fixed seeds, each seed its own memory, then a deterministic
+evaluation (read-only, noise off, fixed episode seeds).
+
+    python bench/learning.py --quick --json bench/results/learning-quick.json     # about 10 minutes
+    python bench/learning.py --json bench/results/learning.json                   # the full run (see README)
+    python bench/learning.py --variants seed preset --seeds 0 1 2 --trials 1000
+
+Variants are sets of settings on top of settings.py (``experiments.VARIANTS``) or a preset's name
+from ``settings.PRESETS``. Each run is saved as a run folder (``--runs-dir``), so
+``python main.py compare`` can overlay any of them. Writes the JSON (per variant: the settings that
+differ, per-seed curves and figures, and train_mean, last100_mean, landing_rate, eval_mean,
+eval_std, eval_landing_rate averaged over seeds) and a PNG of the curves with a band across seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import experiments  # noqa: E402
+from settings import PRESETS  # noqa: E402
+
+QUICK = {"variants": ["seed", "combined"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
+FULL = {"variants": ["seed", "return", "distance", "schedule", "combined", *PRESETS], "seeds": [0, 1, 2],
+        "trials": 1000, "population": 8, "eval_episodes": 100}
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"the quick run: {QUICK}")
+    parser.add_argument("--variants", nargs="+", help=f"variants: {', '.join(experiments.VARIANTS)} or a preset "
+                                                      f"({', '.join(PRESETS) or 'none defined'})")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (each trains its own memory)")
+    parser.add_argument("--trials", type=int, help="training trials per seed")
+    parser.add_argument("--population", type=int, help="landers flying at once on each memory")
+    parser.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed")
+    parser.add_argument("--runs-dir", default="bench/results/runs", help="where the run folders go")
+    parser.add_argument("--json", default="bench/results/learning.json", help="the JSON to write")
+    parser.add_argument("--plot", help="the PNG to write (default: the JSON's name with .png)")
+    parser.add_argument("--progress", action="store_true", help="show each run's progress bar")
+    return parser.parse_args()
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    plan = dict(QUICK if arguments.quick else FULL)
+    plan.update({key: value for key, value in vars(arguments).items() if key in plan and value is not None})
+    unknown = [v for v in plan["variants"] if v not in experiments.VARIANTS and v not in PRESETS]
+    if unknown:
+        sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
+                 f"or presets {list(PRESETS)}")
+    result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress, **plan)
+    json_path = Path(arguments.json)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=1))
+    plot_path = Path(arguments.plot or json_path.with_suffix(".png"))
+    experiments.plot_learning(result).savefig(plot_path, dpi=100)
+    print(experiments.figures_table(result).to_string())
+    print(f"{result['seconds']:.0f} s; wrote {json_path} and {plot_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Nothing lost: a Milvus that restarts or dies mid-training, a crashed data folder, and trainers
+running at once. Every test injects a real fault into a real embedded Milvus."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engram import CollectionInUseError, EngramsNotStoredError
+from milvus_server import STATE_FILE
+from runs import RunFolder
+from Trainer import Trainer
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def faulty_data_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("faulty_milvus"))
+
+
+@pytest.fixture
+def own_server_settings(settings, faulty_data_dir):
+    """Settings of an embedded server of these tests' own, so that its faults touch no other test."""
+    return settings.replace(milvus_data_dir=faulty_data_dir, population_size=4)
+
+
+def server_state(settings) -> dict:
+    return json.loads((Path(settings.milvus_data_dir) / STATE_FILE).read_text())
+
+
+def wait_until_dead(pid: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"process {pid} still alive"
+        time.sleep(0.1)
+
+
+def stored_lengths(folder: RunFolder) -> int:
+    return int(folder.trials()["length"].sum())
+
+
+def test_a_milvus_restart_mid_training_pauses_it_and_loses_nothing(own_server_settings, tmp_path, capfd):
+    folder = RunFolder(tmp_path / "restarted")
+    trainer = Trainer("restarted", settings=own_server_settings, quiet=True, run_folder=folder)
+    killed = []
+
+    def kill_the_server_once(record):
+        if len(trainer.metrics) >= 4 and not killed:
+            killed.append(server_state(own_server_settings)["pid"])
+            os.kill(killed[0], signal.SIGKILL)
+
+    trainer.train(16, callback=kill_the_server_once)
+    trainer.close()
+    assert server_state(own_server_settings)["pid"] != killed[0]  # the keeper restarted it
+    assert "retrying" in capfd.readouterr().err
+    assert len(trainer.metrics) == 16
+    assert trainer.store.get_count() == stored_lengths(folder) == trainer.engram_count
+
+
+def test_a_milvus_gone_for_good_stops_training_and_the_finished_trials_are_stored_on_resume(
+        own_server_settings, tmp_path):
+    folder = RunFolder(tmp_path / "gone")
+    settings = own_server_settings.replace(milvus_retry_timeout=3.0)
+    trainer = Trainer("gone", settings=settings, quiet=True, run_folder=folder)
+    real_insert = trainer.store.insert_many
+    inserts = []
+
+    def kill_server_and_keeper_then_insert(engrams):  # the whole embedded Milvus dies, as in a crash
+        inserts.append(len(engrams))
+        if len(inserts) == 3:
+            state = server_state(settings)
+            os.kill(state["keeper_pid"], signal.SIGKILL)
+            wait_until_dead(state["pid"])
+        return real_insert(engrams)
+
+    trainer.store.insert_many = kill_server_and_keeper_then_insert
+    started = time.monotonic()
+    with pytest.raises(EngramsNotStoredError, match="did not answer for 3 s.*kept in.*unstored_engrams.jsonl"):
+        trainer.train(40)
+    assert time.monotonic() - started < 60
+    trainer.close()
+    assert len(folder.unstored()) == inserts[-1] > 0
+    assert len(trainer.metrics) == len(folder.trials())  # the trials whose engrams were not stored are saved
+
+    resumed = Trainer("gone", clear_collection=False, settings=own_server_settings, quiet=True, run_folder=folder)
+    resumed.train(2)  # restarts the server on the crashed folder, then stores the kept engrams first
+    resumed.close()
+    assert folder.unstored() == []
+    assert resumed.store.get_count() == stored_lengths(folder) == resumed.engram_count
+
+
+def main_py(*arguments: str, data_dir: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "main.py", "--no-display", "--quiet", *arguments], cwd=PROJECT,
+                            env=dict(os.environ, MILVUS_DATA_DIR=data_dir, MILVUS_URI=""),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_trainers_in_separate_processes_share_one_server_with_exact_counts(settings, collection_name, tmp_path):
+    from engram import EngramStore
+
+    names = [f"{collection_name}_{n}" for n in range(3)]
+    trainers = [main_py("--instance", name, "--trials", "12", "--population", "3", "--seed", str(n),
+                        "--runs-dir", str(tmp_path), data_dir=settings.milvus_data_dir)
+                for n, name in enumerate(names)]
+    for trainer in trainers:
+        _, errors = trainer.communicate(timeout=300)
+        assert trainer.returncode == 0, errors
+        assert "starting the embedded Milvus" not in errors  # each reused the running server
+    for name in names:
+        folder = RunFolder(tmp_path / name)
+        assert len(folder.trials()) == 12
+        assert EngramStore(name, settings=settings).get_count() == stored_lengths(folder)
+
+
+def test_a_second_trainer_of_a_collection_in_training_is_refused(settings, collection_name, tmp_path):
+    first = main_py("--instance", collection_name, "--trials", "2000", "--runs-dir", str(tmp_path),
+                    data_dir=settings.milvus_data_dir)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / collection_name / "trials.csv").exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+        time.sleep(0.2)
+    try:
+        with pytest.raises(CollectionInUseError, match=f"being trained by process {first.pid}.*another --instance"):
+            Trainer(collection_name, clear_collection=False, settings=settings, quiet=True)
+        reader = Trainer(collection_name, settings=settings.replace(read_only=True), quiet=True)
+        reader.train(1)  # reading the memory in training is allowed
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    Trainer(collection_name, clear_collection=False, settings=settings, quiet=True).close()  # free again
