@@ -20,10 +20,13 @@ class Consultation:
 
     :param scores: one row of action scores per situation, noise included.
     :param neighbour_distance: the mean L2 distance of each situation's neighbours (NaN if none).
+    :param best_value: each situation's best noise-free score (0 with no neighbours): what the
+        memory expects from there, which an N-step outcome adds to its rewards.
     """
 
     scores: np.ndarray
     neighbour_distance: np.ndarray
+    best_value: np.ndarray
 
 
 class EngramBrain:
@@ -75,10 +78,12 @@ class EngramBrain:
     @classmethod
     def from_settings(cls, settings: Settings, engram_store: EngramStore,
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":
-        """The brain ``settings.py`` describes: a ``WeightedResonatorFactory``, ``NOISE``,
+        """The brain ``settings.py`` describes: a ``WeightedResonatorFactory`` (with
+        ``SUCCESS_COMPONENT_WEIGHT``), ``NOISE``,
         ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE`` and ``NEIGHBOUR_WEIGHTING``."""
         return cls(settings.state_vector_size - 1, settings.output_vector_size, engram_store,
-                   WeightedResonatorFactory(settings.vector_component_weights), noise=settings.noise,
+                   WeightedResonatorFactory(settings.vector_component_weights, settings.success_component_weight),
+                   noise=settings.noise,
                    neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng,
                    weighting=settings.neighbour_weighting)
 
@@ -98,7 +103,8 @@ class EngramBrain:
         found = self.store.nearest_many(resonators, self.neighbours)
         scores = np.stack([self._scores(neighbours) for neighbours in found])
         distance = np.array([n.distances.mean() if len(n) else np.nan for n in found])
-        return Consultation(scores + self.rng.normal(0.0, 1.0, scores.shape) * noise[:, None], distance)
+        best_value = np.where([len(n) > 0 for n in found], scores.max(axis=1), 0.0)
+        return Consultation(scores + self.rng.normal(0.0, 1.0, scores.shape) * noise[:, None], distance, best_value)
 
     def choose(self, scores: np.ndarray) -> np.ndarray:
         """An action per row of scores: argmax, or sampled in proportion to ``score - min``."""

@@ -44,6 +44,7 @@ class _Lander:
     actions: List[int] = field(default_factory=list)
     rewards: List[float] = field(default_factory=list)
     distances: List[float] = field(default_factory=list)
+    values: List[float] = field(default_factory=list)
 
     @property
     def flying(self) -> bool:
@@ -65,13 +66,41 @@ def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
     return returns
 
 
-def step_outcomes(rewards: np.ndarray, success: float, settings: Settings) -> np.ndarray:
-    """The outcome each step's engram stores: its reward (or, with ``OUTCOME_RULE = "return"``, the
-    discounted return that followed it) scaled and clipped to [-1, 1], weighted up by the success of
-    its trial (so good trials leave stronger traces), clipped again."""
+def n_step_returns(rewards: np.ndarray, discount: float, steps: int, values: np.ndarray) -> np.ndarray:
+    """For each step t, the discounted rewards of steps t .. t+N-1 plus the discounted value of the
+    state at t+N (nothing past the trial's end): the N-step return of Pritzel et al. (2017).
+
+    Why: a full return credits a step with everything a still-clumsy lander did afterwards; the
+    N-step return trusts the memory's estimate from N steps on, so good endings spread back faster.
+
+    :param values: the value of each step's state (the best score the memory gave it), in reward units.
+    """
+    full = discounted_returns(rewards, discount)
+    later = np.arange(len(rewards)) + steps
+    inside = later < len(rewards)
+    tail = np.zeros(len(rewards))
+    tail[inside] = full[later[inside]] - np.asarray(values, dtype=np.float64)[later[inside]]
+    return full - discount ** steps * tail
+
+
+def credited_rewards(rewards: np.ndarray, settings: Settings, values: Optional[np.ndarray] = None) -> np.ndarray:
+    """What each step is credited with, in reward units, by ``OUTCOME_RULE`` and ``BOOTSTRAP_STEPS``."""
+    if settings.outcome_rule == "reward":
+        return rewards
+    if settings.bootstrap_steps == 0 or values is None:
+        return discounted_returns(rewards, settings.discount)
+    return n_step_returns(rewards, settings.discount, settings.bootstrap_steps,
+                          np.asarray(values) * settings.outcome_reward_scale)
+
+
+def step_outcomes(rewards: np.ndarray, success: float, settings: Settings,
+                  values: Optional[np.ndarray] = None) -> np.ndarray:
+    """The outcome each step's engram stores: what the step is credited with (its reward; with
+    ``OUTCOME_RULE = "return"`` the discounted return that followed it, or with ``BOOTSTRAP_STEPS``
+    the N-step return, given each state's ``values`` as outcomes) scaled and clipped to [-1, 1],
+    weighted up by the success of its trial (so good trials leave stronger traces), clipped again."""
     rewards = np.asarray(rewards, dtype=np.float64)
-    credited = rewards if settings.outcome_rule == "reward" else discounted_returns(rewards, settings.discount)
-    scaled = np.clip(credited / settings.outcome_reward_scale, -1.0, 1.0)
+    scaled = np.clip(credited_rewards(rewards, settings, values) / settings.outcome_reward_scale, -1.0, 1.0)
     return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
 
 
@@ -238,7 +267,7 @@ class Trainer:
         lander.observation, _ = lander.env.reset(seed=seed)
         lander.hit_points = float(self.settings.hit_points)
         lander.total_reward = 0.0
-        for queue in (lander.states, lander.actions, lander.rewards, lander.distances):
+        for queue in (lander.states, lander.actions, lander.rewards, lander.distances, lander.values):
             queue.clear()
 
     def _step_all(self) -> List[_Lander]:
@@ -250,7 +279,9 @@ class Trainer:
         consultation = self.brain.consult(states, query_success, noise)
         actions = self.brain.choose(consultation.scores)
         done = []
-        for lander, state, action, distance in zip(flying, states, actions, consultation.neighbour_distance):
+        for lander, state, action, distance, value in zip(flying, states, actions, consultation.neighbour_distance,
+                                                          consultation.best_value):
+            lander.values.append(float(value))
             if self._step(lander, state, int(action), float(distance)):
                 done.append(lander)
         self.steps_taken += len(flying)
@@ -332,7 +363,7 @@ class Trainer:
     def _engrams(self, lander: _Lander, success: float) -> List[Engram]:
         vectors = self.brain.resonator_factory.make_resonators(np.stack(lander.states),
                                                                np.full(len(lander.states), success))
-        outcomes = step_outcomes(np.array(lander.rewards), success, self.settings)
+        outcomes = step_outcomes(np.array(lander.rewards), success, self.settings, np.array(lander.values))
         return [Engram(tuple(vector.tolist()), action, float(outcome), lander.trial)
                 for vector, action, outcome in zip(vectors, lander.actions, outcomes)]
 

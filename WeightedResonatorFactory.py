@@ -13,9 +13,11 @@ class WeightedResonatorFactory(IResonatorFactory):
     decision (say, the angle) count more in the L2 distance, then appends the success value.
 
     :param weights: one finite weight per state dimension (``VECTOR_COMPONENT_WEIGHTS``).
+    :param success_weight: the weight of the success value (``SUCCESS_COMPONENT_WEIGHT``); 0 makes
+        every trial's experience equally near, whatever its success.
     """
 
-    def __init__(self, weights: Sequence[float]) -> None:
+    def __init__(self, weights: Sequence[float], success_weight: float = 1.0) -> None:
         try:
             array = np.asarray(weights, dtype=np.float32)
         except (TypeError, ValueError):
@@ -23,6 +25,9 @@ class WeightedResonatorFactory(IResonatorFactory):
         if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
             raise ValueError(f"resonator weights: expected a flat list of finite numbers, got {weights!r}")
         self.weights = array
+        if not isinstance(success_weight, (int, float)) or not np.isfinite(success_weight):
+            raise ValueError(f"success weight: expected a finite number, got {success_weight!r}")
+        self.success_weight = float(success_weight)
 
     @property
     def state_size(self) -> int:
@@ -36,4 +41,4 @@ class WeightedResonatorFactory(IResonatorFactory):
                              f"one weight per state dimension")
         if successes.shape != (states.shape[0],):
             raise ValueError(f"successes of shape {successes.shape}: expected ({states.shape[0]},), one per state")
-        return np.hstack([states * self.weights, successes[:, None]])
+        return np.hstack([states * self.weights, successes[:, None] * self.success_weight])

@@ -58,6 +58,7 @@ class Settings:
     min_results: int
     probabilistic_choice: bool
     vector_component_weights: tuple
+    success_component_weight: float
     max_trial_length: int
     use_hit_points: bool
     hit_points: float
@@ -67,6 +68,7 @@ class Settings:
     success_margin: float
     outcome_rule: str
     discount: float
+    bootstrap_steps: int
     outcome_reward_scale: float
     success_weight: float
     preset: str
@@ -127,6 +129,10 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed (validated like the original)."""
+        unknown = sorted(set(changes) - self.field_names())
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; expected names from: "
+                                f"{', '.join(sorted(self.field_names()))}")
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -165,6 +171,8 @@ def _problems(s: Settings) -> list:
         (isinstance(weights, tuple) and len(weights) == LANDER_STATE_SIZE and all(map(_is_number, weights)),
          f"VECTOR_COMPONENT_WEIGHTS: expected {LANDER_STATE_SIZE} finite numbers (one per state dim), "
          f"got {weights!r}"),
+        (_is_number(s.success_component_weight),
+         f"SUCCESS_COMPONENT_WEIGHT: expected a finite number, got {s.success_component_weight!r}"),
         (_is_int(s.max_trial_length) and s.max_trial_length >= 1,
          f"MAX_TRIAL_LENGTH: expected a whole number >= 1, got {s.max_trial_length!r}"),
         (_is_number(s.hit_points) and s.hit_points > 0, f"HIT_POINTS: expected a number > 0, got {s.hit_points!r}"),
@@ -177,6 +185,8 @@ def _problems(s: Settings) -> list:
         (_is_number(s.success_margin), f"SUCCESS_MARGIN: expected a number, got {s.success_margin!r}"),
         (s.outcome_rule in OUTCOME_RULES, f"OUTCOME_RULE: expected one of {OUTCOME_RULES}, got {s.outcome_rule!r}"),
         (_is_number(s.discount) and 0 <= s.discount <= 1, f"DISCOUNT: expected a number from 0 to 1, got {s.discount!r}"),
+        (_is_int(s.bootstrap_steps) and s.bootstrap_steps >= 0,
+         f"BOOTSTRAP_STEPS: expected a whole number >= 0 (0: the full return), got {s.bootstrap_steps!r}"),
         (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
          f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
         (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),

@@ -132,8 +132,8 @@ class EngramStore:
     connection broke is replaced, never duplicated. Engrams that could not be stored at all come
     back in ``EngramsNotStoredError.engrams``.
 
-    Schema: INT64 ``id`` (random, given by the store), FLOAT_VECTOR ``vector`` (``STATE_VECTOR_SIZE``), INT16 ``action``,
-    FLOAT ``outcome``, INT64 ``trial``; an IVF_FLAT / L2 index (``INDEX_NLIST`` lists), searched
+    Schema: INT64 ``id`` (random, given by the store), FLOAT_VECTOR ``vector``
+    (``STATE_VECTOR_SIZE``), INT16 ``action``, FLOAT ``outcome``, INT64 ``trial``; an IVF_FLAT / L2 index (``INDEX_NLIST`` lists), searched
     with ``SEARCH_NPROBE``.
 
     Every engram and query is checked before anything is sent: a bad one raises ``EngramError``
@@ -290,11 +290,7 @@ class EngramStore:
         :return: how many engrams were stored.
         :raises EngramsNotStoredError: Milvus stayed unreachable; the error carries the engrams.
         """
-        engrams = self._with_ids(list(engrams))
-        rows = [self._row(position, engram) for position, engram in enumerate(engrams)]
-        if rows:
-            self._store(rows, engrams, lambda: self.client.insert(self.name, rows, timeout=self._timeout))
-        return len(rows)
+        return self._write(engrams, self.client.insert)
 
     def upsert_many(self, engrams: Iterable[Engram]) -> int:
         """Store engrams that may already be stored (they carry ids): each id ends up stored once.
@@ -302,19 +298,21 @@ class EngramStore:
         Why: engrams kept after a failed insert (``EngramsNotStoredError``) may have reached the
         server before the connection broke; upserting them cannot duplicate them.
         """
+        return self._write(engrams, self.client.upsert)
+
+    def _write(self, engrams: Iterable[Engram], method: Callable) -> int:
         engrams = self._with_ids(list(engrams))
         rows = [self._row(position, engram) for position, engram in enumerate(engrams)]
-        if rows:
-            self._store(rows, engrams, lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
-        return len(rows)
-
-    def _store(self, rows: List[dict], engrams: List[Engram], send: Callable) -> None:
+        if not rows:
+            return 0
         try:
-            self._request(f"storing {len(rows)} engrams", send, resend=lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
+            self._request(f"storing {len(rows)} engrams", lambda: method(self.name, rows, timeout=self._timeout),
+                          resend=lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
         except MilvusUnavailableError as error:
             raise EngramsNotStoredError(str(error), engrams) from None
         self._unsealed += len(rows)
         self._seal_in_background()
+        return len(rows)
 
     def _with_ids(self, engrams: List[Engram]) -> List[Engram]:
         missing = [i for i, engram in enumerate(engrams) if isinstance(engram, Engram) and engram.id is None]
@@ -332,6 +330,8 @@ class EngramStore:
                 or not 0 <= action < self.action_count:
             raise EngramError(f"engram {position}: action {action!r} is outside the action space; "
                               f"expected a whole number from 0 to {self.action_count - 1}")
+        if isinstance(engram.id, bool) or not isinstance(engram.id, (int, np.integer)) or not 0 < engram.id <= ID_RANGE:
+            raise EngramError(f"engram {position}: id {engram.id!r}: expected a whole number from 1 to 2**63 - 1")
         if not _is_finite_number(engram.outcome):
             raise EngramError(f"engram {position}: outcome {engram.outcome!r}: expected a finite number")
         return {FIELD_ID: int(engram.id), FIELD_VECTOR: vector.tolist(), FIELD_ACTION: int(action),

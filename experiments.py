@@ -6,7 +6,9 @@ run with its own collection and run folder, so ``main.py compare`` and ``evaluat
 """
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -17,15 +19,13 @@ from engram import EngramStore
 from runs import ROLLING_WINDOW, RunFolder
 from Trainer import LANDING_REWARD, Trainer, evaluate, trial_noise
 
-# The credit rules measured against the seed's, one change at a time, then together. Each is a set
-# of settings on top of settings.py; "preset" is whatever settings.PRESET names.
+# The credit rules measured against the seed's, one change at a time. Each is a set of settings on
+# top of settings.py; a preset's name (settings.PRESETS) is a variant too.
 VARIANTS: Dict[str, dict] = {
     "seed": {},
     "return": {"outcome_rule": "return", "outcome_reward_scale": 200.0},
     "distance": {"neighbour_weighting": "distance"},
     "schedule": {"noise": 0.5, "noise_final": 0.02, "noise_decay_trials": 300},
-    "combined": {"outcome_rule": "return", "outcome_reward_scale": 200.0, "neighbour_weighting": "distance",
-                 "noise": 0.5, "noise_final": 0.02, "noise_decay_trials": 300},
 }
 # Two-sided 95% quantiles of Student's t by degrees of freedom (the normal's 1.96 from 30 on).
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -112,16 +112,30 @@ def _rolling(rewards: List[float]) -> np.ndarray:
 
 def learning_benchmark(variants: List[str], seeds: List[int], trials: int, population: int,
                        eval_episodes: int, runs_dir: Path, base: Optional[Settings] = None,
-                       quiet: bool = True) -> dict:
-    """Every variant on every seed; per-seed curves and figures, and their means over seeds."""
+                       quiet: bool = True, jobs: int = 1, changes: Optional[dict] = None) -> dict:
+    """Every variant on every seed; per-seed curves and figures, and their means over seeds.
+
+    :param changes: settings changed in every variant (lowercase names), to try a variation.
+    :param jobs: runs at once, each in its own process (they share the embedded server); the
+        curves do not depend on it, only the time does.
+    """
     base = base or Settings.from_module()
     started = time.monotonic()
+    plans = {variant: variant_settings(variant, base).replace(population_size=population, **(changes or {}))
+             for variant in variants}
+    tasks = [(plans[variant], variant, seed, trials, eval_episodes, runs_dir, quiet)
+             for variant in variants for seed in seeds]
+    if jobs == 1:
+        runs = [learning_run(*task) for task in tasks]
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(pool.map(learning_run, *zip(*tasks)))
     result = {"trials": trials, "seeds": seeds, "population": population, "eval_episodes": eval_episodes,
               "variants": {}}
-    for variant in variants:
-        settings = variant_settings(variant, base).replace(population_size=population)
-        runs = [learning_run(settings, variant, seed, trials, eval_episodes, runs_dir, quiet) for seed in seeds]
-        result["variants"][variant] = {"settings": _changed(settings, base), **across_seeds(runs), "seeds": runs}
+    for number, variant in enumerate(variants):
+        variant_runs = runs[number * len(seeds):(number + 1) * len(seeds)]
+        result["variants"][variant] = {"settings": _changed(plans[variant], base), **across_seeds(variant_runs),
+                                       "seeds": variant_runs}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -238,3 +252,22 @@ def figures_table(result: dict):
                "eval_std", "eval_landing_rate")
     return pd.DataFrame({variant: {column: entry[column] for column in columns}
                          for variant, entry in result["variants"].items()}).T
+
+
+def instinct_table(result: dict):
+    """The instinct experiment's groups, a row each (a pandas DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(result["groups"]).T[["mean", "mean_ci95", "landing_rate", "landing_rate_ci95"]]
+
+
+def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:
+    """Write an experiment's JSON and its figure (beside it, as PNG, unless ``plot_path``)."""
+    import json
+
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=1))
+    plot_path = Path(plot_path or json_path.with_suffix(".png"))
+    figure.savefig(plot_path, dpi=100)
+    return plot_path

@@ -6,6 +6,7 @@
     python main.py evaluate --instance quick --episodes 100
     python main.py watch --instance quick --gif runs/quick/flight.gif
     python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
+    python main.py instinct --seeds 0 1 2 --trials 600     # newcomers on a trained vs an empty memory
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json, trials.csv (a row per trial, as they finish),
@@ -18,14 +19,17 @@ import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 
 from config import Settings, SettingsError
 from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
-from runs import RUNS_DIR, RunFolder, RunFolderError
+from runs import RUNS_DIR, SETTINGS_JSON, RunFolder, RunFolderError
+from settings import PRESETS
 
-COMMANDS = ("train", "evaluate", "watch", "compare")
+DEFAULT_INSTINCT_VARIANT = "episodic"
+COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
 USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
                EmbeddedMilvusError, RunFolderError, NoDisplayError)
 
@@ -35,6 +39,8 @@ def add_memory_flags(parser: argparse.ArgumentParser) -> None:
                         help="instance name: names the run and its Milvus collection (INSTANCE_NAME)")
     parser.add_argument("--milvus-uri",
                         help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
+    parser.add_argument("--preset", help=f"a named set of settings from settings.PRESETS (PRESET): "
+                                         f"{', '.join(repr(name) for name in PRESETS) or 'none defined'}")
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -71,11 +77,40 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     watch.add_argument("--episodes", type=int, default=1, help="episodes to fly (default 1)")
     watch.add_argument("--gif", help="record to this GIF file instead of a window (works headless)")
     watch.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
     compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
     compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
     compare.add_argument("--plot", default="comparison.png", help="PNG to write (default: comparison.png)")
+    instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
+    add_instinct_flags(instinct)
     return parser.parse_args(argv)
+
+
+def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
+    """The instinct experiment's flags (shared with bench/instinct.py)."""
+    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
+                        help=f"the settings the population trains with: a preset or a bench variant "
+                             f"(default {DEFAULT_INSTINCT_VARIANT!r})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds; each trains its own memory")
+    parser.add_argument("--trials", type=int, default=600, help="training trials of the population per seed")
+    parser.add_argument("--population", type=int, default=8, help="landers training at once")
+    parser.add_argument("--newcomers", type=int, default=8, help="newcomers per group")
+    parser.add_argument("--first-trials", type=int, default=10, help="trials each newcomer flies")
+    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
+    parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
+
+
+def run_instinct(arguments: dict) -> int:
+    import experiments
+
+    result = experiments.instinct_experiment(
+        arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
+        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]))
+    plot = experiments.save(result, experiments.plot_instinct(result), Path(arguments["json"]))
+    print(experiments.instinct_table(result).to_string())
+    print(f"wrote {arguments['json']} and {plot}")
+    return 0
 
 
 def settings_from(arguments: dict) -> Settings:
@@ -107,10 +142,23 @@ def run_train(arguments: dict) -> int:
     return 0
 
 
+def memory_settings(arguments: dict) -> Settings:
+    """For evaluate and watch: the settings the memory was trained with (its run folder's, its
+    preset applied), so that it is read the way it was written; without a run folder, settings.py's
+    and ``--preset``. Other flags win either way."""
+    settings = settings_from(arguments)
+    folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if not (folder.path / SETTINGS_JSON).exists():
+        return settings
+    flags = {name: value for name, value in arguments.items()
+             if name in Settings.field_names() - {"preset"} and value is not None}
+    return folder.settings().replace(**flags)
+
+
 def run_evaluate(arguments: dict) -> int:
     from Trainer import evaluate
 
-    settings = settings_from(arguments)
+    settings = memory_settings(arguments)
     result = evaluate(settings, arguments["episodes"])
     print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
           f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
@@ -124,7 +172,7 @@ def run_evaluate(arguments: dict) -> int:
 def run_watch(arguments: dict) -> int:
     from gym.lander import fly
 
-    settings = settings_from(arguments)
+    settings = memory_settings(arguments)
     fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
     return 0
 
@@ -148,7 +196,8 @@ def stop_on_sigterm() -> None:
 def main(argv=None) -> int:
     stop_on_sigterm()
     arguments = vars(parse_arguments(argv))
-    command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare}
+    command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
+               "instinct": run_instinct}
     try:
         return command[arguments.pop("command")](arguments)
     except USER_ERRORS as error:

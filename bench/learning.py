@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import experiments  # noqa: E402
 from settings import PRESETS  # noqa: E402
 
-QUICK = {"variants": ["seed", "combined"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
-FULL = {"variants": ["seed", "return", "distance", "schedule", "combined", *PRESETS], "seeds": [0, 1, 2],
-        "trials": 1000, "population": 8, "eval_episodes": 100}
+QUICK = {"variants": ["seed", "episodic"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
+FULL = {"variants": ["seed", "episodic"], "seeds": [0, 1, 2], "trials": 1000, "population": 8, "eval_episodes": 100}
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -42,7 +41,24 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--json", default="bench/results/learning.json", help="the JSON to write")
     parser.add_argument("--plot", help="the PNG to write (default: the JSON's name with .png)")
     parser.add_argument("--progress", action="store_true", help="show each run's progress bar")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change a setting in every variant, e.g. --set bootstrap_steps=20 (repeatable)")
     return parser.parse_args()
+
+
+def parse_changes(assignments: list) -> dict:
+    """``["bootstrap_steps=20", "neighbour_weighting=distance"]`` as settings (JSON values, else strings)."""
+    changes = {}
+    for assignment in assignments:
+        name, separator, text = assignment.partition("=")
+        if not separator:
+            sys.exit(f"error: --set {assignment!r}: expected NAME=VALUE, e.g. --set bootstrap_steps=20")
+        try:
+            changes[name.strip().lower()] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[name.strip().lower()] = text
+    return changes
 
 
 def main() -> None:
@@ -53,14 +69,11 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
                  f"or presets {list(PRESETS)}")
-    result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress, **plan)
-    json_path = Path(arguments.json)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=1))
-    plot_path = Path(arguments.plot or json_path.with_suffix(".png"))
-    experiments.plot_learning(result).savefig(plot_path, dpi=100)
+    result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
+                                            jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
+    plot_path = experiments.save(result, experiments.plot_learning(result), arguments.json, arguments.plot)
     print(experiments.figures_table(result).to_string())
-    print(f"{result['seconds']:.0f} s; wrote {json_path} and {plot_path}")
+    print(f"{result['seconds']:.0f} s; wrote {arguments.json} and {plot_path}")
 
 
 if __name__ == "__main__":

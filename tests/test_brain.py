@@ -79,3 +79,17 @@ def test_feedback_becomes_an_engram_with_the_trials_success(handmade_store):
 def test_inputs_of_the_wrong_length_are_refused(handmade_store):
     with pytest.raises(ValueError, match="expected rows of 8 numbers"):
         make_brain(handmade_store).decide([0.0] * 9, 0.0)
+
+
+def test_distance_weighting_lets_nearer_neighbours_speak_louder(handmade_store):
+    brain = EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=300,
+                        weighting="distance")
+    weight = {i: 1 / (0.01 * i + 0.001) for i in range(6)}  # engram i lies 0.01 * i away
+    expected = [0.0, (0.8 * weight[0] + 0.4 * weight[1]) / (weight[0] + weight[1]), -0.5,
+                (weight[3] - weight[4] - 0.4 * weight[5]) / (weight[3] + weight[4] + weight[5])]
+    np.testing.assert_allclose(brain.decide(HERE, success=0.0), expected, atol=1e-4)
+
+
+def test_an_unknown_weighting_is_refused(handmade_store):
+    with pytest.raises(ValueError, match="weighting: expected one of .*'uniform'.*got 'nearest'"):
+        EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), weighting="nearest")

@@ -129,6 +129,37 @@ def test_an_existing_collection_of_another_dimension_is_refused_and_kept(setting
     assert rows[0]["count(*)"] == 4
 
 
+def test_a_collection_with_milvus_drawn_ids_is_kept_only_when_started_afresh(settings, collection_name):
+    client = EngramStore(collection_name, reset=True, settings=settings).client
+    client.drop_collection(collection_name)
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=9)
+    for name, kind in (("action", DataType.INT16), ("outcome", DataType.FLOAT), ("trial", DataType.INT64)):
+        schema.add_field(name, kind)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+    client.create_collection(collection_name, schema=schema, index_params=index)
+    with pytest.raises(CollectionMismatchError, match="earlier version.*duplicate.*without --keep"):
+        EngramStore(collection_name, reset=False, settings=settings)
+    assert EngramStore(collection_name, reset=True, settings=settings).get_count() == 0
+
+
+def test_an_engram_with_an_invalid_id_is_refused_and_nothing_is_stored(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    with pytest.raises(EngramError, match="engram 1: id -3: expected a whole number from 1"):
+        store.insert_many([Engram((0.0,) * 9, 0, 0.0), Engram((0.0,) * 9, 0, 0.0, id=-3)])
+    assert store.get_count() == 0
+
+
+def test_upserting_engrams_twice_stores_each_once(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    engrams = [Engram((0.1 * i,) * 9, i % 4, 0.5, id=1000 + i) for i in range(5)]
+    store.insert_many(engrams)
+    store.upsert_many(engrams)
+    assert store.get_count() == 5
+
+
 def test_an_unreachable_milvus_uri_fails_fast_with_a_clear_error(settings):
     unreachable = settings.replace(milvus_uri="http://127.0.0.1:1", milvus_connect_timeout=5.0)
     started = time.monotonic()

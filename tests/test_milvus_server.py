@@ -78,7 +78,7 @@ def test_the_server_lives_until_the_last_of_its_users_leaves(tmp_path):
     first.communicate("\n", timeout=30)
     time.sleep(2)
     assert alive(server_pid)
-    assert MilvusClient(uri=uri, timeout=10).list_collections() == []
+    assert MilvusClient(uri=uri, timeout=60).list_collections() == []
     second.communicate("\n", timeout=30)
     assert wait_until_gone(server_pid, 10)
 

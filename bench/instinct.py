@@ -1,0 +1,36 @@
+"""The instinct experiment: do newcomers that never trained fly better on a trained memory?
+
+    python bench/instinct.py --quick --json bench/results/instinct-quick.json   # a few minutes
+    python bench/instinct.py --json bench/results/instinct.json                 # 3 seeds x 600 trials
+
+For each seed a population trains a shared memory; then newcomers fly their first trials read-only
+on it, and as many newcomers fly on an empty memory; both are compared with the population's last
+trials (means, landing rates, 95% intervals over seeds). The same as ``python main.py instinct``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from main import add_instinct_flags, run_instinct  # noqa: E402
+
+QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_instinct_flags(parser)
+    parser.set_defaults(runs_dir="bench/results/runs", json="bench/results/instinct.json")
+    parser.add_argument("--quick", action="store_true", help=f"a short run: {QUICK}")
+    arguments = vars(parser.parse_args())
+    if arguments.pop("quick"):
+        arguments.update(QUICK)
+    run_instinct(arguments)
+
+
+if __name__ == "__main__":
+    main()

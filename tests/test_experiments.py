@@ -1,0 +1,48 @@
+"""The learning benchmark and the instinct experiment run end to end (tiny sizes) and report what
+the README says they report."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+import experiments
+
+PROJECT = Path(__file__).resolve().parent.parent
+LEARNING_KEYS = {"train_mean", "last100_mean", "landing_rate", "eval_mean", "eval_std", "eval_landing_rate"}
+
+
+def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_path):
+    result = experiments.learning_benchmark(["seed", "return"], seeds=[0, 1], trials=6, population=3,
+                                            eval_episodes=2, runs_dir=tmp_path, base=settings, jobs=2)
+    for variant, entry in result["variants"].items():
+        assert LEARNING_KEYS <= set(entry)
+        assert [len(run["rewards"]) for run in entry["seeds"]] == [6, 6]
+        assert entry["train_mean"] == round(sum(run["train_mean"] for run in entry["seeds"]) / 2, 4)
+        assert (tmp_path / f"learning_{variant}_s1" / "evaluation.json").exists()
+    assert result["variants"]["return"]["settings"] == {"outcome_rule": "return", "outcome_reward_scale": 200.0}
+    experiments.save(result, experiments.plot_learning(result), tmp_path / "learning.json")
+    assert json.loads((tmp_path / "learning.json").read_text())["trials"] == 6
+    assert Image.open(tmp_path / "learning.png").size[0] > 0
+
+
+def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(milvus_data_dir, tmp_path):
+    result_path = tmp_path / "instinct.json"
+    command = subprocess.run(
+        [sys.executable, "main.py", "instinct", "--variant", "seed", "--seeds", "0", "1", "--trials", "6",
+         "--population", "3", "--newcomers", "2", "--first-trials", "2", "--runs-dir", str(tmp_path),
+         "--json", str(result_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MILVUS_DATA_DIR": milvus_data_dir, "MILVUS_URI": ""})
+    assert command.returncode == 0, command.stderr
+    result = json.loads(result_path.read_text())
+    assert set(result["groups"]) == {"trained_last", "newcomers_trained_memory", "newcomers_empty_memory"}
+    for seed_result in result["per_seed"]:
+        assert {group["trials"] for name, group in seed_result.items() if name != "seed"} == {4}
+    assert result["groups"]["trained_last"]["mean_ci95"] is not None
+    assert "newcomers_empty_memory" in command.stdout
+    assert Image.open(result_path.with_suffix(".png")).size[0] > 0
