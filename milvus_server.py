@@ -47,7 +47,7 @@ USERS_FILE = "server.users"    # each program using the server holds a shared lo
 KEEPER_LOCK_FILE = "keeper.lock"  # held by the one keeper of a data folder while it lives
 KEEPER_LOG = "logs/keeper.log"
 KEEPER_POLL_S = 0.5            # how often the keeper looks for users and for a dead server
-MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many restarts in a row fail
+MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many starts in a row fail
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
 ETCD_PEER_PORT = 2380          # the embedded etcd's peer port, or the next free one above the client's
@@ -140,7 +140,7 @@ class EmbeddedMilvus:
             fcntl.flock(self._keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the keeper ends
         except BlockingIOError:
             raise EmbeddedMilvusError(f"another keeper already runs a server on {self.data_dir}") from None
-        self._start()
+        self._start_with_retries()
         failed_restarts = 0
         while True:
             time.sleep(KEEPER_POLL_S)
@@ -153,6 +153,18 @@ class EmbeddedMilvus:
                 if failed_restarts >= MAX_FAILED_RESTARTS:
                     self._state_path().unlink(missing_ok=True)
                     raise EmbeddedMilvusError(f"the server died and {MAX_FAILED_RESTARTS} restarts failed")
+
+    def _start_with_retries(self) -> None:
+        """Start the server; Milvus 2.3 sometimes aborts while starting on a folder left by a killed
+        server (seen once here), and a second try then succeeds."""
+        for attempt in range(1, MAX_FAILED_RESTARTS + 1):
+            try:
+                self._start()
+                return
+            except EmbeddedMilvusError as error:
+                if attempt == MAX_FAILED_RESTARTS:
+                    raise
+                print(f"{error}; trying again", flush=True)
 
     def _unused(self) -> bool:
         with open(self.data_dir / USERS_FILE, "a") as users:

@@ -63,3 +63,12 @@ def test_the_n_step_return_adds_the_memorys_value_of_the_state_n_steps_later():
                                     outcome_reward_scale=100.0, success_weight=0.0)
     outcomes = step_outcomes(np.ones(4), 0.0, settings, values=values / 100.0)  # values come as outcomes
     np.testing.assert_allclose(outcomes, [0.04, 0.065, 0.015, 0.01])
+
+
+def test_the_episodic_preset_is_selectable_from_main_py():
+    from main import parse_arguments, settings_from
+
+    settings = settings_from(vars(parse_arguments(["--preset", "episodic", "--trials", "5", "--noise", "0.2"])))
+    assert (settings.preset, settings.outcome_rule, settings.min_results, settings.neighbour_weighting) == \
+        ("episodic", "return", 50, "distance")
+    assert (settings.trials, settings.noise) == (5, 0.2)  # flags still win over the preset
