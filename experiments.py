@@ -7,6 +7,7 @@ run with its own collection and run folder, so ``main.py compare`` and ``evaluat
 from __future__ import annotations
 
 import multiprocessing
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -123,7 +124,7 @@ def learning_benchmark(variants: List[str], seeds: List[int], trials: int, popul
     started = time.monotonic()
     plans = {variant: variant_settings(variant, base).replace(population_size=population, **(changes or {}))
              for variant in variants}
-    tasks = [(plans[variant], variant, seed, trials, eval_episodes, runs_dir, quiet)
+    tasks = [(plans[variant], _run_label(variant, changes or {}), seed, trials, eval_episodes, runs_dir, quiet)
              for variant in variants for seed in seeds]
     if jobs == 1:
         runs = [learning_run(*task) for task in tasks]
@@ -138,6 +139,13 @@ def learning_benchmark(variants: List[str], seeds: List[int], trials: int, popul
                                        "seeds": variant_runs}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
+
+
+def _run_label(variant: str, changes: dict) -> str:
+    """The variant's name, with the changed settings in it (``episodic_bootstrap_steps_20``), so that
+    a variation trains a collection and run folder of its own."""
+    parts = [variant] + [f"{name}_{value}" for name, value in sorted(changes.items())]
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
 
 
 def _changed(settings: Settings, base: Settings) -> dict:
@@ -221,17 +229,20 @@ def plot_instinct(result: dict):
               "newcomers_trained_memory": "newcomers,\ntrained memory",
               "trained_last": "trained population,\nlast trials"}
     groups = [result["groups"][key] for key in labels]
+    colours = ["#999999", "#4c72b0", "#55a868"]
     figure, (rewards, landings) = plt.subplots(1, 2, figsize=(10, 4.5))
     rewards.bar(labels.values(), [g["mean"] for g in groups], yerr=[_bar_error(g["mean_ci95"]) for g in groups],
-                capsize=6, color=["#999999", "#4c72b0", "#55a868"])
+                capsize=6, color=colours)
     rewards.axhline(0, color="black", linewidth=0.8)
-    rewards.set_ylabel(f"mean reward of the first {result['first_trials']} trials")
-    landings.bar(labels.values(), [100 * g["landing_rate"] for g in groups],
-                 yerr=[100 * _bar_error(g["landing_rate_ci95"]) for g in groups], capsize=6,
-                 color=["#999999", "#4c72b0", "#55a868"])
+    rewards.set_ylabel("mean reward per trial")
+    rates = [100 * g["landing_rate"] for g in groups]
+    spreads = [100 * _bar_error(g["landing_rate_ci95"]) for g in groups]
+    landings.bar(labels.values(), rates, yerr=[[min(rate, spread) for rate, spread in zip(rates, spreads)], spreads],
+                 capsize=6, color=colours)  # a rate's interval stops at 0
     landings.set_ylabel("landings (reward >= 200), %")
-    figure.suptitle(f"Instinct: {result['newcomers']} newcomers x {result['first_trials']} trials, "
-                    f"{len(result['seeds'])} seeds (95% intervals), memory of {result['trials']} trials")
+    figure.suptitle(f"Instinct: {result['newcomers']} newcomers x {result['first_trials']} first trials vs the "
+                    f"population's last {result['newcomers'] * result['first_trials']}; {len(result['seeds'])} "
+                    f"seeds (95% intervals), memory of {result['trials']} trials")
     figure.tight_layout()
     return figure
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from main import add_instinct_flags, run_instinct  # noqa: E402
+from main import USER_ERRORS, add_instinct_flags, run_instinct  # noqa: E402
 
 QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5}
 
@@ -29,7 +29,10 @@ def main() -> None:
     arguments = vars(parser.parse_args())
     if arguments.pop("quick"):
         arguments.update(QUICK)
-    run_instinct(arguments)
+    try:
+        run_instinct(arguments)
+    except USER_ERRORS as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

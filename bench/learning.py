@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import experiments  # noqa: E402
+from main import USER_ERRORS  # noqa: E402
 from settings import PRESETS  # noqa: E402
 
 QUICK = {"variants": ["seed", "episodic"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
@@ -69,8 +70,11 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
                  f"or presets {list(PRESETS)}")
-    result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
-                                            jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
+    try:
+        result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
+                                                jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
+    except USER_ERRORS as error:
+        sys.exit(f"error: {error}")
     plot_path = experiments.save(result, experiments.plot_learning(result), arguments.json, arguments.plot)
     print(experiments.figures_table(result).to_string())
     print(f"{result['seconds']:.0f} s; wrote {arguments.json} and {plot_path}")
