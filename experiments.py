@@ -28,7 +28,8 @@ VARIANTS: Dict[str, dict] = {
     "distance": {"neighbour_weighting": "distance"},
     "schedule": {"noise": 0.5, "noise_final": 0.02, "noise_decay_trials": 300},
 }
-# Two-sided 95% quantiles of Student's t by degrees of freedom (the normal's 1.96 from 30 on).
+# Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
+# (a slightly wider interval), and the normal's 1.96 from 30 on.
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
         10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060}
 
