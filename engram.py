@@ -44,6 +44,11 @@ FIRST_RETRY_DELAY_S = 0.5      # a request that failed for want of a server is r
 LONGEST_RETRY_DELAY_S = 8.0    # doubling up to this, until MILVUS_RETRY_TIMEOUT has passed
 PERMANENT_ERROR_CODES = {100, 1100}  # Milvus: collection not found, invalid parameter (no retry helps)
 ID_RANGE = 2 ** 63 - 1         # engram ids are random positive int64s: unique across processes
+# Why: gRPC shares one connection per address across a process and, after a server went away,
+# waits up to 120 s between reconnection attempts, so a restarted server (or a new one on a port
+# a dead one used) stayed "unavailable" to every client of the process. Each client keeps its own
+# connection here, and tries again at least every 2 s.
+GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1, "grpc.max_reconnect_backoff_ms": 2000}
 T = TypeVar("T")
 
 
@@ -114,7 +119,8 @@ def connect(settings: Settings) -> MilvusClient:
                       "query at 60k engrams here, far too slow for training. Leave MILVUS_URI empty "
                       "for the embedded server.", stacklevel=2)
     try:
-        return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_connect_timeout)
+        return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_connect_timeout,
+                            grpc_options=GRPC_OPTIONS)
     except MilvusException as error:
         raise MilvusUnavailableError(
             f"could not reach Milvus at MILVUS_URI={uri!r} (waited up to {settings.milvus_connect_timeout:g} s: "

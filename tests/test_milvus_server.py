@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pymilvus import MilvusClient
 
+from engram import GRPC_OPTIONS
 from milvus_server import STATE_FILE, embedded_server_uri
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ def test_the_server_lives_until_the_last_of_its_users_leaves(tmp_path):
     first.communicate("\n", timeout=30)
     time.sleep(2)
     assert alive(server_pid)
-    assert MilvusClient(uri=uri, timeout=60).list_collections() == []
+    assert MilvusClient(uri=uri, timeout=60, grpc_options=GRPC_OPTIONS).list_collections() == []
     second.communicate("\n", timeout=30)
     assert wait_until_gone(server_pid, 10)
 
