@@ -1,7 +1,7 @@
 """The instinct experiment: do newcomers that never trained fly better on a trained memory?
 
-    python bench/instinct.py --quick --json bench/results/instinct-quick.json   # a few minutes
-    python bench/instinct.py --json bench/results/instinct.json                 # 3 seeds x 600 trials
+    python bench/instinct.py --quick --json bench/results/instinct-quick.json   # about 1.5 minutes
+    python bench/instinct.py --json bench/results/instinct.json                 # 3 seeds x 600 trials: ~16 min
 
 For each seed a population trains a shared memory; then newcomers fly their first trials read-only
 on it, and as many newcomers fly on an empty memory; both are compared with the population's last

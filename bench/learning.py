@@ -1,9 +1,9 @@
 """Learning curves of credit rules over fixed seeds, each seed its own memory, then a deterministic
 evaluation (read-only, noise off, fixed episode seeds).
 
-    python bench/learning.py --quick --json bench/results/learning-quick.json     # about 10 minutes
-    python bench/learning.py --json bench/results/learning.json                   # the full run (see README)
-    python bench/learning.py --variants seed preset --seeds 0 1 2 --trials 1000
+    python bench/learning.py --quick --json bench/results/learning-quick.json     # about 4 minutes here
+    python bench/learning.py --jobs 3 --json bench/results/learning.json          # the full run: ~24 min here
+    python bench/learning.py --variants seed episodic --seeds 0 1 2 --trials 1000 --set bootstrap_steps=20
 
 Variants are sets of settings on top of settings.py (``experiments.VARIANTS``) or a preset's name
 from ``settings.PRESETS``. Each run is saved as a run folder (``--runs-dir``), so
