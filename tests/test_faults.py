@@ -135,3 +135,18 @@ def test_a_second_trainer_of_a_collection_in_training_is_refused(settings, colle
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     Trainer(collection_name, clear_collection=False, settings=settings, quiet=True).close()  # free again
+
+
+def test_every_bad_setting_is_reported_at_once_before_a_trainer_touches_the_memory(settings, collection_name):
+    from config import SettingsError
+    from engram import connect
+
+    with pytest.raises(SettingsError) as error:
+        Trainer(collection_name, settings=settings.replace(
+            noise=-1.0, population_size=0, vector_component_weights=(1.0,) * 7, gravity=5.0, min_results=0,
+            discount=2.0), quiet=True)
+    problems = str(error.value).split("\n  - ")[1:]
+    assert [problem.split(":")[0] for problem in problems] == [
+        "NOISE", "MIN_RESULTS", "VECTOR_COMPONENT_WEIGHTS", "POPULATION_SIZE", "DISCOUNT", "GRAVITY"]
+    assert "expected 8 finite numbers (one per state dim), got (1.0" in str(error.value)
+    assert not connect(settings).has_collection(collection_name)
