@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Optional
@@ -18,6 +19,7 @@ LANDER_STATE_SIZE = 8   # LunarLander-v3 observations have 8 numbers
 LANDER_ACTIONS = 4      # LunarLander-v3 (discrete) has 4 actions
 
 
+COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
 NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
 OUTCOME_RULES = ("reward", "return")
@@ -190,8 +192,9 @@ def _problems(s: Settings) -> list:
         (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
          f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
         (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),
-        (isinstance(s.instance_name, str) and s.instance_name != "",
-         f"INSTANCE_NAME: expected a non-empty name, got {s.instance_name!r}"),
+        (isinstance(s.instance_name, str) and COLLECTION_NAME.match(s.instance_name) is not None,
+         f"INSTANCE_NAME: expected letters, digits and '_' (at most 255, not starting with a digit: it names "
+         f"a Milvus collection), got {s.instance_name!r}"),
         (_is_int(s.trials) and s.trials >= 0, f"TRIALS: expected a whole number >= 0, got {s.trials!r}"),
         (s.seed is None or _is_int(s.seed), f"SEED: expected a whole number or None, got {s.seed!r}"),
         (_is_number(s.gravity) and -12 < s.gravity < 0, f"GRAVITY: expected a number between -12 and 0, got {s.gravity!r}"),

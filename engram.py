@@ -7,7 +7,6 @@ resonate most with this vector?" by an IVF_FLAT / L2 nearest-neighbour search.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from pymilvus.client.grpc_handler import _api_level_md
 from pymilvus.client.prepare import Prepare
 from pymilvus.client.utils import check_status
 
-from config import Settings
+from config import COLLECTION_NAME, Settings
 from milvus_server import embedded_server_uri
 
 # The collection's fields: named once here, used by the schema, inserts and searches.
@@ -38,7 +37,6 @@ NEIGHBOUR_FIELDS = [FIELD_ACTION, FIELD_OUTCOME]  # all a decision needs: vector
 # a finished trial's engrams are visible to the very next decision, without paying for "Strong"
 # (~400 ms a search here). "Eventually" waits for nothing: inserts show up a server time tick later.
 CONSISTENCY_LEVELS = ("Session", "Eventually", "Bounded", "Strong")
-COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 MILVUS_LITE_SUFFIX = ".db"
 FIRST_RETRY_DELAY_S = 0.5      # a request that failed for want of a server is retried after this,
 LONGEST_RETRY_DELAY_S = 8.0    # doubling up to this, until MILVUS_RETRY_TIMEOUT has passed

@@ -120,3 +120,10 @@ def test_each_lander_of_a_population_keeps_its_own_trials(settings, collection_n
         assert own == sorted(own) and own[0] == lander  # the first three trials start together
     assert all(record.length >= 1 for record in trainer.metrics)
     assert len(trainer.recent_success) == min(9, settings.success_window)
+
+
+def test_an_instance_name_milvus_would_refuse_is_a_settings_error(settings):
+    from config import SettingsError
+
+    with pytest.raises(SettingsError, match="INSTANCE_NAME: expected letters, digits and '_'.*got '../runs'"):
+        Trainer("../runs", settings=settings, quiet=True)
