@@ -40,6 +40,7 @@ class _Lander:
     trial: int = -1
     hit_points: float = 0.0
     total_reward: float = 0.0
+    noise: float = 0.0
     states: List[np.ndarray] = field(default_factory=list)
     actions: List[int] = field(default_factory=list)
     rewards: List[float] = field(default_factory=list)
@@ -267,6 +268,7 @@ class Trainer:
         lander.observation, _ = lander.env.reset(seed=seed)
         lander.hit_points = float(self.settings.hit_points)
         lander.total_reward = 0.0
+        lander.noise = trial_noise(lander.trial, self.settings)
         for queue in (lander.states, lander.actions, lander.rewards, lander.distances, lander.values):
             queue.clear()
 
@@ -275,8 +277,7 @@ class Trainer:
         flying = [lander for lander in self.landers if lander.flying]
         states = normalise(np.stack([lander.observation for lander in flying]))
         query_success = float(np.clip(self.mean_success + self.settings.success_margin, -1.0, 1.0))
-        noise = np.array([trial_noise(lander.trial, self.settings) for lander in flying])
-        consultation = self.brain.consult(states, query_success, noise)
+        consultation = self.brain.consult(states, query_success, np.array([lander.noise for lander in flying]))
         actions = self.brain.choose(consultation.scores)
         done = []
         for lander, state, action, distance, value in zip(flying, states, actions, consultation.neighbour_distance,
@@ -374,7 +375,7 @@ class Trainer:
             landed=lander.total_reward >= LANDING_REWARD, died=self._died(lander), success=success,
             mean_success=self.mean_success, engrams=self.engram_count,
             neighbour_distance=float(np.mean(distances)) if distances else float("nan"),
-            noise=trial_noise(lander.trial, self.settings), wall_time=time.monotonic() - self._started)
+            noise=lander.noise, wall_time=time.monotonic() - self._started)
 
     def _line(self, record: TrialRecord) -> str:
         return (f"trial {record.trial:5d}  reward {record.reward:8.1f}  steps {record.length:4d}"

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+import pandas as pd
 
 from config import Settings
 from engram import EngramStore
-from runs import ROLLING_WINDOW, RunFolder
+from runs import ROLLING_WINDOW, RunFolder, summarise
 from Trainer import LANDING_REWARD, Trainer, evaluate, trial_noise
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
@@ -64,14 +65,13 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
         trainer.train(trials)
     finally:
         trainer.close()
-    rewards = np.array([record.reward for record in sorted(trainer.metrics, key=lambda r: r.trial)])
+    trials_run = trainer.metrics_frame().sort_values("trial")
+    figures = summarise(trials_run)
     evaluation = evaluate(settings, eval_episodes)
     RunFolder.for_instance(name, runs_dir).write_evaluation(evaluation)
-    return {"seed": seed, "instance": name, "rewards": [round(float(r), 2) for r in rewards],
-            "train_mean": round(float(rewards.mean()), 2),
-            "last100_mean": round(float(rewards[-ROLLING_WINDOW:].mean()), 2),
-            "landing_rate": round(float(np.mean(rewards >= LANDING_REWARD)), 4),
-            "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
+    return {"seed": seed, "instance": name, "rewards": trials_run["reward"].round(2).tolist(),
+            "train_mean": figures["mean_reward"], "last100_mean": figures["last100_mean"],
+            "landing_rate": figures["landing_rate"], "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
             "eval_landing_rate": evaluation["landing_rate"],
             "steps_per_s": round(trainer.steps_taken / (time.monotonic() - started), 1)}
 
@@ -90,7 +90,8 @@ def plot_learning(result: dict):
 
     figure, axis = plt.subplots(figsize=(9, 5))
     for variant, entry in result["variants"].items():
-        curves = np.array([_rolling(run["rewards"]) for run in entry["seeds"]])
+        curves = np.array([pd.Series(run["rewards"]).rolling(ROLLING_WINDOW, min_periods=1).mean()
+                           for run in entry["seeds"]])
         trials = np.arange(1, curves.shape[1] + 1)
         line, = axis.plot(trials, curves.mean(axis=0), label=f"{variant} (eval {entry['eval_mean']:.0f})")
         axis.fill_between(trials, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
@@ -102,14 +103,6 @@ def plot_learning(result: dict):
     axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
-
-
-def _rolling(rewards: List[float]) -> np.ndarray:
-    values = np.asarray(rewards, dtype=np.float64)
-    cumulative = np.concatenate([[0.0], np.cumsum(values)])
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(0, ends - ROLLING_WINDOW)
-    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
 def learning_benchmark(variants: List[str], seeds: List[int], trials: int, population: int,
@@ -258,8 +251,6 @@ def _rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
 
 def figures_table(result: dict):
     """The learning benchmark's figures, a row per variant (a pandas DataFrame)."""
-    import pandas as pd
-
     columns = ("train_mean", "last100_mean", "last100_mean_ci95", "landing_rate", "eval_mean", "eval_mean_ci95",
                "eval_std", "eval_landing_rate")
     return pd.DataFrame({variant: {column: entry[column] for column in columns}
@@ -268,8 +259,6 @@ def figures_table(result: dict):
 
 def instinct_table(result: dict):
     """The instinct experiment's groups, a row each (a pandas DataFrame)."""
-    import pandas as pd
-
     return pd.DataFrame(result["groups"]).T[["mean", "mean_ci95", "landing_rate", "landing_rate_ci95"]]
 
 
