@@ -46,6 +46,7 @@ class _Lander:
     rewards: List[float] = field(default_factory=list)
     distances: List[float] = field(default_factory=list)
     values: List[float] = field(default_factory=list)
+    terminated: bool = False
 
     @property
     def flying(self) -> bool:
@@ -291,6 +292,7 @@ class Trainer:
     def _step(self, lander: _Lander, state: np.ndarray, action: int, distance: float) -> bool:
         """Act, queue the feedback, and say whether the trial is over."""
         lander.observation, reward, terminated, truncated, _ = lander.env.step(action)
+        lander.terminated = bool(terminated)
         lander.states.append(state)
         lander.actions.append(action)
         lander.rewards.append(float(reward))
@@ -362,11 +364,15 @@ class Trainer:
         self._progress.update(1)
 
     def _engrams(self, lander: _Lander, success: float) -> List[Engram]:
-        vectors = self.brain.resonator_factory.make_resonators(np.stack(lander.states),
-                                                               np.full(len(lander.states), success))
+        """A trial's engrams; each also keeps its reward, the situation it led to and whether the
+        trial ended there (a time limit or a death by hit points is no end: the flight went on)."""
+        states = np.vstack([np.stack(lander.states), normalise(lander.observation)[None, :]])
+        vectors = self.brain.resonator_factory.make_resonators(states, np.full(len(states), success)).tolist()
         outcomes = step_outcomes(np.array(lander.rewards), success, self.settings, np.array(lander.values))
-        return [Engram(tuple(vector.tolist()), action, float(outcome), lander.trial)
-                for vector, action, outcome in zip(vectors, lander.actions, outcomes)]
+        last = len(lander.actions) - 1
+        return [Engram(tuple(vectors[step]), action, float(outcome), lander.trial, reward=reward,
+                       next_vector=tuple(vectors[step + 1]), ended=lander.terminated and step == last)
+                for step, (action, outcome, reward) in enumerate(zip(lander.actions, outcomes, lander.rewards))]
 
     def _record(self, lander: _Lander, success: float) -> TrialRecord:
         distances = [d for d in lander.distances if not math.isnan(d)]

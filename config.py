@@ -23,6 +23,7 @@ COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
 NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
 OUTCOME_RULES = ("reward", "return")
+SEARCH_BACKENDS = ("milvus", "replica")
 
 
 class SettingsError(ValueError):
@@ -94,6 +95,8 @@ class Settings:
     index_nlist: int
     search_nprobe: int
     seal_every: int
+    search_backend: str
+    replica_refresh: float
 
     @classmethod
     def from_module(cls, module: ModuleType = settings_module, **overrides: Any) -> "Settings":
@@ -210,6 +213,10 @@ def _problems(s: Settings) -> list:
          f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
         (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,
          f"SEARCH_NPROBE: expected a whole number from 1 to 65536, got {s.search_nprobe!r}"),
+        (s.search_backend in SEARCH_BACKENDS,
+         f"SEARCH_BACKEND: expected one of {SEARCH_BACKENDS}, got {s.search_backend!r}"),
+        (_is_number(s.replica_refresh) and 0 < s.replica_refresh <= 3600,
+         f"REPLICA_REFRESH: expected seconds, more than 0 and at most 3600, got {s.replica_refresh!r}"),
         (_is_int(s.seal_every) and s.seal_every >= 1024,
          f"SEAL_EVERY: expected a whole number >= 1024 (smaller segments are never indexed), got {s.seal_every!r}"),
     ]

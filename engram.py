@@ -17,13 +17,12 @@ from typing import Callable, Iterable, List, Optional, Sequence, TypeVar
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
-from pymilvus.client import ts_utils
-from pymilvus.client.grpc_handler import _api_level_md
-from pymilvus.client.prepare import Prepare
-from pymilvus.client.utils import check_status
+from tqdm import tqdm
 
-from config import COLLECTION_NAME, Settings
+import milvus_columns
+from config import COLLECTION_NAME, SEARCH_BACKENDS, Settings
 from milvus_server import embedded_server_uri
+from replica import EngramReplica, EngramRows
 
 # The collection's fields: named once here, used by the schema, inserts and searches.
 FIELD_ID = "id"
@@ -31,7 +30,14 @@ FIELD_VECTOR = "vector"
 FIELD_ACTION = "action"
 FIELD_OUTCOME = "outcome"
 FIELD_TRIAL = "trial"
+FIELD_REWARD = "reward"            # the step's own reward: what re-valuation starts from
+FIELD_NEXT_VECTOR = "next_vector"  # the resonator of the situation the step led to
+FIELD_ENDED = "ended"              # the trial ended there (LunarLander's end; not a time limit)
+FIELD_STORED_AT = "stored_at"      # microseconds since the epoch when its writer sent it: replicas poll it
+FIELD_WRITER = "writer"            # a random number per store: a replica skips its own engrams when polling
 NEIGHBOUR_FIELDS = [FIELD_ACTION, FIELD_OUTCOME]  # all a decision needs: vectors are not fetched
+ENGRAM_FIELDS = [FIELD_ID, FIELD_VECTOR, FIELD_ACTION, FIELD_OUTCOME, FIELD_TRIAL, FIELD_REWARD,
+                 FIELD_NEXT_VECTOR, FIELD_ENDED]   # what a replica copies
 
 # What a search waits for. "Session" (the default) sees every insert this client made before it:
 # a finished trial's engrams are visible to the very next decision, without paying for "Strong"
@@ -42,6 +48,11 @@ FIRST_RETRY_DELAY_S = 0.5      # a request that failed for want of a server is r
 LONGEST_RETRY_DELAY_S = 8.0    # doubling up to this, until MILVUS_RETRY_TIMEOUT has passed
 PERMANENT_ERROR_CODES = {100, 1100}  # Milvus: collection not found, invalid parameter (no retry helps)
 ID_RANGE = 2 ** 63 - 1         # engram ids are random positive int64s: unique across processes
+LOAD_CHUNK = 20_000            # engrams per request when a replica loads a kept memory
+LOAD_PROGRESS_FROM = 100_000   # a replica loading at least this many engrams shows a progress bar
+# A replica polls for other writers' engrams stamped up to this long before its previous poll:
+# an insert is stamped when sent and visible once acknowledged, and clocks of machines differ.
+POLL_LOOKBACK_US = 5_000_000
 # Why: gRPC shares one connection per address across a process and, after a server went away,
 # waits up to 120 s between reconnection attempts, so a restarted server (or a new one on a port
 # a dead one used) stayed "unavailable" to every client of the process. Each client keeps its own
@@ -84,6 +95,11 @@ class Engram:
     :param outcome: how well it went, in [-1, 1] (the step's reward, weighted by the trial's success).
     :param trial: the number of the trial that left it.
     :param id: its primary key; the store draws one at random when it is stored without one.
+    :param reward: the step's own reward (LunarLander's units), from which re-valuation starts.
+    :param next_vector: the resonator of the situation the step led to (None: unknown).
+    :param ended: whether the trial ended with this step (LunarLander's own end: a crash or a
+        landing at rest; a time limit or a death by hit points is not an end). An engram without
+        a ``next_vector`` counts as an end: nothing is known to follow it.
     """
 
     vector: tuple
@@ -91,6 +107,9 @@ class Engram:
     outcome: float
     trial: int = 0
     id: Optional[int] = None
+    reward: float = 0.0
+    next_vector: Optional[tuple] = None
+    ended: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,38 +148,54 @@ def connect(settings: Settings) -> MilvusClient:
 class EngramStore:
     """The engrams of one instance, in one Milvus collection.
 
+    **Searching.** ``nearest_many`` answers "which engrams resonate most with these vectors?"
+    (optionally: among those that took one action). With ``SEARCH_BACKEND = "milvus"`` (the seed's
+    path) each search is a Milvus request. With ``"replica"`` an in-process copy of the collection
+    (``replica.EngramReplica``, FAISS with the same IVF_FLAT / L2 index) answers: it is loaded from
+    the collection when a kept memory is opened, extended with every insert Milvus has
+    acknowledged (never before), and every ``REPLICA_REFRESH`` seconds of searching it polls
+    Milvus for engrams other writers (other processes or machines) stored meanwhile. Milvus stays
+    the store of record either way: every engram is written there first.
+
     **Faults.** A request that fails because Milvus is unreachable or recovering (restarted, not
     yet loaded) is retried with a backoff from 0.5 s doubling to 8 s, for ``MILVUS_RETRY_TIMEOUT``
     seconds in all; then ``MilvusUnavailableError`` says so. Each engram is sent with a random id,
     and a retried insert is an upsert of the same ids: an insert that reached the server before the
     connection broke is replaced, never duplicated. Engrams that could not be stored at all come
-    back in ``EngramsNotStoredError.engrams``.
+    back in ``EngramsNotStoredError.engrams`` (and are not in the replica).
 
     Schema: INT64 ``id`` (random, given by the store), FLOAT_VECTOR ``vector``
-    (``STATE_VECTOR_SIZE``), INT16 ``action``, FLOAT ``outcome``, INT64 ``trial``; an IVF_FLAT / L2 index (``INDEX_NLIST`` lists), searched
-    with ``SEARCH_NPROBE``.
+    (``STATE_VECTOR_SIZE``), INT16 ``action``, FLOAT ``outcome``, INT64 ``trial``, FLOAT ``reward``,
+    ARRAY of FLOAT ``next_vector``, BOOL ``ended``, INT64 ``stored_at`` and ``writer``; an IVF_FLAT /
+    L2 index (``INDEX_NLIST`` lists), searched with ``SEARCH_NPROBE``.
 
     Every engram and query is checked before anything is sent: a bad one raises ``EngramError``
     and nothing of the batch is stored. An existing collection with another schema raises
-    ``CollectionMismatchError`` and is never dropped, even with ``reset``.
+    ``CollectionMismatchError`` and is never dropped, even with ``reset``; one made by an earlier
+    version of this project (fewer fields) is dropped only with ``reset``.
 
     :param name: the collection's name (letters, digits and ``_``, not starting with a digit).
     :param reset: drop the collection's engrams first (a fresh memory); else keep and extend them.
     :param settings: the run's settings; ``settings.py`` by default.
     :param client: an open client to share; by default one is made from the settings.
-    :param consistency: what each search waits for (see ``CONSISTENCY_LEVELS``).
+    :param consistency: what each Milvus search waits for (see ``CONSISTENCY_LEVELS``).
+    :param search_backend: ``"milvus"`` or ``"replica"``; ``SEARCH_BACKEND`` by default.
     """
 
     def __init__(self, name: str, reset: bool = False, settings: Optional[Settings] = None,
-                 client: Optional[MilvusClient] = None, consistency: str = "Session") -> None:
+                 client: Optional[MilvusClient] = None, consistency: str = "Session",
+                 search_backend: Optional[str] = None) -> None:
         if not isinstance(name, str) or not COLLECTION_NAME.match(name):
             raise EngramError(f"invalid collection name {name!r}: expected letters, digits and '_' "
                               "(at most 255, not starting with a digit), e.g. 'lander3'")
         if consistency not in CONSISTENCY_LEVELS:
             raise EngramError(f"consistency {consistency!r}: expected one of {', '.join(CONSISTENCY_LEVELS)}")
+        self.settings = settings or Settings.from_module()
+        search_backend = search_backend or self.settings.search_backend
+        if search_backend not in SEARCH_BACKENDS:
+            raise EngramError(f"search backend {search_backend!r}: expected one of {', '.join(SEARCH_BACKENDS)}")
         self.name = name
         self.consistency = consistency
-        self.settings = settings or Settings.from_module()
         self.dimension = self.settings.state_vector_size
         self.action_count = self.settings.output_vector_size
         self.client = client or connect(self.settings)
@@ -169,9 +204,18 @@ class EngramStore:
         self.uri = self.settings.milvus_uri or f"the embedded server on {self.settings.milvus_data_dir}"
         self._timeout = self.settings.milvus_retry_timeout  # no single request may hang longer than this
         self._id_source = np.random.default_rng()  # fresh entropy, never the run's seed: ids must not repeat
+        self.writer = int(self._id_source.integers(1, ID_RANGE))
         self._unsealed = 0
         self._sealing: Optional[threading.Thread] = None
+        self.replica = EngramReplica(self.dimension, self.settings.index_nlist, self.settings.search_nprobe) \
+            if search_backend == "replica" else None
+        self._polled_until_us = _now_us()
+        self._next_poll = 0.0
         self._open(reset)
+
+    @property
+    def search_backend(self) -> str:
+        return "milvus" if self.replica is None else "replica"
 
     # --- the collection ---
     def _open(self, reset: bool) -> None:
@@ -179,6 +223,7 @@ class EngramStore:
             self._check_schema(keep=not reset)
             if not reset:
                 self.client.load_collection(self.name)
+                self._load_replica()
                 return
             self.client.drop_collection(self.name)
         self._create()
@@ -190,6 +235,11 @@ class EngramStore:
         schema.add_field(FIELD_ACTION, DataType.INT16)
         schema.add_field(FIELD_OUTCOME, DataType.FLOAT)
         schema.add_field(FIELD_TRIAL, DataType.INT64)
+        schema.add_field(FIELD_REWARD, DataType.FLOAT)
+        schema.add_field(FIELD_NEXT_VECTOR, DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=self.dimension)
+        schema.add_field(FIELD_ENDED, DataType.BOOL)
+        schema.add_field(FIELD_STORED_AT, DataType.INT64)
+        schema.add_field(FIELD_WRITER, DataType.INT64)
         index = self.client.prepare_index_params()
         index.add_index(field_name=FIELD_VECTOR, index_type=self.settings.index_type,
                         metric_type=self.settings.metric_type, params={"nlist": self.settings.index_nlist})
@@ -199,23 +249,29 @@ class EngramStore:
         description = self.client.describe_collection(self.name)
         fields = {f["name"]: f for f in description["fields"]}
         found_dim = fields.get(FIELD_VECTOR, {}).get("params", {}).get("dim")
-        missing = [n for n in (FIELD_VECTOR, FIELD_ACTION, FIELD_OUTCOME, FIELD_TRIAL) if n not in fields]
+        essential = (FIELD_VECTOR, FIELD_ACTION, FIELD_OUTCOME, FIELD_TRIAL)
+        missing = [n for n in essential if n not in fields]
         if missing or found_dim is None or int(found_dim) != self.dimension:
             raise CollectionMismatchError(
                 f"collection {self.name!r} already exists with fields {sorted(fields)} and vector "
-                f"dimension {found_dim}; expected fields {FIELD_VECTOR}, {FIELD_ACTION}, {FIELD_OUTCOME}, "
-                f"{FIELD_TRIAL} and dimension {self.dimension} (STATE_VECTOR_SIZE). It was left as it is. "
+                f"dimension {found_dim}; expected fields {', '.join(essential)} and dimension {self.dimension} "
+                "(STATE_VECTOR_SIZE). It was left as it is. "
                 "Use another instance name, or drop it yourself if it is no longer wanted.")
-        if keep and description.get("auto_id"):
+        older = [n for n in (FIELD_REWARD, FIELD_NEXT_VECTOR, FIELD_ENDED, FIELD_STORED_AT, FIELD_WRITER)
+                 if n not in fields]
+        if keep and (description.get("auto_id") or older):
             raise CollectionMismatchError(
-                f"collection {self.name!r} was made by an earlier version of Resonant Vectors (Milvus draws "
-                "its ids), so a retried insert could duplicate engrams; it was left as it is. Train without "
-                "--keep (DROP_COLLECTION = True) to start it afresh, or use another instance name.")
+                f"collection {self.name!r} was made by an earlier version of Resonant Vectors "
+                f"({'Milvus draws its ids' if description.get('auto_id') else 'no fields ' + ', '.join(older)}), "
+                "which this version cannot extend without losing what its engrams mean; it was left as it is. "
+                "Train without --keep (DROP_COLLECTION = True) to start it afresh, or use another instance name.")
 
     def drop(self) -> None:
         """Delete the collection and every engram in it."""
         self._wait_for_seal()
         self.client.drop_collection(self.name)
+        if self.replica is not None:
+            self.replica = EngramReplica(self.dimension, self.settings.index_nlist, self.settings.search_nprobe)
 
     def clear(self) -> None:
         """Forget every engram, keeping an empty collection with the same schema."""
@@ -306,17 +362,35 @@ class EngramStore:
 
     def _write(self, engrams: Iterable[Engram], method: Callable) -> int:
         engrams = self._with_ids(list(engrams))
-        rows = [self._row(position, engram) for position, engram in enumerate(engrams)]
-        if not rows:
+        columns = self._columns_of(engrams)
+        if not len(columns):
             return 0
         try:
-            self._request(f"storing {len(rows)} engrams", lambda: method(self.name, rows, timeout=self._timeout),
-                          resend=lambda: self.client.upsert(self.name, rows, timeout=self._timeout))
+            self._send_rows(columns, method, f"storing {len(columns)} engrams")
         except MilvusUnavailableError as error:
             raise EngramsNotStoredError(str(error), engrams) from None
-        self._unsealed += len(rows)
+        if self.replica is not None:
+            self.replica.add(columns)  # only now: the replica never serves what Milvus did not take
+        self._unsealed += len(columns)
         self._seal_in_background()
-        return len(rows)
+        return len(columns)
+
+    def _send_rows(self, columns: EngramRows, method: Callable, what: str) -> None:
+        """Send rows, stamped when each attempt is sent (so that a replica polling ``stored_at``
+        finds a retried insert too); a retry is an upsert of the same ids."""
+        def send(how: Callable) -> Callable[[], object]:
+            return lambda: how(self.name, self._milvus_rows(columns), timeout=self._timeout)
+        self._request(what, send(method), resend=send(self.client.upsert))
+
+    def _milvus_rows(self, columns: EngramRows) -> List[dict]:
+        stamp = _now_us()
+        return [{FIELD_ID: engram_id, FIELD_VECTOR: vector, FIELD_ACTION: action, FIELD_OUTCOME: outcome,
+                 FIELD_TRIAL: trial, FIELD_REWARD: reward, FIELD_NEXT_VECTOR: next_vector, FIELD_ENDED: ended,
+                 FIELD_STORED_AT: stamp, FIELD_WRITER: self.writer}
+                for engram_id, vector, action, outcome, trial, reward, next_vector, ended in zip(
+                    columns.ids.tolist(), columns.vectors.tolist(), columns.actions.tolist(),
+                    columns.outcomes.tolist(), columns.trials.tolist(), columns.rewards.tolist(),
+                    columns.next_vectors.tolist(), columns.ended.tolist())]
 
     def _with_ids(self, engrams: List[Engram]) -> List[Engram]:
         missing = [i for i, engram in enumerate(engrams) if isinstance(engram, Engram) and engram.id is None]
@@ -325,10 +399,31 @@ class EngramStore:
             engrams[position] = replace(engrams[position], id=int(engram_id))
         return engrams
 
-    def _row(self, position: int, engram: Engram) -> dict:
+    def _columns_of(self, engrams: List[Engram]) -> EngramRows:
+        """The engrams as columns, every one checked first."""
+        for position, engram in enumerate(engrams):
+            self._check(position, engram)
+        if not engrams:
+            return EngramRows.empty(self.dimension)
+        known_next = [engram.next_vector is not None for engram in engrams]
+        next_vectors = [engram.next_vector if known else (0.0,) * self.dimension
+                        for engram, known in zip(engrams, known_next)]
+        return EngramRows(
+            ids=np.array([engram.id for engram in engrams], np.int64),
+            vectors=self._checked_vectors([engram.vector for engram in engrams], what="an engram's vector"),
+            actions=np.array([engram.action for engram in engrams], np.int64),
+            outcomes=np.array([engram.outcome for engram in engrams], np.float32),
+            trials=np.array([engram.trial for engram in engrams], np.int64),
+            rewards=np.array([engram.reward for engram in engrams], np.float32),
+            next_vectors=self._checked_vectors(next_vectors, what="an engram's next_vector"),
+            ended=np.array([bool(engram.ended) or not known for engram, known in zip(engrams, known_next)]))
+
+    def _check(self, position: int, engram: Engram) -> None:
         if not isinstance(engram, Engram):
             raise EngramError(f"item {position} is a {type(engram).__name__}, expected an Engram")
-        vector = self._checked_vectors([engram.vector], what=f"engram {position}'s vector")[0]
+        self._checked_vectors([engram.vector], what=f"engram {position}'s vector")
+        if engram.next_vector is not None:
+            self._checked_vectors([engram.next_vector], what=f"engram {position}'s next_vector")
         action = engram.action
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) \
                 or not 0 <= action < self.action_count:
@@ -336,10 +431,81 @@ class EngramStore:
                               f"expected a whole number from 0 to {self.action_count - 1}")
         if isinstance(engram.id, bool) or not isinstance(engram.id, (int, np.integer)) or not 0 < engram.id <= ID_RANGE:
             raise EngramError(f"engram {position}: id {engram.id!r}: expected a whole number from 1 to 2**63 - 1")
-        if not _is_finite_number(engram.outcome):
-            raise EngramError(f"engram {position}: outcome {engram.outcome!r}: expected a finite number")
-        return {FIELD_ID: int(engram.id), FIELD_VECTOR: vector.tolist(), FIELD_ACTION: int(action),
-                FIELD_OUTCOME: float(engram.outcome), FIELD_TRIAL: int(engram.trial)}
+        for name in ("outcome", "reward"):
+            if not _is_finite_number(getattr(engram, name)):
+                raise EngramError(f"engram {position}: {name} {getattr(engram, name)!r}: expected a finite number")
+
+    # --- re-valuing ---
+    def set_outcomes(self, rows: np.ndarray, outcomes: np.ndarray) -> int:
+        """Give the replica's engrams at ``rows`` new outcomes, in Milvus first (an upsert of the same
+        ids, so the count does not change), then in the replica. Returns how many were written.
+
+        :raises EngramError: without a replica (re-valuation reads the whole memory from it).
+        """
+        if self.replica is None:
+            raise EngramError("re-valuing outcomes needs SEARCH_BACKEND = \"replica\" (it reads every engram)")
+        rows = np.asarray(rows, np.int64)
+        outcomes = np.asarray(outcomes, np.float32)
+        held = self.replica.rows()
+        for start in range(0, len(rows), LOAD_CHUNK):
+            chunk = rows[start:start + LOAD_CHUNK]
+            changed = replace(held.select(chunk), outcomes=outcomes[start:start + LOAD_CHUNK])
+            self._send_rows(changed, self.client.upsert, f"re-valuing {len(chunk)} engrams")
+        self.replica.set_outcomes(rows, outcomes)
+        self._unsealed += len(rows)
+        self._seal_in_background()
+        return len(rows)
+
+    # --- keeping a replica ---
+    def _load_replica(self) -> None:
+        """Copy the whole collection into the replica, in chunks of the id range (ids are random)."""
+        if self.replica is None:
+            return
+        self._polled_until_us = _now_us()  # engrams stored from now on are found by polling
+        count = self.get_count()
+        chunks = max(1, -(-count // LOAD_CHUNK))
+        edges = [i * (ID_RANGE // chunks) for i in range(chunks)] + [ID_RANGE]
+        with tqdm(total=count, unit="engram", desc=f"loading {self.name} into the replica", leave=False,
+                  disable=count < LOAD_PROGRESS_FROM) as progress:
+            for low, high in zip(edges[:-1], edges[1:]):
+                loaded = self._query_rows(f"{FIELD_ID} > {low} and {FIELD_ID} <= {high}", "loading the replica")
+                self.replica.add(loaded)
+                progress.update(len(loaded))
+
+    def _poll_other_writers(self) -> None:
+        """At most every ``REPLICA_REFRESH`` seconds, add what other writers stored since the last poll.
+
+        Why a stamp and a writer field: Milvus cannot list "rows added since", so every engram
+        carries the time its writer sent it; a poll asks for other writers' engrams stamped since
+        the previous poll (less ``POLL_LOOKBACK_US`` for inserts in flight and clock differences),
+        and the replica keeps each id once.
+        """
+        if self.replica is None or time.monotonic() < self._next_poll:
+            return
+        started = _now_us()
+        since = self._polled_until_us - POLL_LOOKBACK_US
+        found = self._query_rows(f"{FIELD_STORED_AT} > {since} and {FIELD_WRITER} != {self.writer}",
+                                 "polling for other writers' engrams")
+        self.replica.add(found)
+        self._polled_until_us = started
+        self._next_poll = time.monotonic() + self.settings.replica_refresh
+
+    def _query_rows(self, condition: str, what: str) -> EngramRows:
+        """Every engram matching ``condition``, as columns; "Strong": all acknowledged inserts count."""
+        rows = self._request(what, lambda: self.client.query(
+            self.name, filter=condition, output_fields=ENGRAM_FIELDS, consistency_level="Strong",
+            timeout=self._timeout))
+        if not rows:
+            return EngramRows.empty(self.dimension)
+        return EngramRows(
+            ids=np.array([row[FIELD_ID] for row in rows], np.int64),
+            vectors=np.array([row[FIELD_VECTOR] for row in rows], np.float32),
+            actions=np.array([row[FIELD_ACTION] for row in rows], np.int64),
+            outcomes=np.array([row[FIELD_OUTCOME] for row in rows], np.float32),
+            trials=np.array([row[FIELD_TRIAL] for row in rows], np.int64),
+            rewards=np.array([row[FIELD_REWARD] for row in rows], np.float32),
+            next_vectors=np.array([row[FIELD_NEXT_VECTOR] for row in rows], np.float32).reshape(-1, self.dimension),
+            ended=np.array([row[FIELD_ENDED] for row in rows], bool))
 
     # --- searching ---
     def nearest(self, vector: Sequence[float], limit: int) -> list:
@@ -353,36 +519,42 @@ class EngramStore:
         return [(Engram((), int(action), float(outcome)), float(distance))
                 for action, outcome, distance in zip(found.actions, found.outcomes, found.distances)]
 
-    def nearest_many(self, vectors: Sequence[Sequence[float]], limit: int) -> list:
-        """One search request for many query vectors: a ``Neighbours`` per vector, in order."""
+    def nearest_many(self, vectors: Sequence[Sequence[float]], limit: int,
+                     action: Optional[int] = None) -> List[Neighbours]:
+        """One search for many query vectors: a ``Neighbours`` per vector, in order.
+
+        :param action: only engrams that took this action (one memory per action); None: all.
+        """
         if not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 16384:
             raise EngramError(f"limit {limit!r}: expected a whole number from 1 to 16384")
+        if action is not None and (not isinstance(action, (int, np.integer)) or not 0 <= action < self.action_count):
+            raise EngramError(f"action {action!r}: expected None or a whole number from 0 to {self.action_count - 1}")
         queries = self._checked_vectors(vectors, what="query vector")
-        results = self._request("searching", lambda: self._search(queries, int(limit)))
-        if not results.fields_data:  # an empty collection answers with no columns at all
+        if self.replica is not None:
+            return self._search_replica(queries, int(limit), action)
+        return self._search_milvus(queries, int(limit), action)
+
+    def _search_replica(self, queries: np.ndarray, limit: int, action: Optional[int]) -> List[Neighbours]:
+        self._poll_other_writers()
+        rows, distances = self.replica.search(queries, limit, action)
+        held = self.replica.rows()
+        found = []
+        for query_rows, query_distances in zip(rows, distances):
+            valid = query_rows >= 0
+            chosen = query_rows[valid]
+            found.append(Neighbours(held.actions[chosen], held.outcomes[chosen].astype(np.float64),
+                                    query_distances[valid].astype(np.float64)))
+        return found
+
+    def _search_milvus(self, queries: np.ndarray, limit: int, action: Optional[int]) -> List[Neighbours]:
+        condition = "" if action is None else f"{FIELD_ACTION} == {int(action)}"
+        columns = self._request("searching", lambda: milvus_columns.search(
+            self.client, self.name, queries, limit, self._search_params, FIELD_VECTOR, NEIGHBOUR_FIELDS,
+            self.consistency, self._timeout, condition))
+        if not len(columns.distances):
             return [NO_NEIGHBOURS] * len(queries)
-        return _split_neighbours(results)
-
-    def _search(self, queries: np.ndarray, limit: int):
-        """The search's raw result (protobuf), read as arrays by ``_split_neighbours``.
-
-        Why not ``MilvusClient.search``: it builds a dict per hit, which measured 18 ms of the
-        48 ms a batched search of 32 x 300 neighbours took; the columns it parses are read here
-        in one pass. This uses pymilvus 3.0's request builder and stub (pinned in requirements.txt)
-        and keeps the consistency guarantee: with "Session" it waits for this client's own inserts.
-        """
-        handler = self.client._get_connection()
-        context = self.client._generate_call_context()
-        options = {"consistency_level": self.consistency}
-        default_consistency = ts_utils.construct_guarantee_ts(self.name, options, handler.server_address,
-                                                              context.get_db_name())
-        request = Prepare.search_requests_with_expr(
-            collection_name=self.name, anns_field=FIELD_VECTOR, param=self._search_params, limit=limit,
-            data=queries.tolist(), output_fields=NEIGHBOUR_FIELDS,
-            use_default_consistency=default_consistency, **options)
-        response = handler._stub.Search(request, metadata=_api_level_md(context), timeout=self._timeout)
-        check_status(response.status)
-        return response.results
+        return [Neighbours(hits[FIELD_ACTION].astype(np.int64), hits[FIELD_OUTCOME].astype(np.float64),
+                           hits["distance"]) for hits in milvus_columns.split(columns)]
 
     def _checked_vectors(self, vectors, what: str) -> np.ndarray:
         try:
@@ -398,6 +570,10 @@ class EngramStore:
         return array
 
 
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
 def _is_permanent(error: Exception) -> bool:
     return isinstance(error, MilvusException) and error.code in PERMANENT_ERROR_CODES
 
@@ -406,17 +582,6 @@ def _error_text(error: Exception) -> str:
     if isinstance(error, grpc.RpcError):
         return f"{error.code().name}: {error.details()}"
     return f"{error.message} (code {error.code})"
-
-
-def _split_neighbours(results) -> list:
-    """One ``Neighbours`` per query from a search's columns (all queries' hits, concatenated)."""
-    columns = {field.field_name: field.scalars for field in results.fields_data}
-    actions = np.asarray(columns[FIELD_ACTION].int_data.data, dtype=np.int64)
-    outcomes = np.asarray(columns[FIELD_OUTCOME].float_data.data, dtype=np.float64)
-    distances = np.asarray(results.scores, dtype=np.float64)
-    ends = np.cumsum(results.topks)
-    return [Neighbours(actions[start:end], outcomes[start:end], distances[start:end])
-            for start, end in zip(np.concatenate([[0], ends[:-1]]), ends)]
 
 
 def _is_finite_number(value) -> bool:

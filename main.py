@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from config import Settings, SettingsError
+from config import SEARCH_BACKENDS, Settings, SettingsError
 from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
@@ -41,6 +41,9 @@ def add_memory_flags(parser: argparse.ArgumentParser) -> None:
                         help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
     parser.add_argument("--preset", help=f"a named set of settings from settings.PRESETS (PRESET): "
                                          f"{', '.join(repr(name) for name in PRESETS) or 'none defined'}")
+    parser.add_argument("--search-backend", choices=SEARCH_BACKENDS,
+                        help="who answers the decisions' searches: milvus (a request each) or replica "
+                             "(an in-process copy; Milvus stays the store of record) (SEARCH_BACKEND)")
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

@@ -154,7 +154,9 @@ class RunFolder:
         if not path.exists():
             return []
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [Engram(**{**row, "vector": tuple(row["vector"])}) for row in rows]
+        return [Engram(**{**row, "vector": tuple(row["vector"]),
+                          "next_vector": None if row.get("next_vector") is None else tuple(row["next_vector"])})
+                for row in rows]
 
     def forget_unstored(self) -> None:
         (self.path / UNSTORED_JSONL).unlink(missing_ok=True)

@@ -71,3 +71,7 @@ METRIC_TYPE = "L2"               # distance between resonators
 INDEX_NLIST = 1024               # IVF clusters
 SEARCH_NPROBE = 16               # IVF clusters searched per query
 SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force
+SEARCH_BACKEND = "milvus"        # who answers decisions' searches: "milvus" (the seed's path: a request per
+                                 # search) or "replica" (an in-process FAISS copy of the collection; Milvus
+                                 # stays the store of record)
+REPLICA_REFRESH = 1.0            # seconds: other writers' engrams reach a replica within this (plus a time tick)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from pymilvus import DataType
 
+import milvus_columns
 from config import Settings
 from engram import CollectionMismatchError, Engram, EngramError, EngramStore, MilvusUnavailableError
 
@@ -17,7 +18,15 @@ def random_engrams(count: int, dimension: int = 9, seed: int = 0) -> list:
     return [Engram(tuple(v.tolist()), i % 4, float(rng.uniform(-1, 1)), trial=i // 100) for i, v in enumerate(vectors)]
 
 
-def test_nearest_returns_the_true_nearest_neighbours_by_l2_in_order(settings, collection_name):
+@pytest.fixture(params=[True, False], ids=["pymilvus_internals", "public_search"])
+def search_path(request):
+    """Both ways of reading a Milvus search: the fast one (pymilvus internals) and the public API."""
+    assert milvus_columns.use_internals(request.param) == request.param
+    yield
+    milvus_columns.use_internals(True)
+
+
+def test_nearest_returns_the_true_nearest_neighbours_by_l2_in_order(settings, collection_name, search_path):
     store = EngramStore(collection_name, reset=True, settings=settings)
     engrams = random_engrams(3000)
     store.insert_many(engrams)
@@ -46,7 +55,7 @@ def test_a_search_never_returns_more_engrams_than_stored(settings, collection_na
     assert len(store.nearest_many([(0.5,) * 9], 300)[0]) == 7
 
 
-def test_an_empty_store_returns_no_neighbours(settings, collection_name):
+def test_an_empty_store_returns_no_neighbours(settings, collection_name, search_path):
     store = EngramStore(collection_name, reset=True, settings=settings)
     assert store.nearest((0.0,) * 9, 300) == []
 
@@ -129,10 +138,12 @@ def test_an_existing_collection_of_another_dimension_is_refused_and_kept(setting
     assert rows[0]["count(*)"] == 4
 
 
-def test_a_collection_with_milvus_drawn_ids_is_kept_only_when_started_afresh(settings, collection_name):
+@pytest.mark.parametrize("auto_id", [True, False], ids=["milvus_drawn_ids", "without_the_new_fields"])
+def test_a_collection_made_by_an_earlier_version_is_kept_only_when_started_afresh(settings, collection_name,
+                                                                                   auto_id):
     client = EngramStore(collection_name, reset=True, settings=settings).client
     client.drop_collection(collection_name)
-    schema = client.create_schema(auto_id=True)
+    schema = client.create_schema(auto_id=auto_id)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=9)
     for name, kind in (("action", DataType.INT16), ("outcome", DataType.FLOAT), ("trial", DataType.INT64)):
@@ -140,8 +151,9 @@ def test_a_collection_with_milvus_drawn_ids_is_kept_only_when_started_afresh(set
     index = client.prepare_index_params()
     index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
     client.create_collection(collection_name, schema=schema, index_params=index)
-    with pytest.raises(CollectionMismatchError, match="earlier version.*duplicate.*without --keep"):
+    with pytest.raises(CollectionMismatchError, match="earlier version.*left as it is.*without --keep"):
         EngramStore(collection_name, reset=False, settings=settings)
+    assert client.has_collection(collection_name)
     assert EngramStore(collection_name, reset=True, settings=settings).get_count() == 0
 
 

@@ -1,0 +1,109 @@
+"""Search results as columns: the one place that uses pymilvus internals, with a public fallback.
+
+Why: ``MilvusClient.search`` builds a Python dict per hit, which measured 18 ms of the 48 ms a
+batched search of 32 x 300 neighbours took here; reading the response's columns directly avoids
+it. That needs pymilvus's request builder and gRPC stub, which are not public API, so they are
+used only when the installed pymilvus is a version they were checked against
+(``CHECKED_PYMILVUS``) and importable; otherwise — or with ``use_internals(False)`` — the public
+``MilvusClient.search`` serves, slower but the same answers. Both paths are tested.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+import pymilvus
+from pymilvus import MilvusClient
+
+CHECKED_PYMILVUS = ("3.0.",)   # pymilvus versions whose internals this module was written against
+
+
+@dataclass(frozen=True)
+class SearchColumns:
+    """All queries' hits concatenated: ``fields`` (name -> array), ``distances``, and ``counts``
+    (hits per query, in query order)."""
+
+    fields: Dict[str, np.ndarray]
+    distances: np.ndarray
+    counts: np.ndarray
+
+
+def _load_internals():
+    """pymilvus's request builder, stub metadata, consistency and status helpers, if usable here."""
+    if not pymilvus.__version__.startswith(CHECKED_PYMILVUS):
+        return None
+    try:
+        from pymilvus.client import ts_utils
+        from pymilvus.client.grpc_handler import _api_level_md
+        from pymilvus.client.prepare import Prepare
+        from pymilvus.client.utils import check_status
+    except ImportError:
+        return None
+    return ts_utils, _api_level_md, Prepare, check_status
+
+
+_internals = _load_internals()
+_use_internals = _internals is not None
+
+
+def use_internals(enabled: bool) -> bool:
+    """Turn the fast path on or off (it stays off where it is not usable); returns whether it is on."""
+    global _use_internals
+    _use_internals = enabled and _internals is not None
+    return _use_internals
+
+
+def search(client: MilvusClient, collection: str, queries: np.ndarray, limit: int, search_params: dict,
+           vector_field: str, output_fields: List[str], consistency: str, timeout: float,
+           filter: str = "") -> SearchColumns:
+    """One search request for every query; the hits' ``output_fields`` as columns."""
+    if _use_internals:
+        return _search_with_internals(client, collection, queries, limit, search_params, vector_field,
+                                      output_fields, consistency, timeout, filter)
+    hits = client.search(collection, data=queries.tolist(), limit=limit, search_params=search_params,
+                         anns_field=vector_field, output_fields=output_fields, consistency_level=consistency,
+                         timeout=timeout, filter=filter)
+    flat = [hit for query_hits in hits for hit in query_hits]
+    return SearchColumns({name: np.asarray([hit["entity"][name] for hit in flat]) for name in output_fields},
+                         np.asarray([hit["distance"] for hit in flat], dtype=np.float64),
+                         np.asarray([len(query_hits) for query_hits in hits], dtype=np.int64))
+
+
+def _search_with_internals(client: MilvusClient, collection: str, queries: np.ndarray, limit: int,
+                           search_params: dict, vector_field: str, output_fields: List[str], consistency: str,
+                           timeout: float, filter: str) -> SearchColumns:
+    """The same request ``MilvusClient.search`` sends (consistency included: with "Session" it
+    waits for this client's own inserts), its response read column by column."""
+    ts_utils, api_level_md, prepare, check_status = _internals
+    handler = client._get_connection()
+    context = client._generate_call_context()
+    options = {"consistency_level": consistency}
+    default_consistency = ts_utils.construct_guarantee_ts(collection, options, handler.server_address,
+                                                          context.get_db_name())
+    request = prepare.search_requests_with_expr(
+        collection_name=collection, anns_field=vector_field, param=search_params, limit=limit,
+        data=queries.tolist(), output_fields=output_fields, expr=filter or None,
+        use_default_consistency=default_consistency, **options)
+    response = handler._stub.Search(request, metadata=api_level_md(context), timeout=timeout)
+    check_status(response.status)
+    results = response.results
+    counts = np.asarray(results.topks, dtype=np.int64)
+    if not results.fields_data:  # an empty collection answers with no columns at all
+        return SearchColumns({name: np.zeros(0) for name in output_fields}, np.zeros(0), np.zeros(len(queries), np.int64))
+    return SearchColumns({field.field_name: _scalar_column(field) for field in results.fields_data},
+                         np.asarray(results.scores, dtype=np.float64), counts)
+
+
+def _scalar_column(field) -> np.ndarray:
+    scalars = field.scalars
+    kind = scalars.WhichOneof("data")
+    return np.asarray(getattr(scalars, kind).data)
+
+
+def split(columns: SearchColumns) -> List[Dict[str, np.ndarray]]:
+    """Per query, its hits' columns and ``"distance"``: the concatenated columns cut at ``counts``."""
+    ends = np.cumsum(columns.counts)
+    starts = ends - columns.counts
+    return [{**{name: values[start:end] for name, values in columns.fields.items()},
+             "distance": columns.distances[start:end]} for start, end in zip(starts, ends)]

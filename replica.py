@@ -1,0 +1,235 @@
+"""``EngramReplica``: the memory's engrams in this process, searched with FAISS.
+
+Why its own module: Milvus is the store of record (every engram is written there first, shared
+between processes and machines, kept across runs), but a gRPC round trip per decision caps
+training near 750 steps/s here, and the decision rules of "A memory that lands" need a search per
+action and a search per stored engram. The replica holds a copy of the collection's engrams and
+answers the same nearest-neighbour question in process, 10–50x cheaper per query
+(``bench/throughput.py``). ``EngramStore`` owns it and keeps it in step with Milvus: it is loaded
+from the collection, extended with every insert Milvus acknowledged, and polled for other
+writers' engrams (see ``EngramStore``).
+
+The index is the one Milvus runs: IVF_FLAT, L2 (squared), ``INDEX_NLIST`` lists and
+``SEARCH_NPROBE`` probed; while the memory is smaller than ``EXACT_BELOW_PER_LIST × nlist`` engrams
+(too few to train the lists well) it searches exactly. The lists are trained again each time the
+memory doubles, since a learning lander's situations drift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import faiss
+import numpy as np
+
+EXACT_BELOW_PER_LIST = 39       # FAISS wants >= 39 training points per list; fewer: search exactly
+TRAINING_POINTS_PER_LIST = 64   # the sample the lists are trained on (0.2 s for 1024 lists here)
+RETRAIN_GROWTH = 2.0            # train the lists again when the memory has grown this many times
+FIRST_CAPACITY = 4096           # rows allocated at first; the arrays double as they fill
+ALL_ACTIONS = None              # the key of the index over every engram (the seed's shared search)
+
+
+@dataclass
+class EngramRows:
+    """Engrams as columns (one row each), the form the replica keeps and Milvus returns.
+
+    :param ids: the engrams' primary keys (int64).
+    :param vectors: their resonators, shape ``(n, dimension)``.
+    :param actions: the action each took.
+    :param outcomes: each one's outcome.
+    :param trials: the trial that left each.
+    :param rewards: the reward of each one's step, in LunarLander's units (what re-valuation starts from).
+    :param next_vectors: the resonator of the situation each step led to, shape ``(n, dimension)``.
+    :param ended: whether the trial ended there (LunarLander's own end, not a time limit or a death
+        by hit points): then nothing follows, and re-valuation adds no value of the next situation.
+    """
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    actions: np.ndarray
+    outcomes: np.ndarray
+    trials: np.ndarray
+    rewards: np.ndarray
+    next_vectors: np.ndarray
+    ended: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def select(self, which: np.ndarray) -> "EngramRows":
+        """The rows picked by ``which`` (a boolean mask or row numbers)."""
+        return EngramRows(*(getattr(self, name)[which] for name in COLUMNS))
+
+    @classmethod
+    def empty(cls, dimension: int) -> "EngramRows":
+        return cls(np.zeros(0, np.int64), np.zeros((0, dimension), np.float32), np.zeros(0, np.int64),
+                   np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                   np.zeros((0, dimension), np.float32), np.zeros(0, bool))
+
+
+
+COLUMNS = ("ids", "vectors", "actions", "outcomes", "trials", "rewards", "next_vectors", "ended")
+
+
+class _VectorIndex:
+    """One FAISS index over some of the replica's rows (all, or one action's), exact or IVF_FLAT.
+
+    :param rows: the replica's row number of each vector added, in the order added (FAISS's labels).
+    """
+
+    def __init__(self, dimension: int, nlist: int, nprobe: int) -> None:
+        self.dimension, self.nlist, self.nprobe = dimension, nlist, nprobe
+        self.rows = np.zeros(0, np.int64)
+        self.trained_size = 0
+        self.index: faiss.Index = faiss.IndexFlatL2(dimension)
+
+    def add(self, vectors: np.ndarray, rows: np.ndarray, all_vectors: np.ndarray) -> None:
+        """Add vectors (the replica's rows ``rows``); retrain the lists when the memory has grown enough.
+
+        :param all_vectors: every vector this index will hold afterwards, in row order of ``self.rows``
+            followed by ``rows``: what a retraining rebuilds from.
+        """
+        self.rows = np.concatenate([self.rows, rows])
+        size = len(self.rows)
+        if size >= EXACT_BELOW_PER_LIST * self.nlist and size >= RETRAIN_GROWTH * max(self.trained_size, 1):
+            self._rebuild(all_vectors)
+        else:
+            self.index.add(vectors)
+
+    def _rebuild(self, vectors: np.ndarray) -> None:
+        sample_size = min(len(vectors), TRAINING_POINTS_PER_LIST * self.nlist)
+        sample = vectors[np.random.default_rng(len(vectors)).choice(len(vectors), sample_size, replace=False)]
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dimension), self.dimension, self.nlist, faiss.METRIC_L2)
+        index.train(sample)
+        index.add(vectors)
+        index.nprobe = self.nprobe
+        self.index, self.trained_size = index, len(vectors)
+
+    @property
+    def exact(self) -> bool:
+        return isinstance(self.index, faiss.IndexFlat)
+
+    def search(self, queries: np.ndarray, limit: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Replica rows and squared L2 distances of each query's nearest, nearest first; -1 pads."""
+        if len(self.rows) == 0:
+            return np.full((len(queries), 0), -1, np.int64), np.zeros((len(queries), 0), np.float32)
+        distances, labels = self.index.search(queries, min(limit, len(self.rows)))
+        rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1)
+        return rows, distances
+
+
+class EngramReplica:
+    """An in-process copy of a collection's engrams that answers nearest-neighbour searches.
+
+    Rows are appended and never removed (Milvus engrams are never deleted one by one here); an id
+    already held is updated in place (a re-valued outcome, another writer's upsert).
+
+    :param dimension: the resonators' length.
+    :param nlist: IVF lists (``INDEX_NLIST``), as the Milvus index.
+    :param nprobe: lists searched per query (``SEARCH_NPROBE``).
+    """
+
+    def __init__(self, dimension: int, nlist: int, nprobe: int) -> None:
+        self.dimension, self.nlist, self.nprobe = dimension, nlist, nprobe
+        self._columns = EngramRows.empty(dimension)
+        self._size = 0
+        self._row_of: Dict[int, int] = {}
+        self._indexes: Dict[Optional[int], _VectorIndex] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def rows(self) -> EngramRows:
+        """Every engram held, as columns (views: do not modify)."""
+        return self._columns.select(slice(0, self._size))
+
+    def add(self, engrams: EngramRows) -> int:
+        """Hold these engrams; an id already held gets the new values. Returns how many were new."""
+        positions = np.array([self._row_of.get(int(engram_id), -1) for engram_id in engrams.ids], np.int64)
+        known = positions >= 0
+        if known.any():
+            self._update(positions[known], engrams.select(known))
+        fresh = _first_of_each_id(engrams.select(~known))
+        if len(fresh):
+            self._append(fresh)
+        return len(fresh)
+
+    def set_outcomes(self, rows: np.ndarray, outcomes: np.ndarray) -> None:
+        """Give the engrams at these rows new outcomes (re-valuation); their vectors stay."""
+        self._columns.outcomes[rows] = outcomes
+
+    def search(self, queries: np.ndarray, limit: int, action: Optional[int] = ALL_ACTIONS
+               ) -> Tuple[np.ndarray, np.ndarray]:
+        """The rows and squared L2 distances of each query's ``limit`` nearest engrams (of one action,
+        or of all), nearest first; rows of -1 where fewer exist.
+
+        :param queries: float32 resonators, shape ``(n, dimension)``.
+        """
+        return self._index(action).search(np.ascontiguousarray(queries, dtype=np.float32), limit)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the shared search is exact (the memory is still too small for IVF lists)."""
+        return self._index(ALL_ACTIONS).exact
+
+    def _index(self, action: Optional[int]) -> _VectorIndex:
+        """The index of every engram or of one action's; built from the rows on first use."""
+        if action not in self._indexes:
+            index = _VectorIndex(self.dimension, self.nlist, self.nprobe)
+            rows = self._rows_of_action(action)
+            if len(rows):
+                vectors = self._columns.vectors[rows]
+                index.add(vectors, rows, vectors)
+            self._indexes[action] = index
+        return self._indexes[action]
+
+    def _rows_of_action(self, action: Optional[int]) -> np.ndarray:
+        rows = np.arange(self._size)
+        return rows if action is ALL_ACTIONS else rows[self._columns.actions[:self._size] == action]
+
+    def _append(self, engrams: EngramRows) -> None:
+        start = self._size
+        self._reserve(start + len(engrams))
+        for name in COLUMNS:
+            getattr(self._columns, name)[start:start + len(engrams)] = getattr(engrams, name)
+        self._size += len(engrams)
+        new_rows = np.arange(start, self._size)
+        self._row_of.update(zip(engrams.ids.tolist(), new_rows.tolist()))
+        for action, index in self._indexes.items():
+            chosen = new_rows if action is ALL_ACTIONS else new_rows[engrams.actions == action]
+            if len(chosen):
+                index.add(self._columns.vectors[chosen], chosen,
+                          self._columns.vectors[np.concatenate([index.rows, chosen])])
+
+    def _update(self, rows: np.ndarray, engrams: EngramRows) -> None:
+        """New values for engrams already held. A changed vector or action would leave the indexes
+        stale, so those are rebuilt (it does not happen in training: only outcomes are re-valued)."""
+        moved = (self._columns.actions[rows] != engrams.actions) | \
+            (self._columns.vectors[rows] != engrams.vectors).any(axis=1)
+        for name in COLUMNS[1:]:
+            getattr(self._columns, name)[rows] = getattr(engrams, name)
+        if moved.any():
+            self._indexes.clear()
+
+    def _reserve(self, size: int) -> None:
+        capacity = len(self._columns.ids)
+        if size <= capacity:
+            return
+        capacity = max(FIRST_CAPACITY, capacity)
+        while capacity < size:
+            capacity *= 2
+        grown = []
+        for name in COLUMNS:
+            old = getattr(self._columns, name)
+            new = np.zeros((capacity,) + old.shape[1:], old.dtype)
+            new[:self._size] = old[:self._size]
+            grown.append(new)
+        self._columns = EngramRows(*grown)
+
+
+def _first_of_each_id(engrams: EngramRows) -> EngramRows:
+    """The engrams with an id repeated within one batch kept once (the last values win)."""
+    _, last = np.unique(engrams.ids[::-1], return_index=True)
+    if len(last) == len(engrams):
+        return engrams
+    return engrams.select(np.sort(len(engrams) - 1 - last))
