@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from config import NEIGHBOUR_WEIGHTINGS, Settings
-from engram import Engram, EngramStore, Neighbours
+from engram import Engram, EngramStore, NeighbourTable
 from IResonatorFactory import IResonatorFactory
 from WeightedResonatorFactory import WeightedResonatorFactory
 
@@ -20,8 +20,9 @@ class Consultation:
 
     :param scores: one row of action scores per situation, noise included.
     :param neighbour_distance: the mean L2 distance of each situation's neighbours (NaN if none).
-    :param best_value: each situation's best noise-free score (0 with no neighbours): what the
-        memory expects from there, which an N-step outcome adds to its rewards.
+    :param best_value: each situation's best noise-free score among the actions that have
+        neighbours (NaN where none has): what the memory expects from there, which an N-step
+        outcome adds to its rewards.
     """
 
     scores: np.ndarray
@@ -34,10 +35,17 @@ class EngramBrain:
 
     **Decision.** The observation becomes a resonator (``resonator_factory``), the store returns its
     ``MIN_RESULTS`` nearest engrams, and each action scores the mean outcome of the neighbours that
-    took it (0 for an action no neighbour took); with ``NEIGHBOUR_WEIGHTING = "distance"`` the mean
-    is weighted by 1 / (distance + 0.001). With no neighbours at all (an empty memory) the
-    scores are uniform random. Gaussian noise of std ``NOISE`` is added to every score; the action is
-    the best score, or, with ``PROBABILISTIC_CHOICE``, drawn in proportion to ``score - min``.
+    took it (``UNTRIED_ACTION_SCORE``, 0 by default, for an action no neighbour took); with
+    ``NEIGHBOUR_WEIGHTING = "distance"`` the mean is weighted by 1 / (distance + 0.001). With no
+    neighbours at all (an empty memory) the scores are uniform random. Gaussian noise of std
+    ``NOISE`` is added to every score; the action is the best score, or, with
+    ``PROBABILISTIC_CHOICE``, drawn in proportion to ``score - min``; ``choose`` can also explore
+    ε-greedily (a uniformly random action with probability ε).
+
+    **One memory per action** (``PER_ACTION_MEMORY``). Instead of one shared search whose
+    neighbours are split by action, each action is scored from the ``MIN_RESULTS`` nearest engrams
+    *that took it* (a search per action, as in episodic control): an action is judged on its own
+    experience of this situation, however rarely it was taken nearby.
 
     **Feedback.** ``apply_feedback`` turns a step into an engram whose vector carries the success of
     the trial it came from; the ``Trainer`` stores a whole trial's engrams in one request.
@@ -54,12 +62,14 @@ class EngramBrain:
     :param probabilistic_choice: sample instead of argmax (``PROBABILISTIC_CHOICE``).
     :param rng: the one random generator for noise and random choices (seed it for reproducibility).
     :param weighting: "uniform" or "distance" (``NEIGHBOUR_WEIGHTING``).
+    :param per_action: score each action from its own nearest engrams (``PER_ACTION_MEMORY``).
+    :param untried_score: the score of an action without neighbours (``UNTRIED_ACTION_SCORE``).
     """
 
     def __init__(self, input_size: int, output_size: int, engram_store: EngramStore,
                  resonator_factory: IResonatorFactory, noise: float = 0.1, neighbours: int = 300,
                  probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None,
-                 weighting: str = "uniform") -> None:
+                 weighting: str = "uniform", per_action: bool = False, untried_score: float = 0.0) -> None:
         if weighting not in NEIGHBOUR_WEIGHTINGS:
             raise ValueError(f"weighting: expected one of {NEIGHBOUR_WEIGHTINGS}, got {weighting!r}")
         if engram_store.dimension != input_size + 1:
@@ -73,26 +83,30 @@ class EngramBrain:
         self.neighbours = neighbours
         self.probabilistic_choice = probabilistic_choice
         self.weighting = weighting
+        self.per_action = per_action
+        self.untried_score = untried_score
         self.rng = rng or np.random.default_rng()
 
     @classmethod
     def from_settings(cls, settings: Settings, engram_store: EngramStore,
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":
         """The brain ``settings.py`` describes: a ``WeightedResonatorFactory`` (with
-        ``SUCCESS_COMPONENT_WEIGHT``), ``NOISE``,
-        ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE`` and ``NEIGHBOUR_WEIGHTING``."""
+        ``SUCCESS_COMPONENT_WEIGHT``), ``NOISE``, ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE``,
+        ``NEIGHBOUR_WEIGHTING``, ``PER_ACTION_MEMORY`` and ``UNTRIED_ACTION_SCORE``."""
         return cls(settings.state_vector_size - 1, settings.output_vector_size, engram_store,
                    WeightedResonatorFactory(settings.vector_component_weights, settings.success_component_weight),
                    noise=settings.noise,
                    neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng,
-                   weighting=settings.neighbour_weighting)
+                   weighting=settings.neighbour_weighting, per_action=settings.per_action_memory,
+                   untried_score=settings.untried_action_score)
 
     def decide(self, input: Sequence[float], success: float) -> np.ndarray:
         """One score per action for one normalised state, aiming at ``success``."""
         return self.consult(np.asarray([input], dtype=np.float32), success).scores[0]
 
     def consult(self, inputs: np.ndarray, success: float, noise: Optional[np.ndarray] = None) -> Consultation:
-        """Scores for many normalised states (one row each) with one search request.
+        """Scores for many normalised states (one row each): one search request (a search per
+        action with ``per_action``) for all of them.
 
         :param noise: the noise std for each row (a noise schedule's value for each lander's
             trial); ``self.noise`` for all rows by default.
@@ -100,18 +114,27 @@ class EngramBrain:
         inputs = self._checked_inputs(inputs)
         noise = np.full(len(inputs), self.noise) if noise is None else np.asarray(noise, dtype=np.float64)
         resonators = self.resonator_factory.make_resonators(inputs, np.full(len(inputs), success))
-        found = self.store.nearest_many(resonators, self.neighbours)
-        scores = np.stack([self._scores(neighbours) for neighbours in found])
-        distance = np.array([n.distances.mean() if len(n) else np.nan for n in found])
-        best_value = np.where([len(n) > 0 for n in found], scores.max(axis=1), 0.0)
-        return Consultation(scores + self.rng.normal(0.0, 1.0, scores.shape) * noise[:, None], distance, best_value)
+        tables = self._neighbour_tables(resonators)
+        values, support = self._action_values(tables)
+        scores = np.where(support > 0, values, self.untried_score)
+        empty = ~(support > 0).any(axis=1)
+        scores[empty] = self.rng.random((int(empty.sum()), self.output_size))
+        best_value = np.where(empty, np.nan, np.where(support > 0, values, -np.inf).max(axis=1))
+        return Consultation(scores + self.rng.normal(0.0, 1.0, scores.shape) * noise[:, None],
+                            _mean_distance(tables), best_value)
 
-    def choose(self, scores: np.ndarray) -> np.ndarray:
-        """An action per row of scores: argmax, or sampled in proportion to ``score - min``."""
+    def choose(self, scores: np.ndarray, epsilon: Optional[np.ndarray] = None) -> np.ndarray:
+        """An action per row of scores: argmax, or sampled in proportion to ``score - min``; with
+        ``epsilon`` (one per row), a uniformly random action instead with that probability."""
         scores = np.atleast_2d(scores)
         if not self.probabilistic_choice:
-            return scores.argmax(axis=1)
-        return np.array([self._sample(row) for row in scores])
+            actions = scores.argmax(axis=1)
+        else:
+            actions = np.array([self._sample(row) for row in scores])
+        if epsilon is None or not np.any(epsilon):
+            return actions
+        explore = self.rng.random(len(actions)) < epsilon
+        return np.where(explore, self.rng.integers(self.output_size, size=len(actions)), actions)
 
     def apply_feedback(self, input: Sequence[float], action: int, outcome: float, success: float,
                        trial: int = 0) -> Engram:
@@ -119,19 +142,26 @@ class EngramBrain:
         vector = self.resonator_factory.make_resonator(self._checked_inputs([input])[0], success)
         return Engram(tuple(vector.tolist()), action, outcome, trial)
 
-    def _scores(self, neighbours: Neighbours) -> np.ndarray:
-        if len(neighbours) == 0:
-            return self.rng.random(self.output_size)
-        weights = self._neighbour_weights(neighbours.distances)
-        totals = np.bincount(neighbours.actions, weights=weights * neighbours.outcomes, minlength=self.output_size)
-        counts = np.bincount(neighbours.actions, weights=weights, minlength=self.output_size)
-        return np.divide(totals, counts, out=np.zeros(self.output_size), where=counts > 0)
+    def _neighbour_tables(self, resonators: np.ndarray) -> List[NeighbourTable]:
+        """One table of neighbours for all situations, or one per action with ``per_action``."""
+        if not self.per_action:
+            return [self.store.nearest_table(resonators, self.neighbours)]
+        return [self.store.nearest_table(resonators, self.neighbours, action) for action in range(self.output_size)]
 
-    def _neighbour_weights(self, squared_distances: np.ndarray) -> np.ndarray:
-        """Uniform, or 1 / (distance + 0.001): nearer experience speaks louder (Milvus's L2 is squared)."""
-        if self.weighting == "uniform":
-            return np.ones(len(squared_distances))
-        return 1.0 / (np.sqrt(np.maximum(squared_distances, 0.0)) + DISTANCE_WEIGHT_OFFSET)
+    def _action_values(self, tables: List[NeighbourTable]) -> tuple:
+        """Each situation's (weighted) mean outcome per action, and the weight behind each mean
+        (0: no neighbour took that action)."""
+        if self.per_action:
+            weights = [neighbour_weights(table.distances, self.weighting) * table.found for table in tables]
+            support = np.stack([w.sum(axis=1) for w in weights], axis=1)
+            totals = np.stack([(w * table.outcomes).sum(axis=1) for w, table in zip(weights, tables)], axis=1)
+        else:
+            table = tables[0]
+            weights = neighbour_weights(table.distances, self.weighting) * table.found
+            took = table.actions[:, :, None] == np.arange(self.output_size)
+            support = (weights[:, :, None] * took).sum(axis=1)
+            totals = ((weights * table.outcomes)[:, :, None] * took).sum(axis=1)
+        return np.divide(totals, support, out=np.zeros_like(totals), where=support > 0), support
 
     def _sample(self, row: np.ndarray) -> int:
         weights = row - row.min()
@@ -145,3 +175,18 @@ class EngramBrain:
             raise ValueError(f"inputs of shape {array.shape}: expected rows of {self.input_size} numbers "
                              "(a normalised LunarLander state)")
         return array
+
+
+def _mean_distance(tables: List[NeighbourTable]) -> np.ndarray:
+    """Each situation's mean distance to its neighbours (NaN where it has none)."""
+    found = sum(table.found.sum(axis=1) for table in tables)
+    total = sum((table.distances * table.found).sum(axis=1) for table in tables)
+    return np.divide(total, found, out=np.full(len(found), np.nan), where=found > 0)
+
+
+def neighbour_weights(squared_distances: np.ndarray, weighting: str) -> np.ndarray:
+    """Uniform, or 1 / (distance + 0.001) with ``"distance"``: nearer experience speaks louder
+    (Milvus's L2 is the squared distance, so its root is taken first)."""
+    if weighting == "uniform":
+        return np.ones_like(squared_distances, dtype=np.float64)
+    return 1.0 / (np.sqrt(np.maximum(squared_distances, 0.0)) + DISTANCE_WEIGHT_OFFSET)

@@ -19,12 +19,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from config import Settings
+from credit import step_outcomes, trial_success, value_in_reward_units
 from engram import CollectionInUseError, Engram, EngramsNotStoredError, EngramStore, MilvusUnavailableError
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
+from policy import Policy, greedy_settings
+from revaluation import revalue
 from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
 
-SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
 EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
 LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
@@ -41,6 +43,7 @@ class _Lander:
     hit_points: float = 0.0
     total_reward: float = 0.0
     noise: float = 0.0
+    epsilon: float = 0.0
     states: List[np.ndarray] = field(default_factory=list)
     actions: List[int] = field(default_factory=list)
     rewards: List[float] = field(default_factory=list)
@@ -51,68 +54,6 @@ class _Lander:
     @property
     def flying(self) -> bool:
         return self.trial >= 0
-
-
-def trial_success(total_reward: float) -> float:
-    """A trial's success in [-1, 1]: its total reward clipped to ±300, divided by 300."""
-    return float(np.clip(total_reward, -SUCCESS_REWARD_RANGE, SUCCESS_REWARD_RANGE) / SUCCESS_REWARD_RANGE)
-
-
-def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
-    """For each step, the rewards from it to the trial's end, each discounted by ``discount`` per step."""
-    returns = np.empty(len(rewards))
-    following = 0.0
-    for step in range(len(rewards) - 1, -1, -1):
-        following = rewards[step] + discount * following
-        returns[step] = following
-    return returns
-
-
-def n_step_returns(rewards: np.ndarray, discount: float, steps: int, values: np.ndarray) -> np.ndarray:
-    """For each step t, the discounted rewards of steps t .. t+N-1 plus the discounted value of the
-    state at t+N (nothing past the trial's end): the N-step return of Pritzel et al. (2017).
-
-    Why: a full return credits a step with everything a still-clumsy lander did afterwards; the
-    N-step return trusts the memory's estimate from N steps on, so good endings spread back faster.
-
-    :param values: the value of each step's state (the best score the memory gave it), in reward units.
-    """
-    full = discounted_returns(rewards, discount)
-    later = np.arange(len(rewards)) + steps
-    inside = later < len(rewards)
-    tail = np.zeros(len(rewards))
-    tail[inside] = full[later[inside]] - np.asarray(values, dtype=np.float64)[later[inside]]
-    return full - discount ** steps * tail
-
-
-def credited_rewards(rewards: np.ndarray, settings: Settings, values: Optional[np.ndarray] = None) -> np.ndarray:
-    """What each step is credited with, in reward units, by ``OUTCOME_RULE`` and ``BOOTSTRAP_STEPS``."""
-    if settings.outcome_rule == "reward":
-        return rewards
-    if settings.bootstrap_steps == 0 or values is None:
-        return discounted_returns(rewards, settings.discount)
-    return n_step_returns(rewards, settings.discount, settings.bootstrap_steps,
-                          np.asarray(values) * settings.outcome_reward_scale)
-
-
-def step_outcomes(rewards: np.ndarray, success: float, settings: Settings,
-                  values: Optional[np.ndarray] = None) -> np.ndarray:
-    """The outcome each step's engram stores: what the step is credited with (its reward; with
-    ``OUTCOME_RULE = "return"`` the discounted return that followed it, or with ``BOOTSTRAP_STEPS``
-    the N-step return, given each state's ``values`` as outcomes) scaled and clipped to [-1, 1],
-    weighted up by the success of its trial (so good trials leave stronger traces), clipped again."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    scaled = np.clip(credited_rewards(rewards, settings, values) / settings.outcome_reward_scale, -1.0, 1.0)
-    return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
-
-
-def trial_noise(trial: int, settings: Settings) -> float:
-    """The noise std of a trial: ``NOISE``, or with ``NOISE_FINAL`` set, falling linearly from
-    ``NOISE`` to it over the first ``NOISE_DECAY_TRIALS`` trials (explore first, exploit later)."""
-    if settings.noise_final is None:
-        return settings.noise
-    progress = min(1.0, trial / settings.noise_decay_trials)
-    return settings.noise + (settings.noise_final - settings.noise) * progress
 
 
 class Trainer:
@@ -175,6 +116,8 @@ class Trainer:
                                  consistency="Session" if settings.population_size == 1 else "Eventually")
         self.rng = np.random.default_rng(settings.seed)
         self.brain = EngramBrain.from_settings(settings, self.store, self.rng)
+        self.policy = Policy(self.brain, settings)
+        self._trials_since_revaluation = 0
         render_mode = render_mode_for(settings.display)
         self.landers = [_Lander(i, make_lander(settings, render_mode if i == 0 else None))
                         for i in range(settings.population_size)]
@@ -269,7 +212,7 @@ class Trainer:
         lander.observation, _ = lander.env.reset(seed=seed)
         lander.hit_points = float(self.settings.hit_points)
         lander.total_reward = 0.0
-        lander.noise = trial_noise(lander.trial, self.settings)
+        lander.noise, lander.epsilon = self.policy.exploration(lander.trial)
         for queue in (lander.states, lander.actions, lander.rewards, lander.distances, lander.values):
             queue.clear()
 
@@ -277,12 +220,12 @@ class Trainer:
         """One decision for every flying lander (one search), one step each; returns those done."""
         flying = [lander for lander in self.landers if lander.flying]
         states = normalise(np.stack([lander.observation for lander in flying]))
-        query_success = float(np.clip(self.mean_success + self.settings.success_margin, -1.0, 1.0))
-        consultation = self.brain.consult(states, query_success, np.array([lander.noise for lander in flying]))
-        actions = self.brain.choose(consultation.scores)
+        decision = self.policy.act(states, np.array([lander.noise for lander in flying]),
+                                   np.array([lander.epsilon for lander in flying]), self.mean_success)
+        values = value_in_reward_units(decision.consultation.best_value, decision.query_success, self.settings)
         done = []
-        for lander, state, action, distance, value in zip(flying, states, actions, consultation.neighbour_distance,
-                                                          consultation.best_value):
+        for lander, state, action, distance, value in zip(flying, states, decision.actions,
+                                                          decision.consultation.neighbour_distance, values):
             lander.values.append(float(value))
             if self._step(lander, state, int(action), float(distance)):
                 done.append(lander)
@@ -323,12 +266,26 @@ class Trainer:
             self.run_folder.append(records)
         if not_stored is not None:
             raise not_stored
+        self._revalue_when_due(len(finished))
         stop = False
         for record in records:
             self._report(record)
             if callback is not None and callback(record) is False:
                 stop = True
         return stop
+
+    def _revalue_when_due(self, finished: int) -> None:
+        """Every ``REVALUE_EVERY`` finished trials, re-value the memory's outcomes (``revaluation.py``)."""
+        if self.settings.read_only or not self.settings.revalue_every:
+            return
+        self._trials_since_revaluation += finished
+        if self._trials_since_revaluation < self.settings.revalue_every:
+            return
+        self._trials_since_revaluation = 0
+        report = revalue(self.store, self.settings, self.settings.revalue_sweeps)
+        if not self.quiet:
+            tqdm.write(f"re-valued {report.engrams} engrams in {report.seconds:.1f} s "
+                       f"(mean change of an outcome {report.mean_change:.4f})")
 
     def _store(self, engrams: List[Engram]) -> Optional[EngramsNotStoredError]:
         """Store finished trials' engrams; if Milvus stayed down, keep them and return the error."""
@@ -480,8 +437,7 @@ class _StopRequest:
 def evaluate(settings: Settings, episodes: int = 100) -> dict:
     """Fly ``episodes`` episodes read-only with noise off, on fixed seeds, from the memory of
     ``settings.instance_name``; return the mean and std of their rewards and the landing rate."""
-    evaluator = Trainer(settings=settings.replace(read_only=True, noise=0.0, noise_final=None, seed=EVALUATION_SEED,
-                                                         display=False),
+    evaluator = Trainer(settings=greedy_settings(settings).replace(read_only=True, seed=EVALUATION_SEED, display=False),
                         quiet=True)
     try:
         evaluator.train(episodes)

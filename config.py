@@ -59,6 +59,11 @@ class Settings:
     noise_decay_trials: int
     neighbour_weighting: str
     min_results: int
+    per_action_memory: bool
+    untried_action_score: float
+    epsilon: float
+    epsilon_final: Optional[float]
+    epsilon_decay_trials: int
     probabilistic_choice: bool
     vector_component_weights: tuple
     success_component_weight: float
@@ -74,6 +79,9 @@ class Settings:
     bootstrap_steps: int
     outcome_reward_scale: float
     success_weight: float
+    revalue_every: int
+    revalue_sweeps: int
+    revalue_blend: float
     preset: str
     instance_name: str
     trials: int
@@ -171,6 +179,12 @@ def _problems(s: Settings) -> list:
          f"NOISE_DECAY_TRIALS: expected a whole number >= 1, got {s.noise_decay_trials!r}"),
         (s.neighbour_weighting in NEIGHBOUR_WEIGHTINGS,
          f"NEIGHBOUR_WEIGHTING: expected one of {NEIGHBOUR_WEIGHTINGS}, got {s.neighbour_weighting!r}"),
+        (_is_number(s.untried_action_score), f"UNTRIED_ACTION_SCORE: expected a finite number, got {s.untried_action_score!r}"),
+        (_is_number(s.epsilon) and 0 <= s.epsilon <= 1, f"EPSILON: expected a probability from 0 to 1, got {s.epsilon!r}"),
+        (s.epsilon_final is None or (_is_number(s.epsilon_final) and 0 <= s.epsilon_final <= 1),
+         f"EPSILON_FINAL: expected None or a probability from 0 to 1, got {s.epsilon_final!r}"),
+        (_is_int(s.epsilon_decay_trials) and s.epsilon_decay_trials >= 1,
+         f"EPSILON_DECAY_TRIALS: expected a whole number >= 1, got {s.epsilon_decay_trials!r}"),
         (_is_int(s.min_results) and 1 <= s.min_results <= 16384,
          f"MIN_RESULTS: expected a whole number from 1 to 16384 (Milvus's limit), got {s.min_results!r}"),
         (isinstance(weights, tuple) and len(weights) == LANDER_STATE_SIZE and all(map(_is_number, weights)),
@@ -195,6 +209,15 @@ def _problems(s: Settings) -> list:
         (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
          f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
         (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),
+        (_is_int(s.revalue_every) and s.revalue_every >= 0,
+         f"REVALUE_EVERY: expected a whole number of trials >= 0 (0: never), got {s.revalue_every!r}"),
+        (_is_int(s.revalue_sweeps) and s.revalue_sweeps >= 1,
+         f"REVALUE_SWEEPS: expected a whole number >= 1, got {s.revalue_sweeps!r}"),
+        (_is_number(s.revalue_blend) and 0 < s.revalue_blend <= 1,
+         f"REVALUE_BLEND: expected a number more than 0 and at most 1, got {s.revalue_blend!r}"),
+        (s.revalue_every == 0 or s.search_backend == "replica",
+         f"REVALUE_EVERY = {s.revalue_every!r} needs SEARCH_BACKEND = \"replica\" (a pass searches the memory "
+         f"once per action for every engram), got {s.search_backend!r}"),
         (isinstance(s.instance_name, str) and COLLECTION_NAME.match(s.instance_name) is not None,
          f"INSTANCE_NAME: expected letters, digits and '_' (at most 255, not starting with a digit: it names "
          f"a Milvus collection), got {s.instance_name!r}"),
@@ -220,7 +243,7 @@ def _problems(s: Settings) -> list:
         (_is_int(s.seal_every) and s.seal_every >= 1024,
          f"SEAL_EVERY: expected a whole number >= 1024 (smaller segments are never indexed), got {s.seal_every!r}"),
     ]
-    bools = ["probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
+    bools = ["per_action_memory", "probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
     rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "
                                                     f"got {getattr(s, name)!r}") for name in bools]
     strings = ["preset", "milvus_uri", "milvus_token", "milvus_data_dir", "index_type", "metric_type"]

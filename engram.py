@@ -38,6 +38,10 @@ FIELD_WRITER = "writer"            # a random number per store: a replica skips 
 NEIGHBOUR_FIELDS = [FIELD_ACTION, FIELD_OUTCOME]  # all a decision needs: vectors are not fetched
 ENGRAM_FIELDS = [FIELD_ID, FIELD_VECTOR, FIELD_ACTION, FIELD_OUTCOME, FIELD_TRIAL, FIELD_REWARD,
                  FIELD_NEXT_VECTOR, FIELD_ENDED]   # what a replica copies
+FIELD_KINDS = {FIELD_ID: DataType.INT64, FIELD_VECTOR: DataType.FLOAT_VECTOR, FIELD_ACTION: DataType.INT16,
+               FIELD_OUTCOME: DataType.FLOAT, FIELD_TRIAL: DataType.INT64, FIELD_REWARD: DataType.FLOAT,
+               FIELD_NEXT_VECTOR: DataType.ARRAY, FIELD_ENDED: DataType.BOOL, FIELD_STORED_AT: DataType.INT64,
+               FIELD_WRITER: DataType.INT64}  # the collection's schema, in field order
 
 # What a search waits for. "Session" (the default) sees every insert this client made before it:
 # a finished trial's engrams are visible to the very next decision, without paying for "Strong"
@@ -125,6 +129,34 @@ class Neighbours:
 
 
 NO_NEIGHBOURS = Neighbours(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+
+
+@dataclass(frozen=True)
+class NeighbourTable:
+    """The neighbours of many queries at once, one row per query, padded to one length: the form a
+    batched decision reads without a Python loop over queries.
+
+    :param found: False where a query had fewer neighbours than the row's length (padding).
+    """
+
+    actions: np.ndarray
+    outcomes: np.ndarray
+    distances: np.ndarray
+    found: np.ndarray
+
+    def as_list(self) -> List[Neighbours]:
+        return [Neighbours(actions[found], outcomes[found], distances[found]) for actions, outcomes, distances, found
+                in zip(self.actions, self.outcomes, self.distances, self.found)]
+
+    @classmethod
+    def from_lists(cls, neighbours: List[Neighbours]) -> "NeighbourTable":
+        width = max([len(n) for n in neighbours] + [0])
+        found = np.arange(width)[None, :] < np.array([len(n) for n in neighbours])[:, None]
+        table = {name: np.zeros((len(neighbours), width), dtype) for name, dtype in
+                 (("actions", np.int64), ("outcomes", np.float64), ("distances", np.float64))}
+        for name, column in table.items():
+            column[found] = np.concatenate([getattr(n, name) for n in neighbours] + [np.zeros(0, column.dtype)])
+        return cls(table["actions"], table["outcomes"], table["distances"], found)
 
 
 def connect(settings: Settings) -> MilvusClient:
@@ -230,16 +262,10 @@ class EngramStore:
 
     def _create(self) -> None:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(FIELD_ID, DataType.INT64, is_primary=True)
-        schema.add_field(FIELD_VECTOR, DataType.FLOAT_VECTOR, dim=self.dimension)
-        schema.add_field(FIELD_ACTION, DataType.INT16)
-        schema.add_field(FIELD_OUTCOME, DataType.FLOAT)
-        schema.add_field(FIELD_TRIAL, DataType.INT64)
-        schema.add_field(FIELD_REWARD, DataType.FLOAT)
-        schema.add_field(FIELD_NEXT_VECTOR, DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=self.dimension)
-        schema.add_field(FIELD_ENDED, DataType.BOOL)
-        schema.add_field(FIELD_STORED_AT, DataType.INT64)
-        schema.add_field(FIELD_WRITER, DataType.INT64)
+        shapes = {FIELD_ID: {"is_primary": True}, FIELD_VECTOR: {"dim": self.dimension},
+                  FIELD_NEXT_VECTOR: {"element_type": DataType.FLOAT, "max_capacity": self.dimension}}
+        for name, kind in FIELD_KINDS.items():
+            schema.add_field(name, kind, **shapes.get(name, {}))
         index = self.client.prepare_index_params()
         index.add_index(field_name=FIELD_VECTOR, index_type=self.settings.index_type,
                         metric_type=self.settings.metric_type, params={"nlist": self.settings.index_nlist})
@@ -350,7 +376,7 @@ class EngramStore:
         :return: how many engrams were stored.
         :raises EngramsNotStoredError: Milvus stayed unreachable; the error carries the engrams.
         """
-        return self._write(engrams, self.client.insert)
+        return self._write(engrams, upsert=False)
 
     def upsert_many(self, engrams: Iterable[Engram]) -> int:
         """Store engrams that may already be stored (they carry ids): each id ends up stored once.
@@ -358,15 +384,15 @@ class EngramStore:
         Why: engrams kept after a failed insert (``EngramsNotStoredError``) may have reached the
         server before the connection broke; upserting them cannot duplicate them.
         """
-        return self._write(engrams, self.client.upsert)
+        return self._write(engrams, upsert=True)
 
-    def _write(self, engrams: Iterable[Engram], method: Callable) -> int:
+    def _write(self, engrams: Iterable[Engram], upsert: bool) -> int:
         engrams = self._with_ids(list(engrams))
         columns = self._columns_of(engrams)
         if not len(columns):
             return 0
         try:
-            self._send_rows(columns, method, f"storing {len(columns)} engrams")
+            self._send_rows(columns, upsert, f"storing {len(columns)} engrams")
         except MilvusUnavailableError as error:
             raise EngramsNotStoredError(str(error), engrams) from None
         if self.replica is not None:
@@ -375,22 +401,20 @@ class EngramStore:
         self._seal_in_background()
         return len(columns)
 
-    def _send_rows(self, columns: EngramRows, method: Callable, what: str) -> None:
+    def _send_rows(self, columns: EngramRows, upsert: bool, what: str) -> None:
         """Send rows, stamped when each attempt is sent (so that a replica polling ``stored_at``
         finds a retried insert too); a retry is an upsert of the same ids."""
-        def send(how: Callable) -> Callable[[], object]:
-            return lambda: how(self.name, self._milvus_rows(columns), timeout=self._timeout)
-        self._request(what, send(method), resend=send(self.client.upsert))
+        def send(upsert: bool) -> Callable[[], None]:
+            return lambda: milvus_columns.write(self.client, self.name, self._milvus_columns(columns), FIELD_KINDS,
+                                                upsert, self._timeout)
+        self._request(what, send(upsert), resend=send(True))
 
-    def _milvus_rows(self, columns: EngramRows) -> List[dict]:
-        stamp = _now_us()
-        return [{FIELD_ID: engram_id, FIELD_VECTOR: vector, FIELD_ACTION: action, FIELD_OUTCOME: outcome,
-                 FIELD_TRIAL: trial, FIELD_REWARD: reward, FIELD_NEXT_VECTOR: next_vector, FIELD_ENDED: ended,
-                 FIELD_STORED_AT: stamp, FIELD_WRITER: self.writer}
-                for engram_id, vector, action, outcome, trial, reward, next_vector, ended in zip(
-                    columns.ids.tolist(), columns.vectors.tolist(), columns.actions.tolist(),
-                    columns.outcomes.tolist(), columns.trials.tolist(), columns.rewards.tolist(),
-                    columns.next_vectors.tolist(), columns.ended.tolist())]
+    def _milvus_columns(self, columns: EngramRows) -> dict:
+        count = len(columns)
+        return {FIELD_ID: columns.ids, FIELD_VECTOR: columns.vectors, FIELD_ACTION: columns.actions,
+                FIELD_OUTCOME: columns.outcomes, FIELD_TRIAL: columns.trials, FIELD_REWARD: columns.rewards,
+                FIELD_NEXT_VECTOR: columns.next_vectors, FIELD_ENDED: columns.ended,
+                FIELD_STORED_AT: np.full(count, _now_us(), np.int64), FIELD_WRITER: np.full(count, self.writer, np.int64)}
 
     def _with_ids(self, engrams: List[Engram]) -> List[Engram]:
         missing = [i for i, engram in enumerate(engrams) if isinstance(engram, Engram) and engram.id is None]
@@ -405,25 +429,30 @@ class EngramStore:
             self._check(position, engram)
         if not engrams:
             return EngramRows.empty(self.dimension)
-        known_next = [engram.next_vector is not None for engram in engrams]
-        next_vectors = [engram.next_vector if known else (0.0,) * self.dimension
-                        for engram, known in zip(engrams, known_next)]
+        unknown_next = (0.0,) * self.dimension
         return EngramRows(
             ids=np.array([engram.id for engram in engrams], np.int64),
-            vectors=self._checked_vectors([engram.vector for engram in engrams], what="an engram's vector"),
+            vectors=self._checked_column([engram.vector for engram in engrams], "vector"),
             actions=np.array([engram.action for engram in engrams], np.int64),
             outcomes=np.array([engram.outcome for engram in engrams], np.float32),
             trials=np.array([engram.trial for engram in engrams], np.int64),
             rewards=np.array([engram.reward for engram in engrams], np.float32),
-            next_vectors=self._checked_vectors(next_vectors, what="an engram's next_vector"),
-            ended=np.array([bool(engram.ended) or not known for engram, known in zip(engrams, known_next)]))
+            next_vectors=self._checked_column([unknown_next if engram.next_vector is None else engram.next_vector
+                                               for engram in engrams], "next_vector"),
+            ended=np.array([bool(engram.ended) or engram.next_vector is None for engram in engrams]))
+
+    def _checked_column(self, vectors: list, name: str) -> np.ndarray:
+        """Many engrams' vectors checked at once; if any is bad, the first bad one is named."""
+        try:
+            return self._checked_vectors(vectors, what=f"an engram's {name}")
+        except EngramError:
+            for position, vector in enumerate(vectors):
+                self._checked_vectors([vector], what=f"engram {position}'s {name}")
+            raise
 
     def _check(self, position: int, engram: Engram) -> None:
         if not isinstance(engram, Engram):
             raise EngramError(f"item {position} is a {type(engram).__name__}, expected an Engram")
-        self._checked_vectors([engram.vector], what=f"engram {position}'s vector")
-        if engram.next_vector is not None:
-            self._checked_vectors([engram.next_vector], what=f"engram {position}'s next_vector")
         action = engram.action
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) \
                 or not 0 <= action < self.action_count:
@@ -450,7 +479,7 @@ class EngramStore:
         for start in range(0, len(rows), LOAD_CHUNK):
             chunk = rows[start:start + LOAD_CHUNK]
             changed = replace(held.select(chunk), outcomes=outcomes[start:start + LOAD_CHUNK])
-            self._send_rows(changed, self.client.upsert, f"re-valuing {len(chunk)} engrams")
+            self._send_rows(changed, True, f"re-valuing {len(chunk)} engrams")
         self.replica.set_outcomes(rows, outcomes)
         self._unsealed += len(rows)
         self._seal_in_background()
@@ -525,6 +554,11 @@ class EngramStore:
 
         :param action: only engrams that took this action (one memory per action); None: all.
         """
+        return self.nearest_table(vectors, limit, action).as_list()
+
+    def nearest_table(self, vectors: Sequence[Sequence[float]], limit: int,
+                      action: Optional[int] = None) -> NeighbourTable:
+        """``nearest_many``'s answer as one padded table (the decisions' hot path)."""
         if not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 16384:
             raise EngramError(f"limit {limit!r}: expected a whole number from 1 to 16384")
         if action is not None and (not isinstance(action, (int, np.integer)) or not 0 <= action < self.action_count):
@@ -534,27 +568,25 @@ class EngramStore:
             return self._search_replica(queries, int(limit), action)
         return self._search_milvus(queries, int(limit), action)
 
-    def _search_replica(self, queries: np.ndarray, limit: int, action: Optional[int]) -> List[Neighbours]:
+    def _search_replica(self, queries: np.ndarray, limit: int, action: Optional[int]) -> NeighbourTable:
         self._poll_other_writers()
         rows, distances = self.replica.search(queries, limit, action)
+        found = rows >= 0
+        rows = np.where(found, rows, 0)
         held = self.replica.rows()
-        found = []
-        for query_rows, query_distances in zip(rows, distances):
-            valid = query_rows >= 0
-            chosen = query_rows[valid]
-            found.append(Neighbours(held.actions[chosen], held.outcomes[chosen].astype(np.float64),
-                                    query_distances[valid].astype(np.float64)))
-        return found
+        return NeighbourTable(held.actions[rows], held.outcomes[rows].astype(np.float64),
+                              distances.astype(np.float64), found)
 
-    def _search_milvus(self, queries: np.ndarray, limit: int, action: Optional[int]) -> List[Neighbours]:
+    def _search_milvus(self, queries: np.ndarray, limit: int, action: Optional[int]) -> NeighbourTable:
         condition = "" if action is None else f"{FIELD_ACTION} == {int(action)}"
         columns = self._request("searching", lambda: milvus_columns.search(
             self.client, self.name, queries, limit, self._search_params, FIELD_VECTOR, NEIGHBOUR_FIELDS,
             self.consistency, self._timeout, condition))
         if not len(columns.distances):
-            return [NO_NEIGHBOURS] * len(queries)
-        return [Neighbours(hits[FIELD_ACTION].astype(np.int64), hits[FIELD_OUTCOME].astype(np.float64),
-                           hits["distance"]) for hits in milvus_columns.split(columns)]
+            return NeighbourTable.from_lists([NO_NEIGHBOURS] * len(queries))
+        return NeighbourTable.from_lists([
+            Neighbours(hits[FIELD_ACTION].astype(np.int64), hits[FIELD_OUTCOME].astype(np.float64), hits["distance"])
+            for hits in milvus_columns.split(columns)])
 
     def _checked_vectors(self, vectors, what: str) -> np.ndarray:
         try:

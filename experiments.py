@@ -19,7 +19,8 @@ import pandas as pd
 from config import Settings
 from engram import EngramStore
 from runs import ROLLING_WINDOW, RunFolder, summarise
-from Trainer import LANDING_REWARD, Trainer, evaluate, trial_noise
+from credit import trial_epsilon, trial_noise
+from Trainer import LANDING_REWARD, Trainer, evaluate
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.
@@ -156,7 +157,7 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
     For each seed a population of ``population`` trains a shared memory for ``trials`` trials. Then
     ``newcomers`` landers that never trained fly ``first_trials`` trials each, read-only (they take
     from the memory and add nothing), on that memory, and the same number on an empty memory; both
-    groups use the noise the population ended with. The three groups compared are these newcomers
+    groups use the noise and ε the population ended with. The three groups compared are these newcomers
     and the trained population's last ``newcomers x first_trials`` trials.
     """
     base = base or Settings.from_module()
@@ -186,7 +187,8 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
         trainer.close()
     last = sorted(trainer.metrics, key=lambda record: record.trial)[-newcomers * first_trials:]
     newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000,
-                               noise=trial_noise(trials, species), noise_final=None)
+                               noise=trial_noise(trials, species), noise_final=None,
+                               epsilon=trial_epsilon(trials, species), epsilon_final=None)
     empty = f"{name}_empty"
     return {"seed": seed,
             "trained_last": _group_figures([record.reward for record in last]),

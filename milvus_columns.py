@@ -1,11 +1,13 @@
-"""Search results as columns: the one place that uses pymilvus internals, with a public fallback.
+"""Searches and inserts as columns: the one place that uses pymilvus internals, with a public fallback.
 
-Why: ``MilvusClient.search`` builds a Python dict per hit, which measured 18 ms of the 48 ms a
-batched search of 32 x 300 neighbours took here; reading the response's columns directly avoids
-it. That needs pymilvus's request builder and gRPC stub, which are not public API, so they are
-used only when the installed pymilvus is a version they were checked against
-(``CHECKED_PYMILVUS``) and importable; otherwise — or with ``use_internals(False)`` — the public
-``MilvusClient.search`` serves, slower but the same answers. Both paths are tested.
+Why: the public ``MilvusClient`` works in rows, one Python dict per engram. Reading a search's
+hits as dicts measured 18 ms of the 48 ms a batched search of 32 x 300 neighbours took here, and
+packing a trial's 400 engrams from dicts took 60–80 ms of a 120 ms insert; building and reading
+the requests' columns directly avoids both. That needs pymilvus's request builder, protobuf
+types and gRPC stub, which are not public API, so they are used only when the installed pymilvus
+is a version they were checked against (``CHECKED_PYMILVUS``) and importable; otherwise — or with
+``use_internals(False)`` — the public ``MilvusClient.search`` / ``insert`` / ``upsert`` serve,
+slower but with the same results. Both paths are tested.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import pymilvus
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient
 
 CHECKED_PYMILVUS = ("3.0.",)   # pymilvus versions whose internals this module was written against
 
@@ -38,9 +40,10 @@ def _load_internals():
         from pymilvus.client.grpc_handler import _api_level_md
         from pymilvus.client.prepare import Prepare
         from pymilvus.client.utils import check_status
+        from pymilvus.grpc_gen import milvus_pb2, schema_pb2
     except ImportError:
         return None
-    return ts_utils, _api_level_md, Prepare, check_status
+    return ts_utils, _api_level_md, Prepare, check_status, milvus_pb2, schema_pb2
 
 
 _internals = _load_internals()
@@ -75,7 +78,7 @@ def _search_with_internals(client: MilvusClient, collection: str, queries: np.nd
                            timeout: float, filter: str) -> SearchColumns:
     """The same request ``MilvusClient.search`` sends (consistency included: with "Session" it
     waits for this client's own inserts), its response read column by column."""
-    ts_utils, api_level_md, prepare, check_status = _internals
+    ts_utils, api_level_md, prepare, check_status, _, _ = _internals
     handler = client._get_connection()
     context = client._generate_call_context()
     options = {"consistency_level": consistency}
@@ -107,3 +110,51 @@ def split(columns: SearchColumns) -> List[Dict[str, np.ndarray]]:
     starts = ends - columns.counts
     return [{**{name: values[start:end] for name, values in columns.fields.items()},
              "distance": columns.distances[start:end]} for start, end in zip(starts, ends)]
+
+
+def write(client: MilvusClient, collection: str, columns: Dict[str, np.ndarray], kinds: Dict[str, DataType],
+          upsert: bool, timeout: float) -> None:
+    """Insert (or upsert) rows given as columns (name -> array, one row each; vectors and arrays as
+    2-D arrays) of the field types ``kinds``; acknowledged by Milvus when this returns."""
+    if _use_internals:
+        _write_with_internals(client, collection, columns, kinds, upsert, timeout)
+        return
+    names = list(columns)
+    rows = [dict(zip(names, values)) for values in zip(*(columns[name].tolist() for name in names))]
+    (client.upsert if upsert else client.insert)(collection, rows, timeout=timeout)
+
+
+def _write_with_internals(client: MilvusClient, collection: str, columns: Dict[str, np.ndarray],
+                          kinds: Dict[str, DataType], upsert: bool, timeout: float) -> None:
+    """The request ``MilvusClient.insert`` sends, built from the columns; it records the write's
+    timestamp as pymilvus does, so that "Session" searches wait for it."""
+    ts_utils, api_level_md, _, check_status, milvus_pb2, schema_pb2 = _internals
+    handler = client._get_connection()
+    context = client._generate_call_context()
+    fields = [_field_data(schema_pb2, name, kinds[name], values) for name, values in columns.items()]
+    request_type = milvus_pb2.UpsertRequest if upsert else milvus_pb2.InsertRequest
+    request = request_type(collection_name=collection, db_name=context.get_db_name() or "", fields_data=fields,
+                           num_rows=len(next(iter(columns.values()))))
+    send = handler._stub.Upsert if upsert else handler._stub.Insert
+    response = send(request, timeout=timeout, metadata=api_level_md(context))
+    check_status(response.status)
+    ts_utils.update_collection_ts(collection, response.timestamp, handler.server_address, context.get_db_name())
+
+
+def _field_data(schema_pb2, name: str, kind: DataType, values: np.ndarray):
+    """One column as Milvus's ``FieldData``."""
+    field = schema_pb2.FieldData(field_name=name, type=kind)
+    if kind == DataType.FLOAT_VECTOR:
+        field.vectors.dim = values.shape[1]
+        field.vectors.float_vector.data.extend(values.ravel().tolist())
+    elif kind == DataType.ARRAY:
+        field.scalars.array_data.element_type = DataType.FLOAT
+        field.scalars.array_data.data.extend(schema_pb2.ScalarField(float_data=schema_pb2.FloatArray(data=row))
+                                             for row in values.tolist())
+    else:
+        getattr(field.scalars, SCALAR_KINDS[kind]).data.extend(values.tolist())
+    return field
+
+
+SCALAR_KINDS = {DataType.INT64: "long_data", DataType.INT16: "int_data", DataType.FLOAT: "float_data",
+                DataType.BOOL: "bool_data"}  # the protobuf column of each scalar type the engrams use

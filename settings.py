@@ -13,7 +13,14 @@ NOISE = 0.1                      # std of the Gaussian noise added to each actio
 NOISE_FINAL = None               # None: NOISE throughout; else the noise falls linearly from NOISE to this...
 NOISE_DECAY_TRIALS = 200         # ...over this many trials (a noise schedule), then stays there
 NEIGHBOUR_WEIGHTING = "uniform"  # "uniform": every neighbour counts alike; "distance": by 1 / (L2 distance + 0.001)
-MIN_RESULTS = 300                # neighbours fetched per decision (k of the nearest-neighbour search)
+MIN_RESULTS = 300                # neighbours fetched per decision (k of the nearest-neighbour search; per action
+                                 # with PER_ACTION_MEMORY)
+PER_ACTION_MEMORY = False        # False: one shared search, its neighbours split by action (the seed); True: each
+                                 # action scored from the MIN_RESULTS nearest engrams that took it (a search each)
+UNTRIED_ACTION_SCORE = 0.0       # the score of an action no neighbour took (0: the seed); higher makes it tried
+EPSILON = 0.0                    # chance of a uniformly random action instead of the best (epsilon-greedy); 0: off
+EPSILON_FINAL = None             # None: EPSILON throughout; else it falls linearly from EPSILON to this...
+EPSILON_DECAY_TRIALS = 200       # ...over this many trials, then stays there (evaluation never explores)
 PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
 VECTOR_COMPONENT_WEIGHTS = [1.0] * 8  # weight of each normalised state dim in the resonator
 SUCCESS_COMPONENT_WEIGHT = 1.0   # weight of the success value in the resonator (0: success plays no part in nearness)
@@ -33,6 +40,10 @@ DISCOUNT = 0.99                  # gamma of the "return" rule: return = r_t + ga
 BOOTSTRAP_STEPS = 0              # "return" rule: 0 = to the trial's end; N = N steps, then the memory's value of that state
 OUTCOME_REWARD_SCALE = 20.0      # the reward (or return) is divided by this, then clipped to [-1, 1]
 SUCCESS_WEIGHT = 0.5             # outcome x (1 + this x trial success), clipped to [-1, 1]
+REVALUE_EVERY = 0                # every this many trials, re-value every outcome from the memory (revaluation.py):
+                                 # reward / scale + DISCOUNT x the best action's value where the step led; 0: never
+REVALUE_SWEEPS = 2               # sweeps of re-valuation per pass (each reads the outcomes the last one wrote)
+REVALUE_BLEND = 0.5              # how far an outcome moves to its re-valued target per sweep (1: all the way)
 
 # --- Presets: named sets of the values above, measured with bench/learning.py (see the README) ---
 PRESET = ""                      # "" = the values in this file; a name from PRESETS applies its values on top

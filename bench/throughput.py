@@ -1,16 +1,21 @@
-"""Training throughput and search latency on the embedded Milvus, measured in one run.
+"""Training throughput and search latency of both search backends, measured in one run.
 
-    python bench/throughput.py --quick --json bench/results/throughput.json   # about 3 minutes
+    python bench/throughput.py --quick --json bench/results/throughput.json   # about 6 minutes
     python bench/throughput.py --json bench/results/throughput-full.json      # up to 1,000,000 engrams
 
 It starts its own embedded server in a temporary folder (your .milvus/ memory is not touched) and
-measures:
+measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's path) and "replica"
+(an in-process FAISS copy of the collection, Milvus the store of record):
 - env_only_steps_per_s: LunarLander stepped with random actions (the physical limit here);
-- train_steps_per_s: a Trainer per population size, engram inserts included;
+- train_steps_per_s: a Trainer per population size, engram inserts into Milvus included;
 - search_ms_p50 / search_ms_p95: per collection size, one batched decision of 32 landers
-  ("batch32") and one lander ("single"), k = MIN_RESULTS, once a collection filled with synthetic
-  engrams is sealed, indexed and served (the steady state of a long run);
-- limit_ratio: the best train_steps_per_s / env_only_steps_per_s.
+  ("batch32") and one lander ("single"), k = MIN_RESULTS, on one collection filled with synthetic
+  engrams, sealed, indexed and served by Milvus (the steady state of a long run), and searched
+  by both backends;
+- limit_ratio: the best train_steps_per_s / env_only_steps_per_s;
+- replica_load_s and replica_rss_mb: the seconds a replica takes to load the largest collection
+  from Milvus, and the process's resident memory once it holds it;
+- with --presets, the training rate of presets (e.g. "landing", which searches once per action).
 Figures drift with the machine's load: compare ratios from one run, not absolute times.
 """
 from __future__ import annotations
@@ -26,14 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from config import Settings  # noqa: E402
+from config import SEARCH_BACKENDS, Settings  # noqa: E402
 from engram import Engram, EngramStore  # noqa: E402
 from gym.lander_environment import make_lander  # noqa: E402
 from Trainer import Trainer  # noqa: E402
 
-REFERENCE_STEPS_PER_S = 33.0   # BASELINES.md: the reference implementation here (another run)
+POPULATIONS = (1, 8, 32, 64)
 LANDERS_PER_DECISION = 32
-FILL_CHUNK = 2000              # engrams per insert while filling a collection
+FILL_CHUNK = 5000              # engrams per insert while filling a collection
 SETTLE_TIMEOUT_S = 300
 SETTLE_TOLERANCE = 0.2         # latency has settled when two probes 5 s apart differ by less than this
 
@@ -50,9 +55,8 @@ def env_only_steps_per_s(settings: Settings, steps: int) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def train_steps_per_s(settings: Settings, population: int, seconds: float) -> float:
-    trainer = Trainer(f"bench_train_{population}", settings=settings.replace(population_size=population),
-                      quiet=True)
+def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
+    trainer = Trainer(f"bench_train_{label}", settings=settings, quiet=True)
     started = time.monotonic()
     trainer.train(1_000_000, callback=lambda record: time.monotonic() - started < seconds)
     rate = trainer.steps_taken / (time.monotonic() - started)
@@ -100,62 +104,109 @@ def search_latencies_ms(store: EngramStore, nq: int, repeats: int, rng: np.rando
     return np.array(times)
 
 
-def measure_search(settings: Settings, sizes: list, repeats: int) -> tuple:
-    store = EngramStore("bench_search", reset=True, settings=settings)
-    rng = np.random.default_rng(1)
+def percentiles(store: EngramStore, repeats: int, rng: np.random.Generator) -> tuple:
     p50, p95 = {}, {}
-    for size in sizes:
-        fill(store, size, rng)
-        settled_in = settle(store, rng)
-        p50[str(size)], p95[str(size)] = {}, {}
-        for label, nq in (("batch32", LANDERS_PER_DECISION), ("single", 1)):
-            times = search_latencies_ms(store, nq, repeats, rng)
-            p50[str(size)][label] = round(float(np.percentile(times, 50)), 2)
-            p95[str(size)][label] = round(float(np.percentile(times, 95)), 2)
-        print(f"  {size:>9,} engrams: batch32 p50 {p50[str(size)]['batch32']:7.1f} ms, "
-              f"single p50 {p50[str(size)]['single']:6.1f} ms (settled in {settled_in:.0f} s)", flush=True)
-    store.drop()
+    for label, nq in (("batch32", LANDERS_PER_DECISION), ("single", 1)):
+        times = search_latencies_ms(store, nq, repeats, rng)
+        p50[label], p95[label] = round(float(np.percentile(times, 50)), 3), round(float(np.percentile(times, 95)), 3)
     return p50, p95
 
 
-def run(quick: bool) -> dict:
+def resident_mb() -> float:
+    """This process's resident memory (Linux's VmRSS), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_search(settings: Settings, sizes: list, repeats: int) -> dict:
+    """Both backends' search latencies on one collection at each size; the replica's load time."""
+    store = EngramStore("bench_search", reset=True, settings=settings, search_backend="milvus")
+    rng = np.random.default_rng(1)
+    figures = {backend: {"search_ms_p50": {}, "search_ms_p95": {}} for backend in SEARCH_BACKENDS}
+    for size in sizes:
+        fill(store, size, rng)
+        settled_in = settle(store, rng)
+        figures["milvus"]["search_ms_p50"][str(size)], figures["milvus"]["search_ms_p95"][str(size)] = \
+            percentiles(store, repeats, rng)
+        started = time.perf_counter()
+        replica = EngramStore("bench_search", settings=settings, search_backend="replica")
+        load_s = time.perf_counter() - started
+        figures["replica"]["search_ms_p50"][str(size)], figures["replica"]["search_ms_p95"][str(size)] = \
+            percentiles(replica, repeats, rng)
+        figures["replica"]["replica_load_s"] = round(load_s, 2)
+        figures["replica"]["replica_rss_mb"] = round(resident_mb(), 1)
+        figures["replica"]["replica_engrams"] = size
+        del replica
+        print(f"  {size:>9,} engrams: batch32 p50 milvus {figures['milvus']['search_ms_p50'][str(size)]['batch32']:7.2f} ms, "
+              f"replica {figures['replica']['search_ms_p50'][str(size)]['batch32']:6.2f} ms; replica loaded in "
+              f"{load_s:.1f} s (settled in {settled_in:.0f} s)", flush=True)
+    store.drop()
+    return figures
+
+
+def run(quick: bool, presets: list) -> dict:
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as data_dir:
         settings = Settings.from_module(milvus_data_dir=data_dir, milvus_uri="", display=False, seed=0)
         print("LunarLander alone ...", flush=True)
         env_rate = env_only_steps_per_s(settings, 20_000 if quick else 100_000)
-        train = {}
-        for population in (1, 8, 32, 64):
-            print(f"training, population {population} ...", flush=True)
-            train[str(population)] = round(train_steps_per_s(settings, population, 20 if quick else 120), 1)
+        seconds = 20 if quick else 120
+        backends = {}
+        for backend in SEARCH_BACKENDS:
+            train = {}
+            for population in POPULATIONS:
+                print(f"training, {backend}, population {population} ...", flush=True)
+                train[str(population)] = round(train_steps_per_s(
+                    settings.replace(search_backend=backend, population_size=population),
+                    f"{backend}_{population}", seconds), 1)
+            backends[backend] = {"train_steps_per_s": train, "limit_ratio": round(max(train.values()) / env_rate, 4)}
+        preset_rates = {}
+        for preset in presets:
+            print(f"training, preset {preset!r}, population 8 ...", flush=True)
+            preset_settings = Settings.from_module(preset=preset, milvus_data_dir=data_dir, milvus_uri="",
+                                                   display=False, seed=0, population_size=8)
+            preset_rates[preset] = round(train_steps_per_s(preset_settings, preset, seconds), 1)
         print("search latency ...", flush=True)
         sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-        p50, p95 = measure_search(settings, sizes, repeats=40 if quick else 200)
-    return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "train_steps_per_s": train,
-            "search_ms_p50": p50, "search_ms_p95": p95,
-            "limit_ratio": round(max(train.values()) / env_rate, 4),
+        for backend, figures in measure_search(settings, sizes, repeats=40 if quick else 200).items():
+            backends[backend].update(figures)
+    return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "backends": backends,
+            "presets_population_8_steps_per_s": preset_rates,
             "settings": {"min_results": settings.min_results, "search_nprobe": settings.search_nprobe,
                          "index_nlist": settings.index_nlist, "seal_every": settings.seal_every}}
 
 
 def print_table(result: dict) -> None:
     env_rate = result["env_only_steps_per_s"]
+    milvus, replica = result["backends"]["milvus"], result["backends"]["replica"]
     print(f"\nLunarLander alone: {env_rate:,.0f} steps/s")
-    print("population  train steps/s  ÷ env alone  ÷ reference 33 steps/s (BASELINES.md, another run)")
-    for population, rate in result["train_steps_per_s"].items():
-        print(f"{population:>10}  {rate:>13,.0f}  {rate / env_rate:>11.3f}  {rate / REFERENCE_STEPS_PER_S:>8.1f}x")
-    print("engrams     batch32 p50/p95 ms   single p50/p95 ms")
-    for size, p50 in result["search_ms_p50"].items():
-        p95 = result["search_ms_p95"][size]
-        print(f"{int(size):>9,}  {p50['batch32']:>8.1f} /{p95['batch32']:>7.1f}   {p50['single']:>7.1f} /{p95['single']:>6.1f}")
-    print(f"limit_ratio (best training ÷ env alone): {result['limit_ratio']:.4f}")
+    print("population  milvus steps/s  replica steps/s  replica ÷ milvus  replica ÷ env alone")
+    for population, rate in milvus["train_steps_per_s"].items():
+        fast = replica["train_steps_per_s"][population]
+        print(f"{population:>10}  {rate:>14,.0f}  {fast:>15,.0f}  {fast / rate:>15.1f}x  {fast / env_rate:>19.3f}")
+    print("engrams     batch32 p50/p95 ms: milvus | replica     single p50/p95 ms: milvus | replica")
+    for size, p50 in milvus["search_ms_p50"].items():
+        p95, r50, r95 = milvus["search_ms_p95"][size], replica["search_ms_p50"][size], replica["search_ms_p95"][size]
+        print(f"{int(size):>9,}  {p50['batch32']:>7.2f} /{p95['batch32']:>7.2f} | {r50['batch32']:>6.2f} /"
+              f"{r95['batch32']:>6.2f}     {p50['single']:>6.2f} /{p95['single']:>6.2f} | {r50['single']:>5.3f} /"
+              f"{r95['single']:>5.3f}")
+    print(f"limit_ratio (best training ÷ env alone): milvus {milvus['limit_ratio']:.4f}, "
+          f"replica {replica['limit_ratio']:.4f}")
+    print(f"replica: loaded {replica['replica_engrams']:,} engrams in {replica['replica_load_s']:.1f} s; "
+          f"resident memory then {replica['replica_rss_mb']:,.0f} MiB")
+    for preset, rate in result["presets_population_8_steps_per_s"].items():
+        print(f"preset {preset!r}, population 8: {rate:,.0f} steps/s")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short runs and 10k/100k engrams (about 3 min)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20 s runs and 10k/100k engrams (about 6 min)")
+    parser.add_argument("--presets", nargs="*", default=[], help="presets whose training rate to measure too")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     arguments = parser.parse_args(argv)
-    result = run(arguments.quick)
+    result = run(arguments.quick, arguments.presets)
     print_table(result)
     if arguments.json:
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)

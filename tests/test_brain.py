@@ -93,3 +93,42 @@ def test_distance_weighting_lets_nearer_neighbours_speak_louder(handmade_store):
 def test_an_unknown_weighting_is_refused(handmade_store):
     with pytest.raises(ValueError, match="weighting: expected one of .*'uniform'.*got 'nearest'"):
         EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), weighting="nearest")
+
+
+@pytest.fixture(scope="module")
+def crowded_store(milvus_data_dir) -> EngramStore:
+    """Around one situation: ten near engrams of action 0 that went so-so (+0.2), and two a little
+    farther of action 1 that went well (+0.9)."""
+    from config import Settings
+    store = EngramStore("crowded", reset=True, search_backend="replica",
+                        settings=Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri=""))
+    store.insert_many([Engram((0.001 * i,) + (0.0,) * 8, 0, 0.2) for i in range(10)]
+                      + [Engram((0.5 + 0.01 * i,) + (0.0,) * 8, 1, 0.9) for i in range(2)])
+    return store
+
+
+def test_one_memory_per_action_picks_the_action_whose_own_neighbours_are_best(crowded_store):
+    shared = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5)
+    per_action = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
+                             per_action=True)
+    assert shared.choose(shared.decide(HERE, 0.0))[0] == 0  # its 5 neighbours all took action 0
+    scores = per_action.decide(HERE, 0.0)
+    np.testing.assert_allclose(scores, [0.2, 0.9, 0.0, 0.0], atol=1e-6)
+    assert per_action.choose(scores)[0] == 1
+
+
+def test_an_action_without_neighbours_scores_the_untried_value(crowded_store):
+    hopeful = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
+                          per_action=True, untried_score=1.0)
+    np.testing.assert_allclose(hopeful.decide(HERE, 0.0), [0.2, 0.9, 1.0, 1.0], atol=1e-6)
+    consultation = hopeful.consult(np.zeros((1, 8), np.float32), 0.0)
+    assert consultation.best_value[0] == pytest.approx(0.9)  # untried actions are no value to bootstrap from
+
+
+def test_epsilon_greedy_explores_with_its_probability_and_never_at_zero():
+    brain = EngramBrain.__new__(EngramBrain)
+    brain.output_size, brain.probabilistic_choice, brain.rng = 4, False, np.random.default_rng(0)
+    scores = np.tile([0.0, 1.0, 0.0, 0.0], (4000, 1))
+    assert (brain.choose(scores, np.zeros(4000)) == 1).all()
+    explored = brain.choose(scores, np.full(4000, 0.4))
+    assert np.mean(explored != 1) == pytest.approx(0.4 * 3 / 4, abs=0.03)  # a random action may be the best

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from config import Settings, SettingsError
-from Trainer import discounted_returns, n_step_returns, step_outcomes, trial_noise
+from credit import (discounted_returns, n_step_returns, step_outcomes, trial_epsilon, trial_noise,
+                    value_in_reward_units)
 
 
 def test_the_discounted_return_sums_the_rewards_that_follow_each_step():
@@ -61,8 +62,18 @@ def test_the_n_step_return_adds_the_memorys_value_of_the_state_n_steps_later():
                                                                             1.5, 1.0])
     settings = Settings.from_module(outcome_rule="return", discount=0.5, bootstrap_steps=2,
                                     outcome_reward_scale=100.0, success_weight=0.0)
-    outcomes = step_outcomes(np.ones(4), 0.0, settings, values=values / 100.0)  # values come as outcomes
+    outcomes = step_outcomes(np.ones(4), 0.0, settings, values=values)  # values in reward units
     np.testing.assert_allclose(outcomes, [0.04, 0.065, 0.015, 0.01])
+
+
+def test_where_the_memory_knew_nothing_the_n_step_return_is_the_return_itself():
+    unknown = np.array([0.0, 0.0, np.nan, np.nan])
+    np.testing.assert_allclose(n_step_returns(np.ones(4), 0.5, 2, unknown), discounted_returns(np.ones(4), 0.5))
+
+
+def test_the_memorys_values_are_taken_back_to_reward_units_undoing_the_success_weighting():
+    settings = Settings.from_module(outcome_reward_scale=20.0, success_weight=0.5)
+    np.testing.assert_allclose(value_in_reward_units(np.array([0.75, -0.3]), 0.5, settings), [12.0, -4.8])
 
 
 def test_the_episodic_preset_is_selectable_from_main_py():
@@ -72,3 +83,9 @@ def test_the_episodic_preset_is_selectable_from_main_py():
     assert (settings.preset, settings.outcome_rule, settings.min_results, settings.neighbour_weighting) == \
         ("episodic", "return", 50, "distance")
     assert (settings.trials, settings.noise) == (5, 0.2)  # flags still win over the preset
+
+
+def test_epsilon_falls_linearly_to_its_final_value_then_stays():
+    settings = Settings.from_module(epsilon=1.0, epsilon_final=0.02, epsilon_decay_trials=200)
+    assert [trial_epsilon(t, settings) for t in (0, 100, 200, 900)] == pytest.approx([1.0, 0.51, 0.02, 0.02])
+    assert trial_epsilon(50, Settings.from_module()) == 0.0  # settings.py: the seed never explores so

@@ -46,9 +46,11 @@ def stored_lengths(folder: RunFolder) -> int:
     return int(folder.trials()["length"].sum())
 
 
-def test_a_milvus_restart_mid_training_pauses_it_and_loses_nothing(own_server_settings, tmp_path, capfd):
-    folder = RunFolder(tmp_path / "restarted")
-    trainer = Trainer("restarted", settings=own_server_settings, quiet=True, run_folder=folder)
+@pytest.mark.parametrize("backend", ["milvus", "replica"])
+def test_a_milvus_restart_mid_training_pauses_it_and_loses_nothing(own_server_settings, tmp_path, capfd, backend):
+    folder = RunFolder(tmp_path / f"restarted_{backend}")
+    trainer = Trainer(f"restarted_{backend}", settings=own_server_settings.replace(search_backend=backend),
+                      quiet=True, run_folder=folder)
     killed = []
 
     def kill_the_server_once(record):
@@ -62,6 +64,12 @@ def test_a_milvus_restart_mid_training_pauses_it_and_loses_nothing(own_server_se
     assert "retrying" in capfd.readouterr().err
     assert len(trainer.metrics) == 16
     assert trainer.store.get_count() == stored_lengths(folder) == trainer.engram_count
+    if backend == "replica":  # the replica holds exactly the collection's engrams, each once
+        stored = trainer.store.client.query(trainer.store.name, filter="id > 0", output_fields=["id"],
+                                            consistency_level="Strong")
+        held = trainer.store.replica.rows().ids
+        assert len(held) == len(set(held.tolist())) == len(stored)
+        assert set(held.tolist()) == {row["id"] for row in stored}
 
 
 def test_a_milvus_gone_for_good_stops_training_and_the_finished_trials_are_stored_on_resume(

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from Trainer import Trainer, step_outcomes, trial_success
+from credit import step_outcomes, trial_success
+from Trainer import Trainer
 
 
 def test_a_short_run_stores_exactly_one_engram_per_step(settings, collection_name):
@@ -127,3 +128,21 @@ def test_an_instance_name_milvus_would_refuse_is_a_settings_error(settings):
 
     with pytest.raises(SettingsError, match="INSTANCE_NAME: expected letters, digits and '_'.*got '../runs'"):
         Trainer("../runs", settings=settings, quiet=True)
+
+
+def test_only_lunarlanders_own_end_is_stored_as_an_end_not_a_time_limit(settings, collection_name):
+    replica = settings.replace(search_backend="replica")
+    cut_short = Trainer(collection_name, settings=replica.replace(max_trial_length=5), quiet=True)
+    cut_short.train(2)
+    assert not cut_short.store.replica.rows().ended.any()
+    flown = Trainer(collection_name, settings=replica.replace(use_hit_points=False), quiet=True)
+    flown.train(1)  # a random lander crashes (LunarLander ends the episode) well before 400 steps
+    ended = flown.store.replica.rows().ended
+    assert flown.metrics[0].length < 400 and ended.sum() == 1 and ended[-1]  # its last step, only
+
+
+def test_training_with_re_valuation_keeps_one_engram_per_step(settings, collection_name):
+    revaluing = settings.replace(search_backend="replica", revalue_every=2, per_action_memory=True, min_results=10)
+    trainer = Trainer(collection_name, settings=revaluing, quiet=True)
+    trainer.train(4)
+    assert trainer.store.get_count() == trainer.steps_taken == len(trainer.store.replica)

@@ -1,0 +1,101 @@
+"""The credit rules: what each remembered step is credited with, and the exploration schedules.
+
+Why its own module: the learning rule is what a reader of this project looks for first; here it
+is in one place, apart from the trial loop (``Trainer``) that applies it and the decision
+(``EngramBrain``, ``policy.Policy``) that reads it back. ``revaluation.py`` holds the rule that
+re-values stored outcomes afterwards.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from config import Settings
+
+SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
+
+
+def trial_success(total_reward: float) -> float:
+    """A trial's success in [-1, 1]: its total reward clipped to ±300, divided by 300."""
+    return float(np.clip(total_reward, -SUCCESS_REWARD_RANGE, SUCCESS_REWARD_RANGE) / SUCCESS_REWARD_RANGE)
+
+
+def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """For each step, the rewards from it to the trial's end, each discounted by ``discount`` per step."""
+    returns = np.empty(len(rewards))
+    following = 0.0
+    for step in range(len(rewards) - 1, -1, -1):
+        following = rewards[step] + discount * following
+        returns[step] = following
+    return returns
+
+
+def n_step_returns(rewards: np.ndarray, discount: float, steps: int, values: np.ndarray) -> np.ndarray:
+    """For each step t, the discounted rewards of steps t .. t+N-1 plus the discounted value of the
+    state at t+N (nothing past the trial's end): the N-step return of Pritzel et al. (2017).
+
+    Why: a full return credits a step with everything a still-clumsy lander did afterwards; the
+    N-step return trusts the memory's estimate from N steps on, so good endings spread back faster.
+
+    :param values: the value of each step's state in reward units (the best the memory expected
+        there); NaN where the memory knew nothing, and then the return itself stands in for it.
+    """
+    full = discounted_returns(rewards, discount)
+    values = np.asarray(values, dtype=np.float64)
+    later = np.arange(len(rewards)) + steps
+    inside = later < len(rewards)
+    inside[inside] = np.isfinite(values[later[inside]])
+    tail = np.zeros(len(rewards))
+    tail[inside] = full[later[inside]] - values[later[inside]]
+    return full - discount ** steps * tail
+
+
+def value_in_reward_units(values: np.ndarray, query_success: float, settings: Settings) -> np.ndarray:
+    """The memory's values (outcomes: scaled, and weighted by ``1 + SUCCESS_WEIGHT · success``) back
+    in reward units, for an N-step return. The neighbours were found aiming at ``query_success``,
+    so that is the success whose weighting is undone."""
+    return np.asarray(values, dtype=np.float64) * settings.outcome_reward_scale / \
+        (1.0 + settings.success_weight * query_success)
+
+
+def credited_rewards(rewards: np.ndarray, settings: Settings, values: Optional[np.ndarray] = None) -> np.ndarray:
+    """What each step is credited with, in reward units, by ``OUTCOME_RULE`` and ``BOOTSTRAP_STEPS``.
+
+    :param values: each step's state value in reward units (see ``n_step_returns``).
+    """
+    if settings.outcome_rule == "reward":
+        return rewards
+    if settings.bootstrap_steps == 0 or values is None:
+        return discounted_returns(rewards, settings.discount)
+    return n_step_returns(rewards, settings.discount, settings.bootstrap_steps, values)
+
+
+def step_outcomes(rewards: np.ndarray, success: float, settings: Settings,
+                  values: Optional[np.ndarray] = None) -> np.ndarray:
+    """The outcome each step's engram stores: what the step is credited with (its reward; with
+    ``OUTCOME_RULE = "return"`` the discounted return that followed it, or with ``BOOTSTRAP_STEPS``
+    the N-step return, given each state's ``values`` in reward units) scaled and clipped to
+    [-1, 1], weighted up by the success of its trial (so good trials leave stronger traces),
+    clipped again."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    scaled = np.clip(credited_rewards(rewards, settings, values) / settings.outcome_reward_scale, -1.0, 1.0)
+    return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
+
+
+def linear_schedule(start: float, final: Optional[float], decay_trials: int, trial: int) -> float:
+    """``start``, or with ``final`` set, falling (or rising) linearly from ``start`` to ``final``
+    over the first ``decay_trials`` trials, then ``final``: explore first, exploit later."""
+    if final is None:
+        return start
+    return start + (final - start) * min(1.0, trial / decay_trials)
+
+
+def trial_noise(trial: int, settings: Settings) -> float:
+    """The noise std of a trial (``NOISE``, ``NOISE_FINAL``, ``NOISE_DECAY_TRIALS``)."""
+    return linear_schedule(settings.noise, settings.noise_final, settings.noise_decay_trials, trial)
+
+
+def trial_epsilon(trial: int, settings: Settings) -> float:
+    """The chance of a random action in a trial (``EPSILON``, ``EPSILON_FINAL``, ``EPSILON_DECAY_TRIALS``)."""
+    return linear_schedule(settings.epsilon, settings.epsilon_final, settings.epsilon_decay_trials, trial)
