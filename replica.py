@@ -10,9 +10,12 @@ from the collection, extended with every insert Milvus acknowledged, and polled 
 writers' engrams (see ``EngramStore``).
 
 The index is the one Milvus runs: IVF_FLAT, L2 (squared), ``INDEX_NLIST`` lists and
-``SEARCH_NPROBE`` probed; while the memory is smaller than ``EXACT_BELOW_PER_LIST × nlist`` engrams
-(too few to train the lists well) it searches exactly. The lists are trained again each time the
-memory doubles, since a learning lander's situations drift.
+``SEARCH_NPROBE`` probed, once it holds ``ENGRAMS_PER_LIST × INDEX_NLIST`` engrams. Smaller, it has
+fewer lists (one per ``ENGRAMS_PER_LIST`` engrams, so that every list is trained on enough of
+them: with 1024 lists at 40,000 engrams only 86% of the 50 true nearest were found), and below
+``EXACT_BELOW`` engrams it searches exactly (an exact search of 40,000 engrams cost 0.1 ms per query
+here, ten times an IVF search). The lists are trained again each time the memory doubles, since a
+learning lander's situations drift.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from typing import Dict, Optional, Tuple
 import faiss
 import numpy as np
 
-EXACT_BELOW_PER_LIST = 39       # FAISS wants >= 39 training points per list; fewer: search exactly
-TRAINING_POINTS_PER_LIST = 64   # the sample the lists are trained on (0.2 s for 1024 lists here)
+EXACT_BELOW = 4096              # engrams below which an index searches exactly (cheap at that size)
+ENGRAMS_PER_LIST = 64           # IVF lists get at least this many engrams (FAISS wants >= 39 to train one)
 RETRAIN_GROWTH = 2.0            # train the lists again when the memory has grown this many times
 FIRST_CAPACITY = 4096           # rows allocated at first; the arrays double as they fill
 ALL_ACTIONS = None              # the key of the index over every engram (the seed's shared search)
@@ -91,15 +94,17 @@ class _VectorIndex:
         """
         self.rows = np.concatenate([self.rows, rows])
         size = len(self.rows)
-        if size >= EXACT_BELOW_PER_LIST * self.nlist and size >= RETRAIN_GROWTH * max(self.trained_size, 1):
+        if size >= EXACT_BELOW and size >= RETRAIN_GROWTH * max(self.trained_size, 1):
             self._rebuild(all_vectors)
         else:
             self.index.add(vectors)
 
     def _rebuild(self, vectors: np.ndarray) -> None:
-        sample_size = min(len(vectors), TRAINING_POINTS_PER_LIST * self.nlist)
+        """IVF lists trained on a sample of (at most ``ENGRAMS_PER_LIST`` per list of) the vectors."""
+        lists = min(self.nlist, len(vectors) // ENGRAMS_PER_LIST)
+        sample_size = min(len(vectors), ENGRAMS_PER_LIST * lists)
         sample = vectors[np.random.default_rng(len(vectors)).choice(len(vectors), sample_size, replace=False)]
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dimension), self.dimension, self.nlist, faiss.METRIC_L2)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dimension), self.dimension, lists, faiss.METRIC_L2)
         index.train(sample)
         index.add(vectors)
         index.nprobe = self.nprobe
