@@ -506,23 +506,24 @@ class EngramStore:
 
         Why a stamp and a writer field: Milvus cannot list "rows added since", so every engram
         carries the time its writer sent it; a poll asks for other writers' engrams stamped since
-        the previous poll (less ``POLL_LOOKBACK_US`` for inserts in flight and clock differences),
-        and the replica keeps each id once.
+        the previous poll (less ``POLL_LOOKBACK_US`` for inserts in flight, reads a time tick
+        stale, and clock differences), and the replica keeps each id once. The poll waits for
+        nothing ("Eventually"): what it misses by a time tick, the next poll's lookback finds.
         """
         if self.replica is None or time.monotonic() < self._next_poll:
             return
         started = _now_us()
         since = self._polled_until_us - POLL_LOOKBACK_US
         found = self._query_rows(f"{FIELD_STORED_AT} > {since} and {FIELD_WRITER} != {self.writer}",
-                                 "polling for other writers' engrams")
+                                 "polling for other writers' engrams", consistency="Eventually")
         self.replica.add(found)
         self._polled_until_us = started
         self._next_poll = time.monotonic() + self.settings.replica_refresh
 
-    def _query_rows(self, condition: str, what: str) -> EngramRows:
-        """Every engram matching ``condition``, as columns; "Strong": all acknowledged inserts count."""
+    def _query_rows(self, condition: str, what: str, consistency: str = "Strong") -> EngramRows:
+        """Every engram matching ``condition``, as columns ("Strong": every acknowledged insert counts)."""
         rows = self._request(what, lambda: self.client.query(
-            self.name, filter=condition, output_fields=ENGRAM_FIELDS, consistency_level="Strong",
+            self.name, filter=condition, output_fields=ENGRAM_FIELDS, consistency_level=consistency,
             timeout=self._timeout))
         if not rows:
             return EngramRows.empty(self.dimension)

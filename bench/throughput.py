@@ -15,7 +15,7 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 - limit_ratio: the best train_steps_per_s / env_only_steps_per_s;
 - replica_load_s and replica_rss_mb: the seconds a replica takes to load the largest collection
   from Milvus, and the process's resident memory once it holds it;
-- with --presets, the training rate of presets (e.g. "landing", which searches once per action).
+- the training rate of presets (--presets; by default "landing", which searches once per action).
 Figures drift with the machine's load: compare ratios from one run, not absolute times.
 """
 from __future__ import annotations
@@ -203,7 +203,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 s runs and 10k/100k engrams (about 6 min)")
-    parser.add_argument("--presets", nargs="*", default=[], help="presets whose training rate to measure too")
+    parser.add_argument("--presets", nargs="*", default=["landing"],
+                        help="presets whose training rate to measure too (default: landing)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     arguments = parser.parse_args(argv)
     result = run(arguments.quick, arguments.presets)
