@@ -25,7 +25,7 @@ from config import Settings, SettingsError
 from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
-from runs import RUNS_DIR, SETTINGS_JSON, RunFolder, RunFolderError
+from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, RunFolder, RunFolderError
 from settings import PRESETS
 
 DEFAULT_INSTINCT_VARIANT = "episodic"
@@ -81,7 +81,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
     compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
-    compare.add_argument("--plot", default="comparison.png", help="PNG to write (default: comparison.png)")
+    compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
     add_instinct_flags(instinct)
     return parser.parse_args(argv)
@@ -114,8 +114,10 @@ def run_instinct(arguments: dict) -> int:
 
 
 def settings_from(arguments: dict) -> Settings:
+    """settings.py with the flags the user typed (a flag not typed is ``None``: settings.py decides)."""
     names = Settings.field_names()
-    return Settings.from_module(**{name: value for name, value in arguments.items() if name in names})
+    return Settings.from_module(**{name: value for name, value in arguments.items()
+                                   if name in names and value is not None})
 
 
 def run_train(arguments: dict) -> int:

@@ -28,6 +28,7 @@ from config import Settings
 from engram import Engram
 
 RUNS_DIR = Path("runs")
+COMPARISON_PNG = RUNS_DIR / "comparison.png"  # compare's plot by default: generated files stay under runs/
 ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLander's "solved" rule
 TRIALS_CSV = "trials.csv"
 SETTINGS_JSON = "settings.json"
@@ -132,7 +133,6 @@ class RunFolder:
         if len(frame):
             figure = plot_learning_curves({self.path.name: frame})
             figure.savefig(self.path / CURVE_PNG, dpi=100)
-            _close(figure)
         return result
 
     def write_evaluation(self, evaluation: dict) -> None:
@@ -172,17 +172,28 @@ def summarise(frame: pd.DataFrame) -> dict:
             "steps": int(frame["length"].sum())}
 
 
+def new_figure(**options) -> "matplotlib.figure.Figure":
+    """A figure drawn to files by Agg, outside pyplot.
+
+    Why: ``matplotlib.use`` or pyplot would switch or register with the backend of the whole
+    process, which a notebook user notices; a ``Figure`` with its own Agg canvas leaves it alone,
+    works headless, and is freed like any object (no ``plt.close``).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def plot_learning_curves(frames: dict):
     """A matplotlib figure: reward per trial with its rolling mean, and the rolling landing rate.
 
     :param frames: run name -> per-trial metrics; several runs are overlaid.
     """
-    import matplotlib
-    matplotlib.use("Agg")  # files, not windows: works on headless machines too
-    import matplotlib.pyplot as plt
-
-    figure, (rewards_axis, landing_axis) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
-                                                        gridspec_kw={"height_ratios": [3, 1]})
+    figure = new_figure(figsize=(9, 6))
+    rewards_axis, landing_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for name, frame in frames.items():
         ordered = frame.sort_values("trial")
         rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
@@ -205,12 +216,6 @@ def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
     folders = [RunFolder(path) for path in paths]
     frames = {folder.path.name: folder.trials() for folder in folders}
     table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
-    figure = plot_learning_curves(frames)
-    figure.savefig(plot_path, dpi=100)
-    _close(figure)
+    Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
+    plot_learning_curves(frames).savefig(plot_path, dpi=100)
     return table
-
-
-def _close(figure) -> None:
-    import matplotlib.pyplot as plt
-    plt.close(figure)

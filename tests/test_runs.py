@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +14,8 @@ import main
 from config import Settings, SettingsError
 from runs import RunFolder, RunFolderError, compare, summarise
 from Trainer import Trainer, evaluate
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -120,3 +125,28 @@ def test_an_unknown_uppercase_name_in_a_settings_module_gets_a_clear_error():
 
 def test_summaries_of_no_trials_say_so():
     assert summarise(pd.DataFrame()) == {"trials": 0}
+
+
+def test_plotting_a_run_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    script = ("import matplotlib; matplotlib.use('svg'); import pandas as pd; from runs import plot_learning_curves; "
+              "frame = pd.DataFrame({'trial': [0, 1], 'reward': [1.0, 2.0], 'landed': [False, True]}); "
+              "plot_learning_curves({'run': frame}).savefig(r'%s'); print(matplotlib.get_backend())"
+              % (tmp_path / "curve.png"))
+    plotted = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert plotted.returncode == 0, plotted.stderr
+    assert plotted.stdout.strip() == "svg"
+    with Image.open(tmp_path / "curve.png") as image:
+        assert image.format == "PNG"
+
+
+def test_seed_none_means_fresh_entropy_while_an_unset_flag_keeps_settings_py():
+    assert Settings.from_module(seed=None).seed is None
+    assert Settings.from_module(preset="episodic", noise_final=None).noise_final is None
+    assert main.settings_from(vars(main.parse_arguments(["--trials", "3"]))).seed == Settings.from_module().seed
+
+
+def test_compare_without_plot_writes_under_runs_not_the_current_folder(trained_run, tmp_path, monkeypatch):
+    _, folder = trained_run
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["compare", str(folder.path)]) == 0
+    assert (tmp_path / "runs" / "comparison.png").exists() and not (tmp_path / "comparison.png").exists()
