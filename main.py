@@ -18,20 +18,40 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
 from pathlib import Path
 
 from config import Settings, SettingsError
 from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
-from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, RunFolder, RunFolderError
+from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder, RunFolderError
 from settings import PRESETS
 
 DEFAULT_INSTINCT_VARIANT = "episodic"
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
 USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
                EmbeddedMilvusError, RunFolderError, NoDisplayError)
+
+
+def whole_number(minimum: int):
+    """An argparse type: a whole number >= ``minimum``, refused with the flag's name before anything starts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def gif_file(text: str) -> str:
+    """An argparse type: a GIF path whose folder exists (found out before the flight, not after)."""
+    folder = Path(text).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; create it or record elsewhere")
+    return text
 
 
 def add_memory_flags(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +73,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     train = commands.add_parser("train", help="train (the default when no command is given)")
     add_memory_flags(train)
-    train.add_argument("--trials", type=int, help="trials to run (TRIALS, default 1000)")
+    train.add_argument("--trials", type=whole_number(0), help="trials to run (TRIALS, default 1000)")
     train.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
                        help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
     train.add_argument("--population", dest="population_size", type=int,
@@ -69,14 +89,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     evaluate = commands.add_parser("evaluate", help="read-only, noise off, fixed seeds: mean, std, landings")
     add_memory_flags(evaluate)
-    evaluate.add_argument("--episodes", type=int, default=100, help="episodes to fly (default 100)")
+    evaluate.add_argument("--episodes", type=whole_number(1), default=100, help="episodes to fly (default 100)")
     evaluate.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
     watch = commands.add_parser("watch", help="fly the memory in a window, or record it to a GIF")
     add_memory_flags(watch)
-    watch.add_argument("--episodes", type=int, default=1, help="episodes to fly (default 1)")
-    watch.add_argument("--gif", help="record to this GIF file instead of a window (works headless)")
-    watch.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    add_flight_flags(watch)
     watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
     compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
@@ -84,7 +102,17 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
     add_instinct_flags(instinct)
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    arguments.flags = {action.dest: action.option_strings[0] for action in commands.choices[arguments.command]._actions
+                       if action.option_strings}
+    return arguments
+
+
+def add_flight_flags(parser: argparse.ArgumentParser) -> None:
+    """watch's flags (shared with gym/lander.py)."""
+    parser.add_argument("--episodes", type=whole_number(1), default=1, help="episodes to fly (default 1)")
+    parser.add_argument("--gif", type=gif_file, help="record to this GIF file instead of a window (works headless)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
 
 
 def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +121,10 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"the settings the population trains with: a preset or a bench variant "
                              f"(default {DEFAULT_INSTINCT_VARIANT!r})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds; each trains its own memory")
-    parser.add_argument("--trials", type=int, default=600, help="training trials of the population per seed")
-    parser.add_argument("--population", type=int, default=8, help="landers training at once")
-    parser.add_argument("--newcomers", type=int, default=8, help="newcomers per group")
-    parser.add_argument("--first-trials", type=int, default=10, help="trials each newcomer flies")
+    parser.add_argument("--trials", type=whole_number(1), default=600, help="training trials of the population per seed")
+    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
+    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per group")
+    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
     parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
     parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
 
@@ -125,23 +153,28 @@ def run_train(arguments: dict) -> int:
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
-    trainer = Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder)
-    started = time.monotonic()
-    try:
-        mean_reward = trainer.train(settings.trials)
-        seconds = time.monotonic() - started
-    except TrainingInterrupted as interruption:
-        print(f"interrupted ({interruption}).", file=sys.stderr)
-        return 130
-    finally:
-        trainer.close()
+    with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
+        try:
+            mean_reward = trainer.train(settings.trials)
+        except TrainingInterrupted as interruption:
+            print(f"interrupted ({interruption}). {what_was_saved(trainer, folder)}", file=sys.stderr)
+            return 130
     landed = sum(record.landed for record in trainer.metrics)
     print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
-          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_taken / seconds:.0f} "
-          f"steps/s, {60 * len(trainer.metrics) / seconds:.0f} trials/min")
+          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_per_s:.1f} "
+          f"steps/s, {trainer.trials_per_min:.0f} trials/min")
     if folder is not None:
         print(f"saved in {folder.path}/")
     return 0
+
+
+def what_was_saved(trainer, folder: RunFolder | None) -> str:
+    """After Ctrl-C: how many trials are kept where, and how to go on."""
+    if folder is None:
+        return f"{len(trainer.metrics)} trials flown read-only; nothing was stored."
+    return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in "
+            f"{folder.path / TRIALS_CSV}) with their engrams; --keep resumes: "
+            f"python main.py --instance {trainer.settings.instance_name} --keep")
 
 
 def memory_settings(arguments: dict) -> Settings:
@@ -161,7 +194,7 @@ def run_evaluate(arguments: dict) -> int:
     from Trainer import evaluate
 
     settings = memory_settings(arguments)
-    result = evaluate(settings, arguments["episodes"])
+    result = evaluate(settings, arguments["episodes"], progress=True)
     print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
           f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
     folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -198,16 +231,27 @@ def stop_on_sigterm() -> None:
 def main(argv=None) -> int:
     stop_on_sigterm()
     arguments = vars(parse_arguments(argv))
+    flags = arguments.pop("flags")
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
                "instinct": run_instinct}
     try:
         return command[arguments.pop("command")](arguments)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {with_flags(error, flags, arguments)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
         return 130
+
+
+def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
+    """The error's message with each setting the user set by a flag named with it: ``NOISE (--noise):``."""
+    message = str(error)
+    if isinstance(error, SettingsError):
+        for name, flag in flags.items():
+            if arguments.get(name) is not None:
+                message = message.replace(f"{name.upper()}:", f"{name.upper()} ({flag}):")
+    return message
 
 
 if __name__ == "__main__":

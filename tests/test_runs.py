@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 import main
 from config import Settings, SettingsError
+from milvus_server import embedded_server_uri
 from runs import RunFolder, RunFolderError, compare, summarise
 from Trainer import Trainer, evaluate
 
@@ -59,18 +61,81 @@ def test_resuming_continues_trial_numbers_memory_and_folder(trained_run, setting
     assert json.loads((folder.path / "summary.json").read_text())["trials"] == 6
 
 
-def test_starting_afresh_forgets_the_old_rows(trained_run, settings, collection_name):
+def test_resuming_restores_the_success_window_best_and_wall_time(trained_run, settings, collection_name):
+    first, folder = trained_run
+    resumed = Trainer(collection_name, clear_collection=False, settings=settings, quiet=True, run_folder=folder)
+    assert list(resumed.recent_success) == list(first.recent_success)
+    assert resumed.best_success == first.best_success
+    resumed.train(1)
+    assert resumed.metrics[0].mean_success == pytest.approx(np.mean([*first.recent_success, resumed.metrics[0].success]))
+    assert resumed.metrics[0].wall_time > first.metrics[-1].wall_time
+
+
+def test_wall_time_goes_on_across_train_calls(settings, collection_name):
+    trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=20), quiet=True)
+    trainer.train(1)
+    trainer.train(1)
+    assert trainer.metrics[1].wall_time > trainer.metrics[0].wall_time
+
+
+def test_each_resume_keeps_its_settings_and_says_when_it_changes_the_credit_rule(trained_run, settings,
+                                                                               collection_name, capsys):
     _, folder = trained_run
+    first_settings = (folder.path / "settings.json").read_text()
+    changed = settings.replace(outcome_rule="return", discount=0.9)
+    Trainer(collection_name, clear_collection=False, settings=changed, quiet=True, run_folder=folder).close()
+    assert (folder.path / "settings.json").read_text() == first_settings
+    assert json.loads((folder.path / "settings-resume-1.json").read_text())["outcome_rule"] == "return"
+    assert folder.settings().discount == 0.9  # evaluate and watch read the latest
+    assert "changes the credit rule (OUTCOME_RULE 'reward' -> 'return'; DISCOUNT 0.99 -> 0.9)" in capsys.readouterr().err
+    Trainer(collection_name, clear_collection=False, settings=changed, quiet=True, run_folder=folder).close()
+    assert (folder.path / "settings-resume-2.json").exists()
+    assert "credit rule" not in capsys.readouterr().err
+
+
+def test_training_prints_the_steps_per_second_it_saves(settings, collection_name, tmp_path, capsys):
+    uri = embedded_server_uri(settings.milvus_data_dir)
+    assert main.main(["--instance", collection_name, "--trials", "2", "--no-display", "--quiet", "--runs-dir",
+                      str(tmp_path), "--milvus-uri", uri]) == 0
+    saved = json.loads((tmp_path / collection_name / "summary.json").read_text())["steps_per_s"]
+    assert f"; {saved:.1f} steps/s" in capsys.readouterr().out
+
+
+def test_starting_afresh_moves_the_earlier_run_aside_and_says_what_it_drops(trained_run, settings,
+                                                                          collection_name, capsys):
+    first, folder = trained_run
+    first.close()
+    engrams = first.store.get_count()
     Trainer(collection_name, settings=settings, quiet=True, run_folder=folder).train(1)
     assert list(folder.trials()["trial"]) == [0]
+    kept = folder.path.with_name(folder.path.name + ".1")
+    assert list(RunFolder(kept).trials()["trial"]) == [0, 1, 2, 3]
+    assert f"dropped its {engrams} engrams; its earlier run is kept in {kept}/" in capsys.readouterr().err
 
 
-def test_evaluation_is_read_only_noiseless_and_reports_landings(trained_run, settings, collection_name):
+def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, settings, collection_name):
     trainer, _ = trained_run
     before = trainer.store.get_count()
     result = evaluate(settings.replace(instance_name=collection_name), episodes=3)
-    assert result["episodes"] == 3 and result["std"] >= 0 and 0 <= result["landing_rate"] <= 1
+    rewards = np.array(result["rewards"])
+    assert result["episodes"] == len(rewards) == 3
+    assert result["mean"] == pytest.approx(rewards.mean(), abs=0.01)
+    assert result["std"] == pytest.approx(rewards.std(), abs=0.01)
+    assert result["landing_rate"] == np.mean(rewards >= 200)
     assert trainer.store.get_count() == before
+
+
+def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(trained_run, settings, collection_name):
+    def actions_of(noise: float, noise_final) -> list:
+        actions = []
+        evaluate(settings.replace(instance_name=collection_name, noise=noise, noise_final=noise_final), 2,
+                 on_step=lambda env, action, reward: actions.append(action))
+        return actions
+
+    quiet_memory = actions_of(0.0, None)
+    assert len(quiet_memory) > 0
+    assert actions_of(0.0, None) == quiet_memory
+    assert actions_of(0.8, 0.3) == quiet_memory
 
 
 def test_the_same_evaluation_gives_the_same_figures(trained_run, settings, collection_name):
