@@ -9,8 +9,9 @@
     python main.py instinct --seeds 0 1 2 --trials 600     # newcomers on a trained vs an empty memory
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
-Training saves runs/<instance>/: settings.json, trials.csv (a row per trial, as they finish),
-summary.json and learning_curve.png. Flags override the setting of the same name in settings.py
+Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
+trials.csv (a row per trial, as they finish), summary.json and learning_curve.png; training afresh
+moves an earlier run with trials aside to runs/<instance>.1/. Flags override the setting of the same name in settings.py
 for this run only; `python main.py COMMAND --help` lists each command's flags.
 """
 from __future__ import annotations
@@ -121,7 +122,8 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"the settings the population trains with: a preset or a bench variant "
                              f"(default {DEFAULT_INSTINCT_VARIANT!r})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds; each trains its own memory")
-    parser.add_argument("--trials", type=whole_number(1), default=600, help="training trials of the population per seed")
+    parser.add_argument("--trials", type=whole_number(1), default=600,
+                        help="training trials of the population per seed")
     parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
     parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per group")
     parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
@@ -191,10 +193,14 @@ def memory_settings(arguments: dict) -> Settings:
 
 
 def run_evaluate(arguments: dict) -> int:
-    from Trainer import evaluate
+    from Trainer import TrainingInterrupted, evaluate
 
     settings = memory_settings(arguments)
-    result = evaluate(settings, arguments["episodes"], progress=True)
+    try:
+        result = evaluate(settings, arguments["episodes"], progress=True)
+    except TrainingInterrupted:
+        print("interrupted: the evaluation did not finish; nothing was saved.", file=sys.stderr)
+        return 130
     print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
           f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
     folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -206,9 +212,14 @@ def run_evaluate(arguments: dict) -> int:
 
 def run_watch(arguments: dict) -> int:
     from gym.lander import fly
+    from Trainer import TrainingInterrupted
 
     settings = memory_settings(arguments)
-    fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    try:
+        fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    except TrainingInterrupted:
+        print("interrupted: the flight did not finish; no GIF was written.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ class RunFolder:
         """Begin a new run here with ``settings``. An earlier run with trials is moved aside (the
         path it went to is returned); the leftovers of one without trials are removed."""
         moved = None
-        if (self.path / TRIALS_CSV).exists() and not self.trials().empty:
+        if self._has_trials():
             moved = self._free_sibling()
             self.path.rename(moved)
         elif self.path.is_dir():
@@ -115,6 +116,14 @@ class RunFolder:
         now = settings.as_dict()
         return [f"{name.upper()} {before[name]!r} -> {now[name]!r}" for name in CREDIT_SETTINGS
                 if before[name] != now[name]]
+
+    def _has_trials(self) -> bool:
+        """Whether trials.csv has a row past its header (read no further: it may be long, or damaged)."""
+        csv_path = self.path / TRIALS_CSV
+        if not csv_path.exists():
+            return False
+        with open(csv_path, errors="replace") as handle:
+            return len(list(itertools.islice(handle, 2))) > 1
 
     def _settings_files(self) -> List[Path]:
         """settings.json, then each resume's, in order."""

@@ -42,7 +42,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--json", default="bench/results/learning.json", help="the JSON to write")
     parser.add_argument("--plot", help="the PNG to write (default: the JSON's name with .png)")
     parser.add_argument("--progress", action="store_true", help="show each run's progress bar")
-    parser.add_argument("--jobs", type=whole_number(1), default=1, help="runs at once, each in its own process (default 1)")
+    parser.add_argument("--jobs", type=whole_number(1), default=1,
+                        help="runs at once, each in its own process (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change a setting in every variant, e.g. --set bootstrap_steps=20 (repeatable)")
     return parser.parse_args()
