@@ -11,8 +11,8 @@
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
 trials.csv (a row per trial, as they finish), summary.json and learning_curve.png; training afresh
-moves an earlier run with trials aside to runs/<instance>.1/. Flags override the setting of the same name in settings.py
-for this run only; `python main.py COMMAND --help` lists each command's flags.
+moves an earlier run with trials aside to runs/<instance>.1/. Flags override the setting of the
+same name in settings.py for this run only; `python main.py COMMAND --help` lists each command's flags.
 """
 from __future__ import annotations
 
@@ -174,9 +174,10 @@ def what_was_saved(trainer, folder: RunFolder | None) -> str:
     """After Ctrl-C: how many trials are kept where, and how to go on."""
     if folder is None:
         return f"{len(trainer.metrics)} trials flown read-only; nothing was stored."
+    runs_dir = "" if folder.path.parent == RUNS_DIR else f" --runs-dir {folder.path.parent}"
     return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in "
             f"{folder.path / TRIALS_CSV}) with their engrams; --keep resumes: "
-            f"python main.py --instance {trainer.settings.instance_name} --keep")
+            f"python main.py --instance {trainer.settings.instance_name} --keep{runs_dir}")
 
 
 def memory_settings(arguments: dict) -> Settings:
