@@ -36,4 +36,4 @@ class IResonatorFactory(ABC):
         :return: float32 array of shape ``(n, state_size + 1)``.
         """
         rows = [self.make_resonator(state, success) for state, success in zip(states, successes)]
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), np.shape(states)[-1] + 1)
