@@ -23,7 +23,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def trained_run(settings, collection_name, tmp_path):
     folder = RunFolder(tmp_path / collection_name)
-    trainer = Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)
+    trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=80), quiet=True, run_folder=folder)
     trainer.train(4)
     return trainer, folder
 
@@ -130,7 +130,8 @@ def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, s
 def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(trained_run, settings, collection_name):
     def actions_of(noise: float, noise_final) -> list:
         actions = []
-        evaluate(settings.replace(instance_name=collection_name, noise=noise, noise_final=noise_final), 2,
+        evaluate(settings.replace(instance_name=collection_name, noise=noise, noise_final=noise_final,
+                                  max_trial_length=80), 2,
                  on_step=lambda env, action, reward: actions.append(action))
         return actions
 
