@@ -48,15 +48,21 @@ class EngramBrain:
     experience of this situation, however rarely it was taken nearby.
 
     **Feedback.** ``apply_feedback`` turns a step into an engram whose vector carries the success of
-    the trial it came from; the ``Trainer`` stores a whole trial's engrams in one request.
+    the trial it came from and adds it to the store, as the seed's brain did; the ``Trainer`` stores
+    a whole trial's engrams in one request instead.
 
     **Batching.** ``consult`` takes many situations and makes one search request for all of them:
     that is how a population of landers decides each step.
 
-    :param input_size: length of a normalised state (8 for LunarLander).
+    **The seed's interface.** ``EngramBrain(9, 4, store, factory)``, ``engram_store``,
+    ``decide``, ``apply_feedback`` mean what they meant in the seed; ``store`` is another name for
+    ``engram_store``, and the keyword arguments, ``consult`` and ``choose`` are this project's.
+
+    :param resonator_size: length of a resonator: a normalised state and the success value
+        (``STATE_VECTOR_SIZE``, 9 for LunarLander); the store's vectors have this length.
     :param output_size: number of actions (4 for LunarLander).
-    :param engram_store: the memory to consult.
-    :param resonator_factory: makes resonators of ``input_size + 1`` numbers.
+    :param engram_store: the memory to consult and to add feedback to.
+    :param resonator_factory: makes resonators of ``resonator_size`` numbers.
     :param noise: std of the Gaussian noise added to scores (``NOISE``).
     :param neighbours: how many engrams to consult per decision (``MIN_RESULTS``).
     :param probabilistic_choice: sample instead of argmax (``PROBABILISTIC_CHOICE``).
@@ -66,18 +72,19 @@ class EngramBrain:
     :param untried_score: the score of an action without neighbours (``UNTRIED_ACTION_SCORE``).
     """
 
-    def __init__(self, input_size: int, output_size: int, engram_store: EngramStore,
+    def __init__(self, resonator_size: int, output_size: int, engram_store: EngramStore,
                  resonator_factory: IResonatorFactory, noise: float = 0.1, neighbours: int = 300,
                  probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None,
                  weighting: str = "uniform", per_action: bool = False, untried_score: float = 0.0) -> None:
         if weighting not in NEIGHBOUR_WEIGHTINGS:
             raise ValueError(f"weighting: expected one of {NEIGHBOUR_WEIGHTINGS}, got {weighting!r}")
-        if engram_store.dimension != input_size + 1:
-            raise ValueError(f"the store holds vectors of {engram_store.dimension} numbers; expected "
-                             f"input_size + 1 = {input_size + 1} (the state and the success value)")
-        self.input_size = input_size
+        if engram_store.dimension != resonator_size:
+            raise ValueError(f"resonator_size {resonator_size!r}: expected the length of the store's vectors, "
+                             f"{engram_store.dimension} (STATE_VECTOR_SIZE: the state and the success value)")
+        self.resonator_size = resonator_size
+        self.input_size = resonator_size - 1  # a normalised state: the resonator without its success value
         self.output_size = output_size
-        self.store = engram_store
+        self.engram_store = engram_store
         self.resonator_factory = resonator_factory
         self.noise = noise
         self.neighbours = neighbours
@@ -87,13 +94,18 @@ class EngramBrain:
         self.untried_score = untried_score
         self.rng = rng or np.random.default_rng()
 
+    @property
+    def store(self) -> EngramStore:
+        """The memory: another name for ``engram_store``."""
+        return self.engram_store
+
     @classmethod
     def from_settings(cls, settings: Settings, engram_store: EngramStore,
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":
         """The brain ``settings.py`` describes: a ``WeightedResonatorFactory`` (with
         ``SUCCESS_COMPONENT_WEIGHT``), ``NOISE``, ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE``,
         ``NEIGHBOUR_WEIGHTING``, ``PER_ACTION_MEMORY`` and ``UNTRIED_ACTION_SCORE``."""
-        return cls(settings.state_vector_size - 1, settings.output_vector_size, engram_store,
+        return cls(settings.state_vector_size, settings.output_vector_size, engram_store,
                    WeightedResonatorFactory(settings.vector_component_weights, settings.success_component_weight),
                    noise=settings.noise,
                    neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng,
@@ -138,15 +150,18 @@ class EngramBrain:
 
     def apply_feedback(self, input: Sequence[float], action: int, outcome: float, success: float,
                        trial: int = 0) -> Engram:
-        """The engram a step leaves: its resonator at the trial's ``success``, action and outcome."""
+        """Add the engram a step leaves to the store and return it: its resonator at the trial's
+        ``success``, its action and outcome."""
         vector = self.resonator_factory.make_resonator(self._checked_inputs([input])[0], success)
-        return Engram(tuple(vector.tolist()), action, outcome, trial)
+        engram = Engram(tuple(np.asarray(vector, dtype=np.float32).tolist()), action, outcome, trial)
+        self.engram_store.insert(engram)
+        return engram
 
     def _neighbour_tables(self, resonators: np.ndarray) -> List[NeighbourTable]:
         """One table of neighbours for all situations, or one per action with ``per_action``."""
         if not self.per_action:
-            return [self.store.nearest_table(resonators, self.neighbours)]
-        return [self.store.nearest_table(resonators, self.neighbours, action) for action in range(self.output_size)]
+            return [self.engram_store.nearest_table(resonators, self.neighbours)]
+        return [self.engram_store.nearest_table(resonators, self.neighbours, action) for action in range(self.output_size)]
 
     def _action_values(self, tables: List[NeighbourTable]) -> tuple:
         """Each situation's (weighted) mean outcome per action, and the weight behind each mean

@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -14,13 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import gymnasium
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from config import Settings
 from credit import step_outcomes, trial_success, value_in_reward_units
-from engram import CollectionInUseError, Engram, EngramsNotStoredError, EngramStore, MilvusUnavailableError
+from engram import (CollectionInUseError, Engram, EngramError, EngramsNotStoredError, EngramStore,
+                    MilvusUnavailableError, connect)
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
 from policy import Policy, greedy_settings
@@ -30,6 +33,11 @@ from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
 EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
 LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
+
+
+class MemoryNotFoundError(EngramError):
+    """A memory was to be read (evaluate, watch, read-only training) but no collection has its name;
+    nothing was created."""
 
 
 @dataclass
@@ -92,33 +100,51 @@ class Trainer:
     ``unstored_engrams.jsonl``) and stored first when training resumes. One Trainer at a time may
     write a collection (``CollectionInUseError`` for a second one on the same machine).
 
+    **Reading never creates.** A read-only Trainer on a collection that does not exist raises
+    ``MemoryNotFoundError`` naming the collections that do; nothing is created.
+
     **Resume.** Keeping the collection (``clear_collection=False``) keeps the memory; with a run
-    folder, trial numbers continue after the last trial saved there.
+    folder, training continues where it stopped: trial numbers go on after the last trial saved
+    there, the success window and best come back from its ``trials.csv``, and ``wall_time`` goes on
+    counting. Starting afresh on a run folder that has trials moves them aside (``runs/<name>.1/``)
+    and says so, with the number of engrams dropped.
+
+    **Closing.** ``close()`` (or leaving ``with Trainer(...) as trainer:``) seals the engrams,
+    closes the environments and frees the collection for another Trainer.
 
     :param instance_name: names the run and its collection (``INSTANCE_NAME``).
     :param clear_collection: start from an empty memory (``DROP_COLLECTION``).
     :param settings: the run's settings; ``settings.py`` by default.
     :param quiet: print nothing per trial and show no progress bar.
     :param run_folder: where to save the run (see ``runs.py``); nothing is saved without one.
+    :param on_step: called after each step of lander 0 with its environment, the action and the
+        reward: how ``watch`` records the very flight that ``evaluate`` scores.
+    :param render_mode: lander 0's render mode (``"human"``, ``"rgb_array"``); by default a window
+        when ``DISPLAY`` is on and there is a display.
     """
 
     def __init__(self, instance_name: Optional[str] = None, clear_collection: Optional[bool] = None,
                  settings: Optional[Settings] = None, quiet: bool = False,
-                 run_folder: Optional[RunFolder] = None) -> None:
+                 run_folder: Optional[RunFolder] = None,
+                 on_step: Optional[Callable[[gymnasium.Env, int, float], None]] = None,
+                 render_mode: Optional[str] = None) -> None:
         settings = (settings or Settings.from_module()).replace(
             **{k: v for k, v in (("instance_name", instance_name), ("drop_collection", clear_collection))
                if v is not None})
         self.settings = settings
         self.quiet = quiet
+        self.on_step = on_step
         self._claim = None if settings.read_only else _CollectionClaim.take(settings)
-        self.store = EngramStore(settings.instance_name, reset=settings.drop_collection and not settings.read_only,
-                                 settings=settings,
-                                 consistency="Session" if settings.population_size == 1 else "Eventually")
+        try:
+            engrams_dropped = self._open_store()
+        except BaseException:
+            self._release_claim()  # a store that failed to open must not keep the collection claimed
+            raise
         self.rng = np.random.default_rng(settings.seed)
         self.brain = EngramBrain.from_settings(settings, self.store, self.rng)
         self.policy = Policy(self.brain, settings)
         self._trials_since_revaluation = 0
-        render_mode = render_mode_for(settings.display)
+        render_mode = render_mode or render_mode_for(settings.display)
         self.landers = [_Lander(i, make_lander(settings, render_mode if i == 0 else None))
                         for i in range(settings.population_size)]
         self.metrics: List[TrialRecord] = []
@@ -126,21 +152,62 @@ class Trainer:
         self.best_success = -math.inf
         self.engram_count = self.store.get_count()
         self.steps_taken = 0
+        self.steps_per_s = float("nan")     # of the last train() call: the rate printed and saved
+        self.trials_per_min = float("nan")
+        self._trained_seconds = 0.0          # wall_time of the trials before this train() call
         self.run_folder = run_folder
         self.unstored: List[Engram] = []
         self._milvus_failed = False
         self.next_trial = 0
         if run_folder is not None:
-            self.next_trial = self._resume_from(run_folder)
+            self.next_trial = self._resume_from(run_folder, engrams_dropped)
+        elif engrams_dropped:
+            print(f"{settings.instance_name}: starting afresh, dropped its {engrams_dropped} engrams "
+                  "(keep them with clear_collection=False / --keep).", file=sys.stderr)
 
-    def _resume_from(self, run_folder: RunFolder) -> int:
-        """Start the run folder; when resuming, the number of the first trial to fly."""
-        fresh = self.settings.drop_collection
-        earlier = None if fresh or not run_folder.path.exists() else run_folder.trials()
-        if not fresh:
-            self.unstored = run_folder.unstored()
-        run_folder.start(self.settings, fresh=fresh)
-        return 0 if earlier is None or earlier.empty else int(earlier["trial"].max()) + 1
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _open_store(self) -> int:
+        """Open the collection: a reader only an existing one, a fresh start after emptying it.
+        Returns how many engrams a fresh start dropped (counted before they go)."""
+        settings = self.settings
+        consistency = "Session" if settings.population_size == 1 else "Eventually"
+        client = connect(settings)
+        exists = client.has_collection(settings.instance_name)
+        if settings.read_only and not exists:
+            raise MemoryNotFoundError(_no_such_memory(settings, client.list_collections()))
+        fresh = settings.drop_collection and not settings.read_only
+        dropped = int(client.get_collection_stats(settings.instance_name)["row_count"]) if fresh and exists else 0
+        self.store = EngramStore(settings.instance_name, reset=fresh, settings=settings, client=client,
+                                 consistency=consistency)
+        return dropped
+
+    def _resume_from(self, run_folder: RunFolder, engrams_dropped: int) -> int:
+        """Start the run folder; the number of the first trial to fly. A fresh start moves earlier
+        trials aside; a resume restores the success window, best and wall time from them."""
+        if self.settings.drop_collection:
+            moved = run_folder.start_afresh(self.settings)
+            if moved is not None or engrams_dropped:
+                kept = f"; its earlier run is kept in {moved}/" if moved is not None else ""
+                print(f"{self.settings.instance_name}: starting afresh, dropped its {engrams_dropped} engrams{kept} "
+                      "(--keep resumes instead).", file=sys.stderr)
+            return 0
+        earlier = run_folder.trials() if run_folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
+        self.unstored = run_folder.unstored()
+        changed = run_folder.start_resume(self.settings)
+        if changed:
+            print(f"{self.settings.instance_name}: this resume changes the credit rule ({'; '.join(changed)}): "
+                  "engrams stored before and after it are credited differently.", file=sys.stderr)
+        if earlier.empty:
+            return 0
+        self.recent_success.extend(earlier["success"].astype(float))  # rows are in finishing order
+        self.best_success = float(earlier["success"].max())
+        self._trained_seconds = float(earlier["wall_time"].max())
+        return int(earlier["trial"].max()) + 1
 
     @property
     def mean_success(self) -> float:
@@ -179,9 +246,12 @@ class Trainer:
                 raise
             finally:
                 self._progress.close()
+                seconds = max(time.monotonic() - self._started, 1e-9)
+                self._trained_seconds += seconds
+                self.steps_per_s = round((self.steps_taken - steps_before) / seconds, 1)
+                self.trials_per_min = round(60 * (len(self.metrics) - first) / seconds, 1)
                 if self.run_folder is not None:
-                    seconds = time.monotonic() - self._started
-                    self.run_folder.write_summary((self.steps_taken - steps_before) / max(seconds, 1e-9))
+                    self.run_folder.write_summary(self.steps_per_s)
         rewards = [record.reward for record in self.metrics[first:]]
         return float(np.mean(rewards)) if rewards else float("nan")
 
@@ -198,9 +268,12 @@ class Trainer:
         finally:
             for lander in self.landers:
                 lander.env.close()
-            if self._claim is not None:
-                self._claim.release()
-                self._claim = None
+            self._release_claim()
+
+    def _release_claim(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def _start_trial(self, lander: _Lander, to_start: List[int]) -> None:
         if not to_start:
@@ -241,6 +314,8 @@ class Trainer:
         lander.rewards.append(float(reward))
         lander.distances.append(distance)
         lander.total_reward += float(reward)
+        if self.on_step is not None and lander.index == 0:
+            self.on_step(lander.env, action, float(reward))
         lander.hit_points += float(reward) - self.settings.metabolic_cost
         return (terminated or truncated or self._died(lander)
                 or len(lander.actions) >= self.settings.max_trial_length)
@@ -338,7 +413,7 @@ class Trainer:
             landed=lander.total_reward >= LANDING_REWARD, died=self._died(lander), success=success,
             mean_success=self.mean_success, engrams=self.engram_count,
             neighbour_distance=float(np.mean(distances)) if distances else float("nan"),
-            noise=lander.noise, wall_time=time.monotonic() - self._started)
+            noise=lander.noise, wall_time=self._trained_seconds + time.monotonic() - self._started)
 
     def _line(self, record: TrialRecord) -> str:
         return (f"trial {record.trial:5d}  reward {record.reward:8.1f}  steps {record.length:4d}"
@@ -434,17 +509,35 @@ class _StopRequest:
             raise TrainingInterrupted(f"{self.signal_name}: stopped between steps; the finished trials are stored")
 
 
-def evaluate(settings: Settings, episodes: int = 100) -> dict:
-    """Fly ``episodes`` episodes read-only with noise off, on fixed seeds, from the memory of
-    ``settings.instance_name``; return the mean and std of their rewards and the landing rate."""
-    evaluator = Trainer(settings=greedy_settings(settings).replace(read_only=True, seed=EVALUATION_SEED, display=False),
-                        quiet=True)
-    try:
-        evaluator.train(episodes)
-    finally:
-        evaluator.close()
-    rewards = np.array([record.reward for record in evaluator.metrics])
+def evaluate(settings: Settings, episodes: int = 100, first_seed: int = EVALUATION_SEED, progress: bool = False,
+             on_step: Optional[Callable[[gymnasium.Env, int, float], None]] = None,
+             render_mode: Optional[str] = None) -> dict:
+    """Fly ``episodes`` episodes read-only with noise off, on the seeds from ``first_seed`` on, from
+    the memory of ``settings.instance_name``, by the trial rules of ``settings`` (population,
+    ``MAX_TRIAL_LENGTH``, hit points); return the mean and std of their rewards, the landing rate
+    and each episode's reward. ``watch`` flies through here too, so it shows what this scores.
+
+    :param progress: show a progress bar (an evaluation of 100 episodes takes minutes).
+    :param on_step: see ``Trainer``: lander 0's steps, for watching or recording them.
+    :raises MemoryNotFoundError: no memory has that name (nothing is created).
+    """
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ValueError(f"episodes: expected a whole number >= 1, got {episodes!r}")
+    reading = greedy_settings(settings).replace(read_only=True, seed=first_seed, display=False)
+    with Trainer(settings=reading, quiet=True, on_step=on_step, render_mode=render_mode) as evaluator, \
+            tqdm(total=episodes, unit="episode", desc=f"evaluating {settings.instance_name}", leave=False,
+                 disable=not progress) as bar:
+        evaluator.train(episodes, callback=lambda record: bar.update(1))
+    rewards = np.array([record.reward for record in sorted(evaluator.metrics, key=lambda r: r.trial)])
     return {"instance": settings.instance_name, "episodes": episodes, "mean": round(float(rewards.mean()), 2),
             "std": round(float(rewards.std()), 2),
             "landing_rate": round(float(np.mean(rewards >= LANDING_REWARD)), 4),
-            "engrams": evaluator.engram_count, "first_seed": EVALUATION_SEED}
+            "engrams": evaluator.engram_count, "first_seed": first_seed,
+            "rewards": [round(float(reward), 2) for reward in rewards]}
+
+
+def _no_such_memory(settings: Settings, collections: List[str]) -> str:
+    where = settings.milvus_uri or f"the embedded server in {settings.milvus_data_dir}"
+    return (f"no memory named {settings.instance_name!r} on {where}, and reading one never creates it. "
+            f"Instances there: {', '.join(sorted(collections)) or 'none yet'}. Check --instance, or train "
+            f"it first: python main.py --instance {settings.instance_name}")

@@ -33,7 +33,11 @@ class WeightedResonatorFactory(IResonatorFactory):
     def state_size(self) -> int:
         return self.weights.size
 
+    def make_resonator(self, input: Sequence[float], success: float) -> np.ndarray:
+        return self.make_resonators(np.asarray([input], dtype=np.float32), np.asarray([success]))[0]
+
     def make_resonators(self, states: np.ndarray, successes: np.ndarray) -> np.ndarray:
+        """All rows in one array operation: the per-step path of a population."""
         states = np.asarray(states, dtype=np.float32)
         successes = np.asarray(successes, dtype=np.float32)
         if states.ndim != 2 or states.shape[1] != self.state_size:

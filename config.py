@@ -110,8 +110,9 @@ class Settings:
     def from_module(cls, module: ModuleType = settings_module, **overrides: Any) -> "Settings":
         """Read every UPPERCASE name of ``module`` (``settings.py`` by default), then apply overrides.
 
-        :param overrides: lowercase setting names, e.g. ``noise=0.2``; ``None`` values are ignored
-            so that unset command-line flags fall back to the module.
+        :param overrides: lowercase setting names, e.g. ``noise=0.2``. ``None`` is a value like any
+            other (``seed=None`` means fresh entropy, ``noise_final=None`` no schedule): leave a
+            name out to keep the module's value (``main.py`` leaves out the flags not typed).
         """
         values = {name.lower(): value for name, value in vars(module).items()
                   if name.isupper() and not name.startswith("_") and name != PRESETS_NAME}
@@ -121,7 +122,6 @@ class Settings:
                 f"{module.__name__} sets unknown setting(s) {', '.join(n.upper() for n in unknown)}; "
                 f"expected only names from: {', '.join(sorted(n.upper() for n in cls.field_names()))}. "
                 "Fix the spelling or remove the line.")
-        overrides = {name: value for name, value in overrides.items() if value is not None}
         preset = overrides.get("preset", values.get("preset", ""))
         values.update(_preset_values(getattr(module, PRESETS_NAME, {}), preset, cls.field_names()))
         values.update(overrides)

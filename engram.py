@@ -269,7 +269,23 @@ class EngramStore:
         index = self.client.prepare_index_params()
         index.add_index(field_name=FIELD_VECTOR, index_type=self.settings.index_type,
                         metric_type=self.settings.metric_type, params={"nlist": self.settings.index_nlist})
-        self.client.create_collection(self.name, schema=schema, index_params=index)
+        self.client.create_collection(self.name, schema=schema)
+        self._index_when_known(index)
+        self.client.load_collection(self.name)
+
+    def _index_when_known(self, index) -> None:
+        """Index the new collection. Why the wait: a Milvus 2.3 that has just started, with two
+        programs creating collections at once, answered "collection not found" to the index request
+        that followed a collection's creation (seen here); a moment later it knows the collection."""
+        deadline = time.monotonic() + self.settings.milvus_connect_timeout
+        while True:
+            try:
+                self.client.create_index(self.name, index)
+                return
+            except MilvusException as error:
+                if "collection not found" not in str(error.message) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _check_schema(self, keep: bool) -> None:
         description = self.client.describe_collection(self.name)

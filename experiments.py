@@ -18,8 +18,8 @@ import pandas as pd
 
 from config import Settings
 from engram import EngramStore
-from runs import ROLLING_WINDOW, RunFolder, summarise
 from credit import trial_epsilon, trial_noise
+from runs import ROLLING_WINDOW, RunFolder, new_figure, summarise
 from Trainer import LANDING_REWARD, Trainer, evaluate
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
@@ -87,9 +87,8 @@ def across_seeds(runs: List[dict]) -> dict:
 
 def plot_learning(result: dict):
     """One learning curve per variant: the mean over seeds of the rolling mean, with a min–max band."""
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(9, 5))
+    figure = new_figure(figsize=(9, 5))
+    axis = figure.subplots()
     for variant, entry in result["variants"].items():
         curves = np.array([pd.Series(run["rewards"]).rolling(ROLLING_WINDOW, min_periods=1).mean()
                            for run in entry["seeds"]])
@@ -219,14 +218,13 @@ def _group_figures(rewards: List[float]) -> dict:
 
 def plot_instinct(result: dict):
     """The three groups' mean rewards and landing rates with 95% intervals over seeds."""
-    import matplotlib.pyplot as plt
-
     labels = {"newcomers_empty_memory": "newcomers,\nempty memory",
               "newcomers_trained_memory": "newcomers,\ntrained memory",
               "trained_last": "trained population,\nlast trials"}
     groups = [result["groups"][key] for key in labels]
     colours = ["#999999", "#4c72b0", "#55a868"]
-    figure, (rewards, landings) = plt.subplots(1, 2, figsize=(10, 4.5))
+    figure = new_figure(figsize=(10, 4.5))
+    rewards, landings = figure.subplots(1, 2)
     rewards.bar(labels.values(), [g["mean"] for g in groups], yerr=[_bar_error(g["mean_ci95"]) for g in groups],
                 capsize=6, color=colours)
     rewards.axhline(0, color="black", linewidth=0.8)

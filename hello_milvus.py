@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from config import Settings
-from engram import FIELD_ACTION, FIELD_ID, FIELD_OUTCOME, Engram, EngramStore, MilvusUnavailableError
+from engram import FIELD_ACTION, FIELD_ID, FIELD_OUTCOME, Engram, EngramStore
 
 COLLECTION = "hello_milvus"
 ROWS = 3000
@@ -29,16 +29,23 @@ def timed(step: str) -> Iterator[None]:
 
 
 def main() -> int:
-    settings = Settings.from_module()
+    """Every step, or one line saying what is wrong (bad settings.py, no server) and what to do."""
+    from main import USER_ERRORS
+
+    try:
+        smoke_test(Settings.from_module())
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def smoke_test(settings: Settings) -> None:
     print(f"Milvus: {settings.milvus_uri or 'embedded, data in ' + settings.milvus_data_dir}")
     rng = np.random.default_rng(0)
     vectors = rng.random((ROWS, settings.state_vector_size), dtype=np.float32)
-    try:
-        with timed("connect and create collection (IVF_FLAT, L2)"):
-            store = EngramStore(COLLECTION, reset=True, settings=settings)
-    except MilvusUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with timed("connect and create collection (IVF_FLAT, L2)"):
+        store = EngramStore(COLLECTION, reset=True, settings=settings)
     with timed(f"insert {ROWS} engrams in one request"):
         store.insert_many(Engram(tuple(v), i % settings.output_vector_size, 0.5) for i, v in enumerate(vectors))
     with timed("flush (seal and build the index)"):
@@ -57,7 +64,6 @@ def main() -> int:
     with timed("drop collection"):
         store.drop()
     print("Milvus works.")
-    return 0
 
 
 if __name__ == "__main__":

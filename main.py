@@ -9,29 +9,50 @@
     python main.py instinct --seeds 0 1 2 --trials 600     # newcomers on a trained vs an empty memory
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
-Training saves runs/<instance>/: settings.json, trials.csv (a row per trial, as they finish),
-summary.json and learning_curve.png. Flags override the setting of the same name in settings.py
-for this run only; `python main.py COMMAND --help` lists each command's flags.
+Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
+trials.csv (a row per trial, as they finish), summary.json and learning_curve.png; training afresh
+moves an earlier run with trials aside to runs/<instance>.1/. Flags override the setting of the
+same name in settings.py for this run only; `python main.py COMMAND --help` lists each command's flags.
 """
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-import time
 from pathlib import Path
 
 from config import SEARCH_BACKENDS, Settings, SettingsError
 from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
 from gym.lander import NoDisplayError
 from milvus_server import EmbeddedMilvusError
-from runs import RUNS_DIR, SETTINGS_JSON, RunFolder, RunFolderError
+from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder, RunFolderError
 from settings import PRESETS
 
 DEFAULT_INSTINCT_VARIANT = "episodic"
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
 USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
                EmbeddedMilvusError, RunFolderError, NoDisplayError)
+
+
+def whole_number(minimum: int):
+    """An argparse type: a whole number >= ``minimum``, refused with the flag's name before anything starts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def gif_file(text: str) -> str:
+    """An argparse type: a GIF path whose folder exists (found out before the flight, not after)."""
+    folder = Path(text).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; create it or record elsewhere")
+    return text
 
 
 def add_memory_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +77,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     train = commands.add_parser("train", help="train (the default when no command is given)")
     add_memory_flags(train)
-    train.add_argument("--trials", type=int, help="trials to run (TRIALS, default 1000)")
+    train.add_argument("--trials", type=whole_number(0), help="trials to run (TRIALS, default 1000)")
     train.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
                        help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
     train.add_argument("--population", dest="population_size", type=int,
@@ -72,22 +93,30 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     evaluate = commands.add_parser("evaluate", help="read-only, noise off, fixed seeds: mean, std, landings")
     add_memory_flags(evaluate)
-    evaluate.add_argument("--episodes", type=int, default=100, help="episodes to fly (default 100)")
+    evaluate.add_argument("--episodes", type=whole_number(1), default=100, help="episodes to fly (default 100)")
     evaluate.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
     watch = commands.add_parser("watch", help="fly the memory in a window, or record it to a GIF")
     add_memory_flags(watch)
-    watch.add_argument("--episodes", type=int, default=1, help="episodes to fly (default 1)")
-    watch.add_argument("--gif", help="record to this GIF file instead of a window (works headless)")
-    watch.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    add_flight_flags(watch)
     watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
     compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
     compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
-    compare.add_argument("--plot", default="comparison.png", help="PNG to write (default: comparison.png)")
+    compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
     add_instinct_flags(instinct)
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    arguments.flags = {action.dest: action.option_strings[0] for action in commands.choices[arguments.command]._actions
+                       if action.option_strings}
+    return arguments
+
+
+def add_flight_flags(parser: argparse.ArgumentParser) -> None:
+    """watch's flags (shared with gym/lander.py)."""
+    parser.add_argument("--episodes", type=whole_number(1), default=1, help="episodes to fly (default 1)")
+    parser.add_argument("--gif", type=gif_file, help="record to this GIF file instead of a window (works headless)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
 
 
 def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
@@ -96,10 +125,11 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"the settings the population trains with: a preset or a bench variant "
                              f"(default {DEFAULT_INSTINCT_VARIANT!r})")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds; each trains its own memory")
-    parser.add_argument("--trials", type=int, default=600, help="training trials of the population per seed")
-    parser.add_argument("--population", type=int, default=8, help="landers training at once")
-    parser.add_argument("--newcomers", type=int, default=8, help="newcomers per group")
-    parser.add_argument("--first-trials", type=int, default=10, help="trials each newcomer flies")
+    parser.add_argument("--trials", type=whole_number(1), default=600,
+                        help="training trials of the population per seed")
+    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
+    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per group")
+    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
     parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
     parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
 
@@ -117,8 +147,10 @@ def run_instinct(arguments: dict) -> int:
 
 
 def settings_from(arguments: dict) -> Settings:
+    """settings.py with the flags the user typed (a flag not typed is ``None``: settings.py decides)."""
     names = Settings.field_names()
-    return Settings.from_module(**{name: value for name, value in arguments.items() if name in names})
+    return Settings.from_module(**{name: value for name, value in arguments.items()
+                                   if name in names and value is not None})
 
 
 def run_train(arguments: dict) -> int:
@@ -126,23 +158,29 @@ def run_train(arguments: dict) -> int:
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
-    trainer = Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder)
-    started = time.monotonic()
-    try:
-        mean_reward = trainer.train(settings.trials)
-        seconds = time.monotonic() - started
-    except TrainingInterrupted as interruption:
-        print(f"interrupted ({interruption}).", file=sys.stderr)
-        return 130
-    finally:
-        trainer.close()
+    with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
+        try:
+            mean_reward = trainer.train(settings.trials)
+        except TrainingInterrupted as interruption:
+            print(f"interrupted ({interruption}). {what_was_saved(trainer, folder)}", file=sys.stderr)
+            return 130
     landed = sum(record.landed for record in trainer.metrics)
     print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
-          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_taken / seconds:.0f} "
-          f"steps/s, {60 * len(trainer.metrics) / seconds:.0f} trials/min")
+          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_per_s:.1f} "
+          f"steps/s, {trainer.trials_per_min:.0f} trials/min")
     if folder is not None:
         print(f"saved in {folder.path}/")
     return 0
+
+
+def what_was_saved(trainer, folder: RunFolder | None) -> str:
+    """After Ctrl-C: how many trials are kept where, and how to go on."""
+    if folder is None:
+        return f"{len(trainer.metrics)} trials flown read-only; nothing was stored."
+    runs_dir = "" if folder.path.parent == RUNS_DIR else f" --runs-dir {folder.path.parent}"
+    return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in "
+            f"{folder.path / TRIALS_CSV}) with their engrams; --keep resumes: "
+            f"python main.py --instance {trainer.settings.instance_name} --keep{runs_dir}")
 
 
 def memory_settings(arguments: dict) -> Settings:
@@ -159,10 +197,14 @@ def memory_settings(arguments: dict) -> Settings:
 
 
 def run_evaluate(arguments: dict) -> int:
-    from Trainer import evaluate
+    from Trainer import TrainingInterrupted, evaluate
 
     settings = memory_settings(arguments)
-    result = evaluate(settings, arguments["episodes"])
+    try:
+        result = evaluate(settings, arguments["episodes"], progress=True)
+    except TrainingInterrupted:
+        print("interrupted: the evaluation did not finish; nothing was saved.", file=sys.stderr)
+        return 130
     print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
           f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
     folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -174,9 +216,14 @@ def run_evaluate(arguments: dict) -> int:
 
 def run_watch(arguments: dict) -> int:
     from gym.lander import fly
+    from Trainer import TrainingInterrupted
 
     settings = memory_settings(arguments)
-    fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    try:
+        fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    except TrainingInterrupted:
+        print("interrupted: the flight did not finish; no GIF was written.", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -199,16 +246,27 @@ def stop_on_sigterm() -> None:
 def main(argv=None) -> int:
     stop_on_sigterm()
     arguments = vars(parse_arguments(argv))
+    flags = arguments.pop("flags")
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
                "instinct": run_instinct}
     try:
         return command[arguments.pop("command")](arguments)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {with_flags(error, flags, arguments)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
         return 130
+
+
+def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
+    """The error's message with each setting the user set by a flag named with it: ``NOISE (--noise):``."""
+    message = str(error)
+    if isinstance(error, SettingsError):
+        for name, flag in flags.items():
+            if arguments.get(name) is not None:
+                message = message.replace(f"{name.upper()}:", f"{name.upper()} ({flag}):")
+    return message
 
 
 if __name__ == "__main__":

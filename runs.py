@@ -3,19 +3,26 @@
 Why its own module: saving, reading, summarising and plotting results is one responsibility that
 the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` holds
 
-- ``settings.json``  the settings used (lowercase names, as ``config.Settings``);
+- ``settings.json``  the settings the run started with (lowercase names, as ``config.Settings``);
+- ``settings-resume-<n>.json`` the settings of its n-th resume (``--keep``), so that no run's
+                     settings are lost; evaluate and watch read the latest;
 - ``trials.csv``     one row per finished trial, appended and flushed as training goes, so a crash
-                     leaves everything finished before it;
+                     leaves everything finished before it (``wall_time``: seconds of training up to
+                     the trial's end, counted on across ``train()`` calls and resumes);
 - ``summary.json``   trials, mean reward, last-100 mean, landing rate, best, engrams, steps/s;
 - ``learning_curve.png``  reward per trial, its rolling mean of 100, and the landing rate;
 - ``evaluation.json`` the last deterministic evaluation, when one was made;
 - ``unstored_engrams.jsonl`` only after Milvus stayed unreachable: the finished trials' engrams
                      that could not be stored, stored first when the run is resumed.
+
+Starting a run afresh where one has trials moves the earlier folder aside to ``<name>.1/``
+(``.2/``, ... if taken): nothing is deleted.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -28,9 +35,13 @@ from config import Settings
 from engram import Engram
 
 RUNS_DIR = Path("runs")
+COMPARISON_PNG = RUNS_DIR / "comparison.png"  # compare's plot by default: generated files stay under runs/
 ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLander's "solved" rule
 TRIALS_CSV = "trials.csv"
 SETTINGS_JSON = "settings.json"
+RESUME_SETTINGS_JSON = "settings-resume-{}.json"
+# The settings that decide what an engram's outcome means: a resume that changes one mixes two rules.
+CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_reward_scale", "success_weight")
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
@@ -77,13 +88,60 @@ class RunFolder:
     def for_instance(cls, instance_name: str, runs_dir: str | Path = RUNS_DIR) -> "RunFolder":
         return cls(Path(runs_dir) / instance_name)
 
-    def start(self, settings: Settings, fresh: bool) -> None:
-        """Write the settings; with ``fresh``, forget the trials of an earlier run of this name."""
+    def start_afresh(self, settings: Settings) -> Optional[Path]:
+        """Begin a new run here with ``settings``. An earlier run with trials is moved aside (the
+        path it went to is returned); the leftovers of one without trials are removed."""
+        moved = None
+        if self._has_trials():
+            moved = self._free_sibling()
+            self.path.rename(moved)
+        elif self.path.is_dir():
+            for path in [*self._settings_files(), *(self.path / name for name in (
+                    TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL))]:
+                path.unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            for name in (TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL):
-                (self.path / name).unlink(missing_ok=True)
-        (self.path / SETTINGS_JSON).write_text(json.dumps(settings.as_dict(), indent=2))
+        self._write_settings(self.path / SETTINGS_JSON, settings)
+        return moved
+
+    def start_resume(self, settings: Settings) -> List[str]:
+        """Keep the settings of this resume beside the earlier ones; return the credit settings it
+        changes (``"OUTCOME_RULE 'reward' -> 'return'"``), none if it changes none."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        earlier = self._settings_files()
+        if not earlier:
+            self._write_settings(self.path / SETTINGS_JSON, settings)
+            return []
+        before = self.settings().as_dict()
+        self._write_settings(self.path / RESUME_SETTINGS_JSON.format(len(earlier)), settings)
+        now = settings.as_dict()
+        return [f"{name.upper()} {before[name]!r} -> {now[name]!r}" for name in CREDIT_SETTINGS
+                if before[name] != now[name]]
+
+    def _has_trials(self) -> bool:
+        """Whether trials.csv has a row past its header (read no further: it may be long, or damaged)."""
+        csv_path = self.path / TRIALS_CSV
+        if not csv_path.exists():
+            return False
+        with open(csv_path, errors="replace") as handle:
+            return len(list(itertools.islice(handle, 2))) > 1
+
+    def _settings_files(self) -> List[Path]:
+        """settings.json, then each resume's, in order."""
+        first = [self.path / SETTINGS_JSON] if (self.path / SETTINGS_JSON).exists() else []
+        resumes = []
+        while (self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1)).exists():
+            resumes.append(self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1))
+        return first + resumes
+
+    def _free_sibling(self) -> Path:
+        number = 1
+        while self.path.with_name(f"{self.path.name}.{number}").exists():
+            number += 1
+        return self.path.with_name(f"{self.path.name}.{number}")
+
+    @staticmethod
+    def _write_settings(path: Path, settings: Settings) -> None:
+        path.write_text(json.dumps(settings.as_dict(), indent=2))
 
     def append(self, records: Iterable) -> None:
         """Append trial records to ``trials.csv`` and flush them to disk."""
@@ -115,11 +173,12 @@ class RunFolder:
         return frame
 
     def settings(self) -> Settings:
-        """The run's settings; a setting added since the run was saved takes settings.py's value."""
-        try:
-            saved = json.loads((self.path / SETTINGS_JSON).read_text())
-        except FileNotFoundError:
-            raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?") from None
+        """The settings the run last trained with (its latest resume's, else ``settings.json``); a
+        setting added since the run was saved takes settings.py's value."""
+        saved_files = self._settings_files()
+        if not saved_files:
+            raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?")
+        saved = json.loads(saved_files[-1].read_text())
         return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
 
     def write_summary(self, steps_per_s: Optional[float] = None) -> dict:
@@ -132,7 +191,6 @@ class RunFolder:
         if len(frame):
             figure = plot_learning_curves({self.path.name: frame})
             figure.savefig(self.path / CURVE_PNG, dpi=100)
-            _close(figure)
         return result
 
     def write_evaluation(self, evaluation: dict) -> None:
@@ -174,17 +232,28 @@ def summarise(frame: pd.DataFrame) -> dict:
             "steps": int(frame["length"].sum())}
 
 
+def new_figure(**options) -> "matplotlib.figure.Figure":
+    """A figure drawn to files by Agg, outside pyplot.
+
+    Why: ``matplotlib.use`` or pyplot would switch or register with the backend of the whole
+    process, which a notebook user notices; a ``Figure`` with its own Agg canvas leaves it alone,
+    works headless, and is freed like any object (no ``plt.close``).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def plot_learning_curves(frames: dict):
     """A matplotlib figure: reward per trial with its rolling mean, and the rolling landing rate.
 
     :param frames: run name -> per-trial metrics; several runs are overlaid.
     """
-    import matplotlib
-    matplotlib.use("Agg")  # files, not windows: works on headless machines too
-    import matplotlib.pyplot as plt
-
-    figure, (rewards_axis, landing_axis) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
-                                                        gridspec_kw={"height_ratios": [3, 1]})
+    figure = new_figure(figsize=(9, 6))
+    rewards_axis, landing_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for name, frame in frames.items():
         ordered = frame.sort_values("trial")
         rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
@@ -207,12 +276,6 @@ def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
     folders = [RunFolder(path) for path in paths]
     frames = {folder.path.name: folder.trials() for folder in folders}
     table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
-    figure = plot_learning_curves(frames)
-    figure.savefig(plot_path, dpi=100)
-    _close(figure)
+    Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
+    plot_learning_curves(frames).savefig(plot_path, dpi=100)
     return table
-
-
-def _close(figure) -> None:
-    import matplotlib.pyplot as plt
-    plt.close(figure)

@@ -33,6 +33,8 @@ def main() -> None:
         run_instinct(arguments)
     except USER_ERRORS as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: the populations' run folders are in {arguments['runs_dir']}; no JSON was written.")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import experiments  # noqa: E402
-from main import USER_ERRORS  # noqa: E402
+from main import USER_ERRORS, whole_number  # noqa: E402
 from settings import PRESETS  # noqa: E402
 
 QUICK = {"variants": ["seed", "episodic"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
@@ -35,14 +35,15 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", help=f"variants: {', '.join(experiments.VARIANTS)} or a preset "
                                                       f"({', '.join(PRESETS) or 'none defined'})")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (each trains its own memory)")
-    parser.add_argument("--trials", type=int, help="training trials per seed")
-    parser.add_argument("--population", type=int, help="landers flying at once on each memory")
-    parser.add_argument("--eval-episodes", type=int, help="evaluation episodes per seed")
+    parser.add_argument("--trials", type=whole_number(1), help="training trials per seed")
+    parser.add_argument("--population", type=whole_number(1), help="landers flying at once on each memory")
+    parser.add_argument("--eval-episodes", type=whole_number(1), help="evaluation episodes per seed")
     parser.add_argument("--runs-dir", default="bench/results/runs", help="where the run folders go")
     parser.add_argument("--json", default="bench/results/learning.json", help="the JSON to write")
     parser.add_argument("--plot", help="the PNG to write (default: the JSON's name with .png)")
     parser.add_argument("--progress", action="store_true", help="show each run's progress bar")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)")
+    parser.add_argument("--jobs", type=whole_number(1), default=1,
+                        help="runs at once, each in its own process (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change a setting in every variant, e.g. --set bootstrap_steps=20 (repeatable)")
     return parser.parse_args()
@@ -75,6 +76,8 @@ def main() -> None:
                                                 jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
     except USER_ERRORS as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: the finished runs' folders are in {arguments.runs_dir}; no JSON was written.")
     plot_path = experiments.save(result, experiments.plot_learning(result), arguments.json, arguments.plot)
     print(experiments.figures_table(result).to_string())
     print(f"{result['seconds']:.0f} s; wrote {arguments.json} and {plot_path}")

@@ -3,7 +3,8 @@
     python gym/lander.py --instance lander3                 # a window, where there is a display
     python gym/lander.py --instance lander3 --gif fly.gif   # a file, anywhere (headless too)
 
-The memory is only read: nothing is stored and the collection is never dropped.
+The memory is only read: nothing is stored, the collection is never dropped, and a memory that
+does not exist is an error (nothing is created). The flight is ``evaluate``'s (see ``fly``).
 """
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import numpy as np  # noqa: E402
-
 from config import Settings  # noqa: E402
-from gym.lander_environment import display_available, make_lander, normalise  # noqa: E402
+from gym.lander_environment import display_available  # noqa: E402
 
 GIF_FRAME_MS = 20  # LunarLander runs at 50 frames per second
 
@@ -26,41 +25,36 @@ class NoDisplayError(RuntimeError):
 
 
 def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed: int = 0,
-        noise: float = 0.0, settings: Settings | None = None) -> list:
+        settings: Settings | None = None) -> list:
     """Fly ``episodes`` read-only episodes from the memory of ``instance_name``; return their rewards.
 
-    Each decision aims at success 1.0 (the best the memory knows), where training aims at its
-    running mean success plus ``SUCCESS_MARGIN``.
+    One policy: the flight is ``Trainer.evaluate``'s (noise off, the run's trial rules: step limit,
+    hit points, the aim at the running mean success + ``SUCCESS_MARGIN``), on the seeds from
+    ``seed`` on, with one lander so that every episode is shown. So what watch shows is what
+    ``evaluate --episodes N`` with ``POPULATION_SIZE = 1`` scores on those seeds.
 
-    :param gif_path: record every frame to this GIF instead of opening a window.
-    :param noise: std of the score noise; 0 shows what the memory itself says.
+    :param gif_path: record every frame to this GIF instead of opening a window; its folder must exist.
+    :raises MemoryNotFoundError: no memory has that name (nothing is created).
     """
-    from engram import EngramStore
-    from EngramBrain import EngramBrain
+    from Trainer import evaluate
 
-    settings = (settings or Settings.from_module()).replace(instance_name=instance_name, read_only=True, noise=noise)
+    settings = (settings or Settings.from_module()).replace(instance_name=instance_name, population_size=1)
     if gif_path is None and not display_available():
         raise NoDisplayError("no display here to open a window; pass --gif FILE to record the flight instead")
-    store = EngramStore(instance_name, reset=False, settings=settings)
-    brain = EngramBrain.from_settings(settings, store, np.random.default_rng(seed))
-    env = make_lander(settings, render_mode="rgb_array" if gif_path else "human")
-    frames, rewards = [], []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            action = int(brain.choose(brain.decide(normalise(observation), success=1.0))[0])
-            observation, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-            if gif_path:
-                frames.append(env.render())
-        rewards.append(total)
-        print(f"episode {episode}: reward {total:.1f}")
-    env.close()
+    if gif_path is not None and not Path(gif_path).expanduser().resolve().parent.is_dir():
+        raise ValueError(f"gif_path {gif_path!r}: its folder does not exist; create it or record elsewhere")
+    frames = []
+
+    def record(env, action: int, reward: float) -> None:
+        frames.append(env.render())
+
+    result = evaluate(settings, episodes, first_seed=seed, on_step=record if gif_path else None,
+                      render_mode="rgb_array" if gif_path else "human")
+    for episode, reward in enumerate(result["rewards"]):
+        print(f"episode {episode} (seed {seed + episode}): reward {reward:.1f}")
     if gif_path:
         save_gif(frames, gif_path)
-    return rewards
+    return result["rewards"]
 
 
 def save_gif(frames: list, path: str) -> None:
@@ -72,14 +66,19 @@ def save_gif(frames: list, path: str) -> None:
 
 
 def main(argv=None) -> int:
+    from main import USER_ERRORS, add_flight_flags
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--instance", default=Settings.from_module().instance_name, help="memory to fly with")
-    parser.add_argument("--episodes", type=int, default=1, help="episodes to fly")
-    parser.add_argument("--gif", help="record to this GIF file instead of a window")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    parser.add_argument("--noise", type=float, default=0.0, help="std of the score noise (0 = the memory alone)")
+    parser.add_argument("--instance", help="memory to fly with (INSTANCE_NAME)")
+    add_flight_flags(parser)
     arguments = parser.parse_args(argv)
-    fly(arguments.instance, arguments.episodes, arguments.gif, arguments.seed, arguments.noise)
+    try:
+        settings = Settings.from_module()
+        fly(arguments.instance or settings.instance_name, arguments.episodes, arguments.gif, arguments.seed,
+            settings=settings)
+    except USER_ERRORS + (NoDisplayError,) as error:  # run as a script, this file's NoDisplayError is its own
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

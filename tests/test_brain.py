@@ -6,13 +6,14 @@ import pytest
 
 from engram import Engram, EngramStore
 from EngramBrain import EngramBrain
+from IResonatorFactory import IResonatorFactory
 from WeightedResonatorFactory import WeightedResonatorFactory
 
 HERE = (0.0,) * 8
 
 
 def make_brain(store, noise=0.0, probabilistic=False, seed=0) -> EngramBrain:
-    return EngramBrain(8, 4, store, WeightedResonatorFactory([1.0] * 8), noise=noise, neighbours=300,
+    return EngramBrain(9, 4, store, WeightedResonatorFactory([1.0] * 8), noise=noise, neighbours=300,
                        probabilistic_choice=probabilistic, rng=np.random.default_rng(seed))
 
 
@@ -71,9 +72,39 @@ def test_probabilistic_choice_samples_in_proportion_to_score_minus_min():
     assert counts[2] / counts[1] == pytest.approx(3.0, rel=0.15)
 
 
-def test_feedback_becomes_an_engram_with_the_trials_success(handmade_store):
-    engram = make_brain(handmade_store).apply_feedback([0.5] * 8, 2, -0.25, success=0.75, trial=7)
+def test_feedback_becomes_an_engram_with_the_trials_success_and_is_stored(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    engram = make_brain(store).apply_feedback([0.5] * 8, 2, -0.25, success=0.75, trial=7)
     assert engram == Engram((0.5,) * 8 + (0.75,), 2, -0.25, 7)
+    assert store.get_count() == 1
+
+
+def test_the_seeds_own_calls_work_as_the_seed_meant_them(settings, collection_name):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    brain = EngramBrain(9, 4, store, WeightedResonatorFactory([1.0] * 8))  # 9: the resonator's size
+    assert brain.engram_store is store and brain.store is store
+    brain.apply_feedback([0.1] * 8, 3, 0.9, 0.5)
+    assert brain.choose(brain.decide([0.1] * 8, 0.5))[0] == 3  # the one engram it added speaks
+    assert store.get_count() == 1
+
+
+class SeedStyleFactory(IResonatorFactory):
+    """A factory written against the seed's interface: only ``make_resonator``."""
+
+    def make_resonator(self, input, success):
+        return np.append(np.asarray(input, dtype=np.float32), np.float32(success))
+
+
+def test_a_factory_implementing_only_the_seeds_make_resonator_serves_a_brain(handmade_store):
+    brain = EngramBrain(9, 4, handmade_store, SeedStyleFactory(), noise=0.0)
+    np.testing.assert_allclose(SeedStyleFactory().make_resonators(np.ones((2, 8)), np.array([0.5, -0.5]))[:, 8],
+                               [0.5, -0.5])
+    np.testing.assert_allclose(brain.decide(HERE, success=0.0), [0.0, 0.6, -0.5, -0.4 / 3], atol=1e-6)
+
+
+def test_a_resonator_size_that_does_not_match_the_store_is_refused(handmade_store):
+    with pytest.raises(ValueError, match="resonator_size 8: expected the length of the store's vectors, 9"):
+        EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8))
 
 
 def test_inputs_of_the_wrong_length_are_refused(handmade_store):
@@ -82,7 +113,7 @@ def test_inputs_of_the_wrong_length_are_refused(handmade_store):
 
 
 def test_distance_weighting_lets_nearer_neighbours_speak_louder(handmade_store):
-    brain = EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=300,
+    brain = EngramBrain(9, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=300,
                         weighting="distance")
     weight = {i: 1 / (0.01 * i + 0.001) for i in range(6)}  # engram i lies 0.01 * i away
     expected = [0.0, (0.8 * weight[0] + 0.4 * weight[1]) / (weight[0] + weight[1]), -0.5,
@@ -92,7 +123,7 @@ def test_distance_weighting_lets_nearer_neighbours_speak_louder(handmade_store):
 
 def test_an_unknown_weighting_is_refused(handmade_store):
     with pytest.raises(ValueError, match="weighting: expected one of .*'uniform'.*got 'nearest'"):
-        EngramBrain(8, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), weighting="nearest")
+        EngramBrain(9, 4, handmade_store, WeightedResonatorFactory([1.0] * 8), weighting="nearest")
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +139,8 @@ def crowded_store(milvus_data_dir) -> EngramStore:
 
 
 def test_one_memory_per_action_picks_the_action_whose_own_neighbours_are_best(crowded_store):
-    shared = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5)
-    per_action = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
+    shared = EngramBrain(9, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5)
+    per_action = EngramBrain(9, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
                              per_action=True)
     assert shared.choose(shared.decide(HERE, 0.0))[0] == 0  # its 5 neighbours all took action 0
     scores = per_action.decide(HERE, 0.0)
@@ -118,7 +149,7 @@ def test_one_memory_per_action_picks_the_action_whose_own_neighbours_are_best(cr
 
 
 def test_an_action_without_neighbours_scores_the_untried_value(crowded_store):
-    hopeful = EngramBrain(8, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
+    hopeful = EngramBrain(9, 4, crowded_store, WeightedResonatorFactory([1.0] * 8), noise=0.0, neighbours=5,
                           per_action=True, untried_score=1.0)
     np.testing.assert_allclose(hopeful.decide(HERE, 0.0), [0.2, 0.9, 1.0, 1.0], atol=1e-6)
     consultation = hopeful.consult(np.zeros((1, 8), np.float32), 0.0)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from config import Settings
 from engram import CollectionInUseError, EngramsNotStoredError
 from milvus_server import STATE_FILE
 from runs import RunFolder
@@ -145,16 +146,27 @@ def test_a_second_trainer_of_a_collection_in_training_is_refused(settings, colle
     Trainer(collection_name, clear_collection=False, settings=settings, quiet=True).close()  # free again
 
 
-def test_every_bad_setting_is_reported_at_once_before_a_trainer_touches_the_memory(settings, collection_name):
+def test_every_bad_setting_is_reported_at_once():
     from config import SettingsError
-    from engram import connect
 
     with pytest.raises(SettingsError) as error:
-        Trainer(collection_name, settings=settings.replace(
-            noise=-1.0, population_size=0, vector_component_weights=(1.0,) * 7, gravity=5.0, min_results=0,
-            discount=2.0), quiet=True)
+        Settings.from_module(noise=-1.0, population_size=0, vector_component_weights=(1.0,) * 7, gravity=5.0,
+                             min_results=0, discount=2.0)
     problems = str(error.value).split("\n  - ")[1:]
     assert [problem.split(":")[0] for problem in problems] == [
         "NOISE", "MIN_RESULTS", "VECTOR_COMPONENT_WEIGHTS", "POPULATION_SIZE", "DISCOUNT", "GRAVITY"]
     assert "expected 8 finite numbers (one per state dim), got (1.0" in str(error.value)
+
+
+def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags(settings, collection_name,
+                                                                                tmp_path, capsys):
+    import main
+    from engram import connect
+    from milvus_server import embedded_server_uri
+
+    assert main.main(["--instance", collection_name, "--noise", "-1", "--population", "0", "--no-display",
+                      "--runs-dir", str(tmp_path), "--milvus-uri", embedded_server_uri(settings.milvus_data_dir)]) == 2
+    error = capsys.readouterr().err
+    assert "NOISE (--noise): expected a number >= 0" in error and "POPULATION_SIZE (--population):" in error
     assert not connect(settings).has_collection(collection_name)
+    assert list(tmp_path.iterdir()) == []

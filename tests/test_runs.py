@@ -2,21 +2,29 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 import main
 from config import Settings, SettingsError
+from milvus_server import embedded_server_uri
 from runs import RunFolder, RunFolderError, compare, summarise
 from Trainer import Trainer, evaluate
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def trained_run(settings, collection_name, tmp_path):
     folder = RunFolder(tmp_path / collection_name)
-    trainer = Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)
+    trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=80), quiet=True, run_folder=folder)
     trainer.train(4)
     return trainer, folder
 
@@ -54,18 +62,86 @@ def test_resuming_continues_trial_numbers_memory_and_folder(trained_run, setting
     assert json.loads((folder.path / "summary.json").read_text())["trials"] == 6
 
 
-def test_starting_afresh_forgets_the_old_rows(trained_run, settings, collection_name):
+def test_resuming_restores_the_success_window_best_and_wall_time(trained_run, settings, collection_name):
+    first, folder = trained_run
+    resumed = Trainer(collection_name, clear_collection=False, settings=settings, quiet=True, run_folder=folder)
+    assert list(resumed.recent_success) == list(first.recent_success)
+    assert resumed.best_success == first.best_success
+    resumed.train(1)
+    window = [*first.recent_success, resumed.metrics[0].success]
+    assert resumed.metrics[0].mean_success == pytest.approx(np.mean(window))  # it aims where the run left off
+    assert resumed.metrics[0].wall_time > first.metrics[-1].wall_time
+
+
+def test_wall_time_goes_on_across_train_calls(settings, collection_name):
+    trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=20), quiet=True)
+    trainer.train(3)
+    started = time.monotonic()
+    trainer.train(1)
+    assert trainer.metrics[-1].wall_time > time.monotonic() - started  # the first call's time is in it
+    assert trainer.metrics[-1].wall_time > trainer.metrics[-2].wall_time
+
+
+def test_each_resume_keeps_its_settings_and_says_when_it_changes_the_credit_rule(trained_run, settings,
+                                                                               collection_name, capsys):
     _, folder = trained_run
+    first_settings = (folder.path / "settings.json").read_text()
+    changed = settings.replace(outcome_rule="return", discount=0.9)
+    Trainer(collection_name, clear_collection=False, settings=changed, quiet=True, run_folder=folder).close()
+    assert (folder.path / "settings.json").read_text() == first_settings
+    assert json.loads((folder.path / "settings-resume-1.json").read_text())["outcome_rule"] == "return"
+    assert folder.settings().discount == 0.9  # evaluate and watch read the latest
+    said = capsys.readouterr().err
+    assert "changes the credit rule (OUTCOME_RULE 'reward' -> 'return'; DISCOUNT 0.99 -> 0.9)" in said
+    Trainer(collection_name, clear_collection=False, settings=changed, quiet=True, run_folder=folder).close()
+    assert (folder.path / "settings-resume-2.json").exists()
+    assert "credit rule" not in capsys.readouterr().err
+
+
+def test_training_prints_the_steps_per_second_it_saves(settings, collection_name, tmp_path, capsys):
+    uri = embedded_server_uri(settings.milvus_data_dir)
+    assert main.main(["--instance", collection_name, "--trials", "2", "--no-display", "--quiet", "--runs-dir",
+                      str(tmp_path), "--milvus-uri", uri]) == 0
+    saved = json.loads((tmp_path / collection_name / "summary.json").read_text())["steps_per_s"]
+    assert f"; {saved:.1f} steps/s" in capsys.readouterr().out
+
+
+def test_starting_afresh_moves_the_earlier_run_aside_and_says_what_it_drops(trained_run, settings,
+                                                                          collection_name, capsys):
+    first, folder = trained_run
+    first.close()
+    engrams = first.store.get_count()
     Trainer(collection_name, settings=settings, quiet=True, run_folder=folder).train(1)
     assert list(folder.trials()["trial"]) == [0]
+    kept = folder.path.with_name(folder.path.name + ".1")
+    assert list(RunFolder(kept).trials()["trial"]) == [0, 1, 2, 3]
+    assert f"dropped its {engrams} engrams; its earlier run is kept in {kept}/" in capsys.readouterr().err
 
 
-def test_evaluation_is_read_only_noiseless_and_reports_landings(trained_run, settings, collection_name):
+def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, settings, collection_name):
     trainer, _ = trained_run
     before = trainer.store.get_count()
     result = evaluate(settings.replace(instance_name=collection_name), episodes=3)
-    assert result["episodes"] == 3 and result["std"] >= 0 and 0 <= result["landing_rate"] <= 1
+    rewards = np.array(result["rewards"])
+    assert result["episodes"] == len(rewards) == 3
+    assert result["mean"] == pytest.approx(rewards.mean(), abs=0.01)
+    assert result["std"] == pytest.approx(rewards.std(), abs=0.01)
+    assert result["landing_rate"] == np.mean(rewards >= 200)
     assert trainer.store.get_count() == before
+
+
+def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(trained_run, settings, collection_name):
+    def actions_of(noise: float, noise_final) -> list:
+        actions = []
+        evaluate(settings.replace(instance_name=collection_name, noise=noise, noise_final=noise_final,
+                                  max_trial_length=80), 2,
+                 on_step=lambda env, action, reward: actions.append(action))
+        return actions
+
+    quiet_memory = actions_of(0.0, None)
+    assert len(quiet_memory) > 0
+    assert actions_of(0.0, None) == quiet_memory
+    assert actions_of(0.8, 0.3) == quiet_memory
 
 
 def test_the_same_evaluation_gives_the_same_figures(trained_run, settings, collection_name):
@@ -126,3 +202,28 @@ def test_evaluation_never_explores_whatever_the_run_explored_with(trained_run, s
     on_memory = settings.replace(instance_name=collection_name)
     exploring = on_memory.replace(noise=0.5, epsilon=1.0, epsilon_final=0.5)
     assert evaluate(exploring, episodes=2) == evaluate(on_memory.replace(noise=0.0), episodes=2)
+
+
+def test_plotting_a_run_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    script = ("import matplotlib; matplotlib.use('svg'); import pandas as pd; from runs import plot_learning_curves; "
+              "frame = pd.DataFrame({'trial': [0, 1], 'reward': [1.0, 2.0], 'landed': [False, True]}); "
+              "plot_learning_curves({'run': frame}).savefig(r'%s'); print(matplotlib.get_backend())"
+              % (tmp_path / "curve.png"))
+    plotted = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert plotted.returncode == 0, plotted.stderr
+    assert plotted.stdout.strip() == "svg"
+    with Image.open(tmp_path / "curve.png") as image:
+        assert image.format == "PNG"
+
+
+def test_seed_none_means_fresh_entropy_while_an_unset_flag_keeps_settings_py():
+    assert Settings.from_module(seed=None).seed is None
+    assert Settings.from_module(preset="episodic", noise_final=None).noise_final is None
+    assert main.settings_from(vars(main.parse_arguments(["--trials", "3"]))).seed == Settings.from_module().seed
+
+
+def test_compare_without_plot_writes_under_runs_not_the_current_folder(trained_run, tmp_path, monkeypatch):
+    _, folder = trained_run
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["compare", str(folder.path)]) == 0
+    assert (tmp_path / "runs" / "comparison.png").exists() and not (tmp_path / "comparison.png").exists()

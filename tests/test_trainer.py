@@ -1,11 +1,13 @@
 """The Trainer flies real LunarLander trials and stores exactly one engram per step taken."""
 from __future__ import annotations
 
+import fcntl
+
 import numpy as np
 import pytest
 
 from credit import step_outcomes, trial_success
-from Trainer import Trainer
+from Trainer import LOCK_DIR, Trainer
 
 
 def test_a_short_run_stores_exactly_one_engram_per_step(settings, collection_name):
@@ -119,7 +121,7 @@ def test_each_lander_of_a_population_keeps_its_own_trials(settings, collection_n
     for lander in range(3):
         own = [record.trial for record in trainer.metrics if record.lander == lander]
         assert own == sorted(own) and own[0] == lander  # the first three trials start together
-    assert all(record.length >= 1 for record in trainer.metrics)
+    assert sum(record.length for record in trainer.metrics) == trainer.steps_taken
     assert len(trainer.recent_success) == min(9, settings.success_window)
 
 
@@ -146,3 +148,38 @@ def test_training_with_re_valuation_keeps_one_engram_per_step(settings, collecti
     trainer = Trainer(collection_name, settings=revaluing, quiet=True)
     trainer.train(4)
     assert trainer.store.get_count() == trainer.steps_taken == len(trainer.store.replica)
+
+
+def collection_lock_is_free(name: str) -> bool:
+    """Whether another process could claim the collection now (a new descriptor: flock is per open file)."""
+    [path] = LOCK_DIR.glob(f"*-{name}.lock")
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def test_a_trainer_used_with_with_closes_and_frees_its_collection(settings, collection_name):
+    with Trainer(collection_name, settings=settings.replace(max_trial_length=10), quiet=True) as trainer:
+        trainer.train(1)
+        assert not collection_lock_is_free(collection_name)
+    assert collection_lock_is_free(collection_name)
+    assert trainer.store.get_count() == 10
+
+
+def test_a_store_that_fails_to_open_leaves_the_collection_free(settings, collection_name):
+    from pymilvus import DataType
+
+    from engram import CollectionMismatchError, connect
+
+    client = connect(settings)
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=3)
+    client.create_collection(collection_name, schema=schema)
+    with pytest.raises(CollectionMismatchError, match="vector dimension 3"):
+        Trainer(collection_name, settings=settings, quiet=True)
+    assert collection_lock_is_free(collection_name)

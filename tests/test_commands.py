@@ -1,0 +1,138 @@
+"""Every command tells the truth: reading never creates, bad arguments stop before anything starts,
+errors are one clear line, and watch shows the flight that evaluate scores."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import main
+from engram import connect
+from gym.lander import fly
+from milvus_server import embedded_server_uri
+from Trainer import MemoryNotFoundError, Trainer, evaluate
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def short_memory(milvus_data_dir, tmp_path_factory):
+    """A memory of 3 short trials (its run folder beside it), for the commands that read one."""
+    from config import Settings
+
+    settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
+                                    max_trial_length=60, instance_name="commands_memory")
+    runs_dir = tmp_path_factory.mktemp("command_runs")
+    from runs import RunFolder
+    with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance("commands_memory", runs_dir)) as t:
+        t.train(3)
+    return settings, runs_dir
+
+
+def memory_flags(settings, runs_dir) -> list:
+    return ["--milvus-uri", embedded_server_uri(settings.milvus_data_dir), "--runs-dir", str(runs_dir)]
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--episodes", "1"], ["watch", "--gif", "{tmp}/x.gif"],
+                                     ["train", "--read-only", "--trials", "1"]], ids=["evaluate", "watch", "read_only"])
+def test_reading_a_memory_that_does_not_exist_names_the_instances_and_creates_nothing(
+        command, short_memory, tmp_path, capsys):
+    settings, _ = short_memory
+    argv = [part.format(tmp=tmp_path) for part in command] + ["--instance", "nosuch"]
+    assert main.main(argv + memory_flags(settings, tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert "no memory named 'nosuch'" in error and "commands_memory" in error
+    assert not connect(settings).has_collection("nosuch")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_newcomers_on_a_memory_that_does_not_exist_are_refused(short_memory):
+    settings, _ = short_memory
+    with pytest.raises(MemoryNotFoundError, match="no memory named 'nosuch_either'.*commands_memory"):
+        Trainer(settings=settings.replace(instance_name="nosuch_either", read_only=True, population_size=2))
+    assert not connect(settings).has_collection("nosuch_either")
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["evaluate", "--episodes", "0"], "--episodes"), (["evaluate", "--episodes", "-1"], "--episodes"),
+    (["watch", "--episodes", "0"], "--episodes"), (["watch", "--gif", "/missing/dir/x.gif"], "--gif"),
+    (["--trials", "-1"], "--trials")])
+def test_bad_arguments_are_refused_by_their_flag_before_anything_starts(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main.main(argv + ["--milvus-uri", "http://nothing.invalid:1"])  # a server would be an error of its own
+    assert stop.value.code == 2
+    assert f"argument {flag}: " in capsys.readouterr().err
+
+
+def test_a_failed_evaluation_keeps_the_saved_evaluation(short_memory, capsys):
+    settings, runs_dir = short_memory
+    saved = runs_dir / "nosuch_evaluated"
+    saved.mkdir()
+    (saved / "evaluation.json").write_text('{"mean": 123.0}')
+    assert main.main(["evaluate", "--instance", "nosuch_evaluated"] + memory_flags(settings, runs_dir)) == 2
+    with pytest.raises(SystemExit):
+        main.main(["evaluate", "--instance", "nosuch_evaluated", "--episodes", "0"] + memory_flags(settings, runs_dir))
+    assert (saved / "evaluation.json").read_text() == '{"mean": 123.0}'
+
+
+def test_evaluate_shows_progress_and_saves_beside_the_run(short_memory, capsys):
+    settings, runs_dir = short_memory
+    assert main.main(["evaluate", "--instance", "commands_memory", "--episodes", "2"]
+                     + memory_flags(settings, runs_dir)) == 0
+    printed = capsys.readouterr()
+    assert "evaluating commands_memory" in printed.err and "2/2" in printed.err
+    assert json.loads((runs_dir / "commands_memory" / "evaluation.json").read_text())["episodes"] == 2
+
+
+def test_watch_flies_what_evaluate_scores(short_memory, tmp_path):
+    settings, _ = short_memory
+    steps = []
+    scored = evaluate(settings, 2, first_seed=7, on_step=lambda env, action, reward: steps.append(action))
+    watched = fly("commands_memory", 2, str(tmp_path / "flight.gif"), seed=7, settings=settings)
+    assert watched == scored["rewards"]
+    with Image.open(tmp_path / "flight.gif") as gif:
+        assert gif.n_frames == len(steps) <= 2 * settings.max_trial_length  # the same steps, the step limit kept
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The project's Python files in a folder of their own, to run with a settings.py of the test's."""
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(".*", "runs", "tests", "docs", "__pycache__"))
+    return copy
+
+
+def run(arguments: list, cwd: Path, **environment) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *arguments], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **environment})
+
+
+def test_hello_milvus_with_a_bad_settings_py_says_what_is_wrong_in_one_message(tmp_path):
+    copy = project_copy(tmp_path)
+    settings_py = copy / "settings.py"
+    settings_py.write_text(settings_py.read_text().replace("\nNOISE = 0.1", "\nNOISE = -0.1"))
+    result = run(["hello_milvus.py"], copy)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid settings:") and "NOISE: expected a number >= 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [["gym/lander.py"], ["main.py", "watch"]], ids=["lander_py", "main_watch"])
+def test_watching_without_a_display_says_so_in_one_line(arguments, tmp_path):
+    result = run(arguments, PROJECT, DISPLAY="", WAYLAND_DISPLAY="", MILVUS_DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: no display here to open a window; pass --gif FILE to record the flight instead"]
+
+
+@pytest.mark.parametrize("arguments", [["bench/learning.py", "--eval-episodes", "0"],
+                                       ["bench/instinct.py", "--newcomers", "0"]], ids=["learning", "instinct"])
+def test_the_benchmarks_refuse_bad_arguments_in_one_line(arguments):
+    result = run(arguments, PROJECT)
+    assert result.returncode == 2 and "expected a whole number >= 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
