@@ -56,10 +56,11 @@ PRESETS = {
         "NOISE": 0.3, "NOISE_FINAL": 0.01, "NOISE_DECAY_TRIALS": 300,
     },
     # "A memory that lands" (README, "Learning"): each action scored from its own 50 nearest engrams on the
-    # in-process replica, credit by the discounted return, epsilon-greedy exploration, LunarLander's own
-    # 1000-step limit and no hit points.
+    # in-process replica, the angle and angular velocity weighted x2, credit by the discounted return,
+    # epsilon-greedy exploration, LunarLander's own 1000-step limit and no hit points.
     "landing": {
         "SEARCH_BACKEND": "replica", "PER_ACTION_MEMORY": True, "MIN_RESULTS": 50, "NEIGHBOUR_WEIGHTING": "distance",
+        "VECTOR_COMPONENT_WEIGHTS": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0],
         "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.99, "OUTCOME_REWARD_SCALE": 300.0,
         "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
         "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200,

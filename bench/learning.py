@@ -24,8 +24,10 @@ import experiments  # noqa: E402
 from main import USER_ERRORS, whole_number  # noqa: E402
 from settings import PRESETS  # noqa: E402
 
-QUICK = {"variants": ["seed", "episodic"], "seeds": [0, 1], "trials": 200, "population": 8, "eval_episodes": 30}
-FULL = {"variants": ["seed", "episodic"], "seeds": [0, 1, 2], "trials": 1000, "population": 8, "eval_episodes": 100}
+QUICK = {"variants": ["seed", "episodic", "landing"], "seeds": [0, 1], "trials": 200, "population": 8,
+         "eval_episodes": 30}
+FULL = {"variants": ["seed", "episodic", "landing"], "seeds": [0, 1, 2], "trials": 1000, "population": 8,
+        "eval_episodes": 100}
 
 
 def parse_arguments() -> argparse.Namespace:
