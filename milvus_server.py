@@ -82,6 +82,10 @@ CLONE_NEWNET = 0x40000000      # make a network namespace
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1  # ioctls to bring `lo` up without `ip`
 SESSION_PREFIX = b"by-dev/meta/session/"  # where Milvus 2.3 registers its components in etcd
 LOG_LIMIT_BYTES = 20 * 2 ** 20  # a log beyond this is moved to *.old when the server starts
+# Milvus starts new log files at every start (standalone-<node id>.log, and its C++ part's
+# milvus.<host>.<user>.log.<level>.<time>.<pid>): the newest few of each kind are kept.
+PER_START_LOGS = ("standalone-*.log*", "milvus.*.log.INFO.*", "milvus.*.log.WARNING.*", "milvus.*.log.ERROR.*")
+PER_START_LOGS_KEPT = 3
 MILVUS_LOG_MB, MILVUS_LOG_BACKUPS = 32, 2  # Milvus's own rotation: at most ~96 MB of milvus*.log
 # The Milvus binary and its libraries (246 MB, 6 s to unpack) are unpacked once per user and
 # Milvus version, not once per data folder.
@@ -421,8 +425,7 @@ class EmbeddedMilvus:
                    LD_LIBRARY_PATH=f"{binary.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}")
         helper = [sys.executable, str(Path(__file__).resolve())]
         logs = self.data_dir / "logs"
-        for name in ("milvus-stdout.log", "milvus-stderr.log", "etcd.log"):
-            _move_aside_if_large(logs / name)
+        _prune_logs(logs)
         if self.isolated:
             self._namespace = _Namespace()
             helper += ["exec-isolated", str(self._namespace.inner_fd)]
@@ -564,10 +567,12 @@ class _Relay:
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Copy one direction until either side ends; then end both, which ends the other direction."""
+    """Copy one direction until either side ends; then end both, which ends the other direction.
+    One buffer, reused: a fresh 256 KiB bytes object per read cost more than the copy."""
+    buffer = memoryview(bytearray(RELAY_BUFFER_BYTES))
     try:
-        while data := source.recv(RELAY_BUFFER_BYTES):
-            target.sendall(data)
+        while received := source.recv_into(buffer):
+            target.sendall(buffer[:received])
     except OSError:
         pass
     finally:
@@ -662,6 +667,16 @@ def _write_credential(data_dir: Path, credential: dict) -> None:
     with os.fdopen(descriptor, "w") as file:
         json.dump(credential, file)
     os.replace(temporary, data_dir / CREDENTIAL_FILE)
+
+
+def _prune_logs(logs: Path) -> None:
+    """Bound the logs before a start: the newest few of Milvus's per-start files, and the
+    appended ones moved aside once large."""
+    for pattern in PER_START_LOGS:
+        for old in sorted(logs.glob(pattern), key=lambda path: path.stat().st_mtime)[:-PER_START_LOGS_KEPT]:
+            old.unlink(missing_ok=True)
+    for name in ("milvus-stdout.log", "milvus-stderr.log", "etcd.log"):
+        _move_aside_if_large(logs / name)
 
 
 def _move_aside_if_large(path: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 from pymilvus import MilvusClient, MilvusException
 
 from engram import GRPC_OPTIONS
-from milvus_server import (CREDENTIAL_FILE, STATE_FILE, embedded_server_token, embedded_server_uri,
-                           release_embedded_server)
+from milvus_server import (CREDENTIAL_FILE, LOG_LIMIT_BYTES, STATE_FILE, embedded_server_token,
+                           embedded_server_uri, release_embedded_server)
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_MILVUS_PORT = 19530
@@ -283,3 +283,19 @@ def test_a_command_run_soon_after_another_reuses_the_server_kept_for_the_idle_gr
     second = python(program).communicate(timeout=60)[0]
     assert first.strip() and second.strip() == first.strip()
     assert wait_until_gone(int(first), 20)
+
+
+def test_the_servers_logs_are_bounded_at_each_start(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for start in range(10):  # what ten earlier starts left
+        old = logs / f"standalone-{start}.log"
+        old.write_text("a start's log\n")
+        os.utime(old, (start, start))
+    (logs / "milvus-stdout.log").write_bytes(b"x" * (LOG_LIMIT_BYTES + 1))
+    embedded_server_uri(tmp_path, idle_grace_s=0)
+    release_embedded_server(tmp_path)
+    assert len(list(logs.glob("standalone-*.log"))) <= 4  # the newest three kept, and this start's own
+    assert not (logs / "standalone-0.log").exists()
+    assert (logs / "milvus-stdout.log.old").stat().st_size == LOG_LIMIT_BYTES + 1
+    assert (logs / "milvus-stdout.log").stat().st_size < LOG_LIMIT_BYTES
