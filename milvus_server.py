@@ -240,7 +240,7 @@ class EmbeddedMilvus:
         failed_restarts, last_used = 0, time.monotonic()
         while True:
             time.sleep(KEEPER_POLL_S)
-            if self.process.poll() is not None:
+            if self.process is None or self.process.poll() is not None:
                 failed_restarts = failed_restarts + 1 if not self._restart() else 0
                 if failed_restarts >= MAX_FAILED_RESTARTS:
                     self._state_path().unlink(missing_ok=True)
@@ -285,8 +285,10 @@ class EmbeddedMilvus:
 
     def _restart(self) -> bool:
         """Start the dead server again (behind the same port); True once it is healthy."""
-        print(f"the server exited with code {self.process.returncode}; restarting it", flush=True)
+        if self.process is not None:  # else a restart before this one failed
+            print(f"the server exited with code {self.process.returncode}; restarting it", flush=True)
         self._state_path().unlink(missing_ok=True)
+        self._kill()  # reaps it and closes its namespace
         try:
             self._launch()
             self._wait_until_healthy()
@@ -444,7 +446,10 @@ class EmbeddedMilvus:
         """A TCP connection to ``port`` on the server's loopback (inside its namespace if isolated)."""
         if not self.isolated:
             return socket.create_connection((SERVER_LOOPBACK, port), timeout=timeout)
-        connection = self._namespace.socket()
+        namespace = self._namespace
+        if namespace is None:
+            raise ConnectionError("the server is restarting")
+        connection = namespace.socket()
         connection.settimeout(timeout)
         try:
             connection.connect((SERVER_LOOPBACK, port))

@@ -299,3 +299,29 @@ def test_the_servers_logs_are_bounded_at_each_start(tmp_path):
     assert not (logs / "standalone-0.log").exists()
     assert (logs / "milvus-stdout.log.old").stat().st_size == LOG_LIMIT_BYTES + 1
     assert (logs / "milvus-stdout.log").stat().st_size < LOG_LIMIT_BYTES
+
+
+WITHOUT_USER_NAMESPACES = (  # a program in a user namespace that may make no further one
+    "import ctypes, os, sys\n"
+    "uid, gid = os.getuid(), os.getgid()\n"
+    "assert ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0  # CLONE_NEWUSER\n"
+    "for name, text in (('setgroups', 'deny'), ('uid_map', f'{uid} {uid} 1'), ('gid_map', f'{gid} {gid} 1')):\n"
+    "    open(f'/proc/self/{name}', 'w').write(text)\n"
+    "open('/proc/sys/user/max_user_namespaces', 'w').write('0')\n"
+    "from milvus_server import embedded_server_token, embedded_server_uri\n"
+    "from pymilvus import MilvusClient\n"
+    f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
+    "print(MilvusClient(uri=uri, token=embedded_server_token(sys.argv[1]), timeout=60).list_collections())\n"
+    "try:\n"
+    "    MilvusClient(uri=uri, timeout=10).list_collections()\n"
+    "except Exception:\n"
+    "    print('refused without the password')\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="user namespaces are Linux's")
+def test_without_user_namespaces_the_server_still_starts_with_its_password_and_says_what_is_open(tmp_path):
+    program = subprocess.run([sys.executable, "-c", WITHOUT_USER_NAMESPACES, str(tmp_path)], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=240)
+    assert program.returncode == 0, program.stderr
+    assert program.stdout.split("\n")[:2] == ["[]", "refused without the password"]
+    assert "listens on all interfaces" in program.stderr
