@@ -340,6 +340,8 @@ class EmbeddedMilvus:
             self._relay = _Relay(self._dial)
         self.port = self._relay.port if self.isolated else self.proxy_port
         self._secure()
+        if self._relay is not None:
+            self._relay.only_own_connections = False
         self._write_state()
 
     def _secure(self) -> None:
@@ -542,6 +544,8 @@ class _Relay:
 
     def __init__(self, dial: Callable[[int], socket.socket]) -> None:
         self._dial = dial
+        # Until root's default password is replaced, only the keeper's own client is let in.
+        self.only_own_connections = True
         self._listener = _listen_on_first_free_port(FIRST_PORT)
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -552,6 +556,9 @@ class _Relay:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        if self.only_own_connections and not _from_this_process(client):
+            client.close()
+            return
         try:
             upstream = self._dial(NAMESPACE_PROXY_PORT)
         except OSError:  # the server is restarting: the client retries
@@ -566,6 +573,27 @@ class _Relay:
         towards_server.join()
         client.close()
         upstream.close()
+
+
+def _from_this_process(connection: socket.socket) -> bool:
+    """Whether the other end of a loopback connection is a socket of this process: its address
+    is the local address of a TCP socket whose inode is among this process's descriptors (gRPC's
+    sockets are IPv6 ones, with the IPv4-mapped address)."""
+    host, port = connection.getpeername()[:2]
+    ipv4 = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}"
+    peers = {f"{ipv4}:{port:04X}", f"0000000000000000FFFF0000{ipv4}:{port:04X}"}
+    own = set()
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            own.add(os.readlink(f"/proc/self/fd/{descriptor}"))
+        except OSError:  # closed meanwhile by another thread
+            continue
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] in peers and f"socket:[{fields[9]}]" in own:
+                return True
+    return False
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:

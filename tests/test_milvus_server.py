@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -333,3 +334,24 @@ def test_without_user_namespaces_the_server_still_starts_with_its_password_and_s
     assert program.returncode == 0, program.stderr
     assert program.stdout.split("\n")[:2] == ["[]", "refused without the password"]
     assert "listens on all interfaces" in program.stderr
+
+
+def test_until_the_password_is_set_only_the_keeper_gets_through_its_forwarded_port():
+    from milvus_server import _Relay  # the keeper's relay, in front of a stand-in that says hello
+
+    with socket.create_server(("127.0.0.1", 0)) as greeter:
+        def greet() -> None:
+            while True:
+                connection, _ = greeter.accept()
+                with connection:
+                    connection.sendall(b"hello")
+
+        threading.Thread(target=greet, daemon=True).start()
+        relay = _Relay(lambda port: socket.create_connection(greeter.getsockname()))
+        other_program = ("import socket\n"
+                         f"print(socket.create_connection(('127.0.0.1', {relay.port})).recv(5).decode())")
+        assert python(other_program).communicate(timeout=30)[0].strip() == ""
+        with socket.create_connection(("127.0.0.1", relay.port)) as own:
+            assert own.recv(5) == b"hello"
+        relay.only_own_connections = False
+        assert python(other_program).communicate(timeout=30)[0].strip() == "hello"
