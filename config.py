@@ -96,6 +96,7 @@ class Settings:
     milvus_uri: str
     milvus_token: str
     milvus_data_dir: str
+    milvus_idle_grace: float
     milvus_connect_timeout: float
     milvus_retry_timeout: float
     index_type: str
@@ -230,6 +231,8 @@ def _problems(s: Settings) -> list:
          f"TURBULENCE_POWER: expected a number from 0 to 2, got {s.turbulence_power!r}"),
         (_is_number(s.milvus_connect_timeout) and s.milvus_connect_timeout > 0,
          f"MILVUS_CONNECT_TIMEOUT: expected seconds > 0, got {s.milvus_connect_timeout!r}"),
+        (_is_number(s.milvus_idle_grace) and s.milvus_idle_grace >= 0,
+         f"MILVUS_IDLE_GRACE: expected seconds >= 0, got {s.milvus_idle_grace!r}"),
         (_is_number(s.milvus_retry_timeout) and s.milvus_retry_timeout > 0,
          f"MILVUS_RETRY_TIMEOUT: expected seconds > 0, got {s.milvus_retry_timeout!r}"),
         (_is_int(s.index_nlist) and 1 <= s.index_nlist <= 65536,

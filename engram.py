@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import milvus_columns
 from config import COLLECTION_NAME, SEARCH_BACKENDS, Settings
-from milvus_server import embedded_server_uri
+from milvus_server import embedded_server_token, embedded_server_uri
 from replica import EngramReplica, EngramRows
 
 # The collection's fields: named once here, used by the schema, inserts and searches.
@@ -160,15 +160,20 @@ class NeighbourTable:
 
 
 def connect(settings: Settings) -> MilvusClient:
-    """A client for the configured Milvus: ``MILVUS_URI`` if set, else the embedded server."""
-    uri = settings.milvus_uri or embedded_server_uri(settings.milvus_data_dir)
+    """A client for the configured Milvus: ``MILVUS_URI`` (with ``MILVUS_TOKEN``) if set, else the
+    embedded server, with its folder's own credential."""
+    if settings.milvus_uri:
+        uri, token = settings.milvus_uri, settings.milvus_token
+    else:
+        uri = embedded_server_uri(settings.milvus_data_dir, settings.milvus_idle_grace)
+        token = embedded_server_token(settings.milvus_data_dir)
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback per failed request; we report
     if uri.endswith(MILVUS_LITE_SUFFIX):
         warnings.warn(f"MILVUS_URI={uri} is Milvus Lite: it works, but its search took ~0.5 s per "
                       "query at 60k engrams here, far too slow for training. Leave MILVUS_URI empty "
                       "for the embedded server.", stacklevel=2)
     try:
-        return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_connect_timeout,
+        return MilvusClient(uri=uri, token=token, timeout=settings.milvus_connect_timeout,
                             grpc_options=GRPC_OPTIONS)
     except MilvusException as error:
         raise MilvusUnavailableError(

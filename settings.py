@@ -86,6 +86,7 @@ TURBULENCE_POWER = 1.5           # between 0 and 2, used with ENABLE_WIND
 MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded server; else e.g. http://localhost:19530
 MILVUS_TOKEN = os.environ.get("MILVUS_TOKEN", "")  # "user:password" or an API key, for secured servers
 MILVUS_DATA_DIR = os.environ.get("MILVUS_DATA_DIR", ".milvus")  # the embedded server's data (git-ignored)
+MILVUS_IDLE_GRACE = 60.0         # seconds the embedded server stays up after its last program ended (a next command reuses it)
 MILVUS_CONNECT_TIMEOUT = 10.0    # seconds to wait for a server before giving up with an error
 MILVUS_RETRY_TIMEOUT = 120.0     # seconds to keep retrying a request while Milvus is down or restarting
 INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection

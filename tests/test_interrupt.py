@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engram import EngramStore
-from milvus_server import embedded_server_uri
+from milvus_server import embedded_server_token, embedded_server_uri
 from runs import RunFolder
 from Trainer import Trainer, TrainingInterrupted
 
@@ -24,7 +24,8 @@ def test_an_interrupted_run_keeps_its_finished_trials(settings, collection_name,
     trainer = subprocess.Popen(
         [sys.executable, "main.py", "--instance", collection_name, "--trials", "500", "--no-display", "--quiet",
          "--milvus-uri", uri, "--runs-dir", str(tmp_path)],
-        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, MILVUS_TOKEN=embedded_server_token(settings.milvus_data_dir)))
     folder = RunFolder(tmp_path / collection_name)
     deadline = time.monotonic() + 120
     while not ((folder.path / "trials.csv").exists() and len(folder.trials()) >= 3):
