@@ -261,7 +261,8 @@ class Trainer:
 
     def close(self) -> None:
         """Seal the stored engrams (durable before the embedded server is stopped), close the
-        environments and their windows, and let another Trainer train this collection."""
+        environments and their windows, let another Trainer train this collection, and close the
+        store (the last closed store of a process gives up its share of the embedded server)."""
         try:
             if not self.settings.read_only and not self._milvus_failed:
                 self.store.flush()
@@ -269,6 +270,7 @@ class Trainer:
             for lander in self.landers:
                 lander.env.close()
             self._release_claim()
+            self.store.close()
 
     def _release_claim(self) -> None:
         if self._claim is not None:

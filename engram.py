@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence, TypeVar
 
 import grpc
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 import milvus_columns
 from config import COLLECTION_NAME, SEARCH_BACKENDS, Settings
-from milvus_server import embedded_server_token, embedded_server_uri
+from milvus_server import embedded_server_token, embedded_server_uri, release_embedded_server
 from replica import EngramReplica, EngramRows
 
 # The collection's fields: named once here, used by the schema, inserts and searches.
@@ -249,6 +250,21 @@ class EngramStore:
         self._polled_until_us = _now_us()
         self._next_poll = 0.0
         self._open(reset)
+        self._embedded_dir = None if self.settings.milvus_uri else str(Path(self.settings.milvus_data_dir).resolve())
+        _open_stores[self._embedded_dir] = _open_stores.get(self._embedded_dir, 0) + 1
+        self._closed = False
+
+    def close(self) -> None:
+        """This store is done. When it is the last open store of this process on the embedded server,
+        the process gives up its share of the server (which its keeper stops once no program uses
+        it, after ``MILVUS_IDLE_GRACE``): a notebook need not exit to let the server go. Stores
+        that are never closed keep the share until the process ends."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_stores[self._embedded_dir] -= 1
+        if self._embedded_dir is not None and _open_stores[self._embedded_dir] == 0:
+            release_embedded_server(self._embedded_dir)
 
     @property
     def search_backend(self) -> str:
@@ -622,6 +638,9 @@ class EngramStore:
         if not np.isfinite(array).all():
             raise EngramError(f"{what} contains NaN or infinity: {array[~np.isfinite(array).all(1)][0]}")
         return array
+
+
+_open_stores: dict = {}  # embedded data folder (None: a MILVUS_URI server) -> stores of this process not closed
 
 
 def _now_us() -> int:

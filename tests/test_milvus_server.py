@@ -284,6 +284,16 @@ def test_a_released_server_stops_while_its_program_goes_on(tmp_path):
     child.communicate("\n", timeout=30)
 
 
+def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_of_the_server(settings, tmp_path):
+    from Trainer import Trainer
+
+    own = settings.replace(milvus_data_dir=str(tmp_path), milvus_idle_grace=0.0, max_trial_length=5)
+    with Trainer("alone", settings=own, quiet=True) as trainer:
+        trainer.train(1)
+        server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
+    assert wait_until_gone(server_pid, 10)  # while this process (the notebook) goes on
+
+
 def test_a_command_run_soon_after_another_reuses_the_server_kept_for_the_idle_grace(tmp_path):
     program = ("import json\nfrom milvus_server import embedded_server_uri\n"
                f"embedded_server_uri({str(tmp_path)!r}, idle_grace_s=5)\n"
