@@ -46,6 +46,7 @@ SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
 UNSTORED_JSONL = "unstored_engrams.jsonl"
+SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 
 
 class RunFolderError(ValueError):
@@ -141,7 +142,7 @@ class RunFolder:
 
     @staticmethod
     def _write_settings(path: Path, settings: Settings) -> None:
-        path.write_text(json.dumps(settings.as_dict(), indent=2))
+        path.write_text(json.dumps(_without_secrets(settings.as_dict()), indent=2))
 
     def append(self, records: Iterable) -> None:
         """Append trial records to ``trials.csv`` and flush them to disk."""
@@ -218,6 +219,12 @@ class RunFolder:
 
     def forget_unstored(self) -> None:
         (self.path / UNSTORED_JSONL).unlink(missing_ok=True)
+
+
+def _without_secrets(values: dict) -> dict:
+    """Settings as saved: a Milvus token is a password, so it stays out of the run folder (reading
+    the run back takes the token from settings.py / the environment)."""
+    return {name: value for name, value in values.items() if name not in SECRET_SETTINGS}
 
 
 def summarise(frame: pd.DataFrame) -> dict:

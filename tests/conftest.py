@@ -28,3 +28,13 @@ def settings(milvus_data_dir) -> Settings:
 def collection_name(request) -> str:
     """A collection name of its own for each test."""
     return f"t{next(_names)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
+
+
+@pytest.fixture
+def main_on_test_server(monkeypatch, milvus_data_dir) -> None:
+    """``main.main(...)`` called in this process uses the test server (its folder, its credential),
+    as ``python main.py`` uses the embedded one: through settings.py's MILVUS_DATA_DIR."""
+    import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "MILVUS_DATA_DIR", milvus_data_dir)
+    monkeypatch.setattr(settings_module, "MILVUS_URI", "")

@@ -15,10 +15,10 @@ from PIL import Image
 import main
 from engram import connect
 from gym.lander import fly
-from milvus_server import embedded_server_uri
 from Trainer import MemoryNotFoundError, Trainer, evaluate
 
 PROJECT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("main_on_test_server")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def short_memory(milvus_data_dir, tmp_path_factory):
 
 
 def memory_flags(settings, runs_dir) -> list:
-    return ["--milvus-uri", embedded_server_uri(settings.milvus_data_dir), "--runs-dir", str(runs_dir)]
+    return ["--runs-dir", str(runs_dir)]
 
 
 @pytest.mark.parametrize("command", [["evaluate", "--episodes", "1"], ["watch", "--gif", "{tmp}/x.gif"],

@@ -159,13 +159,12 @@ def test_every_bad_setting_is_reported_at_once():
 
 
 def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags(settings, collection_name,
-                                                                                tmp_path, capsys):
+                                                                                tmp_path, capsys, main_on_test_server):
     import main
     from engram import connect
-    from milvus_server import embedded_server_uri
 
     assert main.main(["--instance", collection_name, "--noise", "-1", "--population", "0", "--no-display",
-                      "--runs-dir", str(tmp_path), "--milvus-uri", embedded_server_uri(settings.milvus_data_dir)]) == 2
+                      "--runs-dir", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "NOISE (--noise): expected a number >= 0" in error and "POPULATION_SIZE (--population):" in error
     assert not connect(settings).has_collection(collection_name)

@@ -14,7 +14,6 @@ from PIL import Image
 
 import main
 from config import Settings, SettingsError
-from milvus_server import embedded_server_uri
 from runs import RunFolder, RunFolderError, compare, summarise
 from Trainer import Trainer, evaluate
 
@@ -98,10 +97,10 @@ def test_each_resume_keeps_its_settings_and_says_when_it_changes_the_credit_rule
     assert "credit rule" not in capsys.readouterr().err
 
 
-def test_training_prints_the_steps_per_second_it_saves(settings, collection_name, tmp_path, capsys):
-    uri = embedded_server_uri(settings.milvus_data_dir)
+def test_training_prints_the_steps_per_second_it_saves(settings, collection_name, tmp_path, capsys,
+                                                       main_on_test_server):
     assert main.main(["--instance", collection_name, "--trials", "2", "--no-display", "--quiet", "--runs-dir",
-                      str(tmp_path), "--milvus-uri", uri]) == 0
+                      str(tmp_path)]) == 0
     saved = json.loads((tmp_path / collection_name / "summary.json").read_text())["steps_per_s"]
     assert f"; {saved:.1f} steps/s" in capsys.readouterr().out
 
@@ -227,3 +226,10 @@ def test_compare_without_plot_writes_under_runs_not_the_current_folder(trained_r
     monkeypatch.chdir(tmp_path)
     assert main.main(["compare", str(folder.path)]) == 0
     assert (tmp_path / "runs" / "comparison.png").exists() and not (tmp_path / "comparison.png").exists()
+
+
+def test_a_milvus_token_is_never_written_into_a_run_folder(tmp_path):
+    folder = RunFolder(tmp_path / "secret")
+    folder.start_afresh(Settings.from_module(milvus_token="root:hunter2"))
+    assert "hunter2" not in (folder.path / "settings.json").read_text()
+    assert folder.settings().milvus_token == Settings.from_module().milvus_token
