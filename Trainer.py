@@ -1,19 +1,12 @@
 """``Trainer``: LunarLander trials that teach an ``EngramBrain`` by leaving engrams in its memory."""
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import math
-import os
-import signal
 import sys
-import tempfile
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import gymnasium
 import numpy as np
@@ -22,17 +15,17 @@ from tqdm import tqdm
 
 from config import Settings
 from credit import step_outcomes, trial_success, value_in_reward_units
-from engram import (CollectionInUseError, Engram, EngramError, EngramsNotStoredError, EngramStore,
+from claims import CollectionClaim
+from engram import (Engram, EngramError, EngramsNotStoredError, EngramStore,
                     MilvusUnavailableError, connect)
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
-from policy import Policy, greedy_settings
+from interrupts import StopRequest
+from policy import Policy
 from revaluation import revalue
 from runs import ROLLING_WINDOW, RunFolder, TrialRecord, trial_columns
 
 LANDING_REWARD = 200.0         # LunarLander counts an episode of 200 or more as solved
-EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
-LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
 
 
 class MemoryNotFoundError(EngramError):
@@ -134,7 +127,7 @@ class Trainer:
         self.settings = settings
         self.quiet = quiet
         self.on_step = on_step
-        self._claim = None if settings.read_only else _CollectionClaim.take(settings)
+        self._claim = None if settings.read_only else CollectionClaim.take(settings)
         try:
             engrams_dropped = self._open_store()
         except BaseException:
@@ -229,7 +222,7 @@ class Trainer:
         to_start = list(range(self.next_trial, self.next_trial + trials))[::-1]
         self._started = time.monotonic()
         self._progress = tqdm(total=trials, unit="trial", disable=self.quiet, leave=False)
-        with _StopRequest() as stop_request:
+        with StopRequest() as stop_request:
             try:
                 for lander in self.landers:
                     self._start_trial(lander, to_start)
@@ -422,120 +415,6 @@ class Trainer:
                 f"  {'landed' if record.landed else 'died  ' if record.died else '      '}"
                 f"  mean success {record.mean_success:+.3f}  best {self.best_success:+.3f}"
                 f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
-
-
-class _CollectionClaim:
-    """The machine-wide right to write one collection, held by the Trainers of one process.
-
-    Why refuse a second process rather than share: a second Trainer starting afresh would drop the
-    first one's memory, and both would write the same run folder; a population in one Trainer is
-    the way to share a memory. Trainers of one process (a notebook re-running a cell) share the
-    claim. It is a file lock, so the kernel releases it when the process ends, however it ends; it
-    covers one machine (not several machines on one remote Milvus).
-    """
-
-    held: Dict[Path, "_CollectionClaim"] = {}
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.users = 0
-        self.file = open(path, "a+")
-
-    @classmethod
-    def take(cls, settings: Settings) -> "_CollectionClaim":
-        server = settings.milvus_uri or f"embedded:{Path(settings.milvus_data_dir).resolve()}"
-        LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        path = LOCK_DIR / f"{hashlib.sha1(server.encode()).hexdigest()[:12]}-{settings.instance_name}.lock"
-        claim = cls.held.get(path) or cls(path)._locked(settings.instance_name)
-        cls.held[path] = claim
-        claim.users += 1
-        return claim
-
-    def _locked(self, instance_name: str) -> "_CollectionClaim":
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
-            self.file.close()
-            raise CollectionInUseError(
-                f"instance {instance_name!r} is being trained by {holder} on this machine; two Trainers "
-                "writing one memory would corrupt each other's run. Wait for it to finish, use another "
-                "--instance, or train a population in one Trainer (--population) to share a memory.") from None
-        self.file.truncate(0)
-        self.file.write(f"process {os.getpid()}")
-        self.file.flush()
-        return self
-
-    def release(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            del self.held[self.path]
-            self.file.close()
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on Ctrl-C or SIGTERM, between two steps: every finished trial is stored."""
-
-
-class _StopRequest:
-    """The first Ctrl-C or SIGTERM during ``train`` asks it to stop at the next step.
-
-    Why: an exception raised wherever the signal lands can break a gRPC call half-way and hang the
-    store (seen in CI); a flag read between steps stops with the store and the run folder intact. A
-    second signal raises ``KeyboardInterrupt`` at once, for a store that no longer answers.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signal_name: Optional[str] = None
-        self._previous = {}
-
-    def _request(self, signum, frame) -> None:
-        if self.signal_name is not None:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():  # only it may handle signals
-            self._previous = {number: signal.signal(number, self._request) for number in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-    def check(self) -> None:
-        if self.signal_name is not None:
-            raise TrainingInterrupted(f"{self.signal_name}: stopped between steps; the finished trials are stored")
-
-
-def evaluate(settings: Settings, episodes: int = 100, first_seed: int = EVALUATION_SEED, progress: bool = False,
-             on_step: Optional[Callable[[gymnasium.Env, int, float], None]] = None,
-             render_mode: Optional[str] = None) -> dict:
-    """Fly ``episodes`` episodes read-only with noise off, on the seeds from ``first_seed`` on, from
-    the memory of ``settings.instance_name``, by the trial rules of ``settings`` (population,
-    ``MAX_TRIAL_LENGTH``, hit points); return the mean and std of their rewards, the landing rate
-    and each episode's reward. ``watch`` flies through here too, so it shows what this scores.
-
-    :param progress: show a progress bar (an evaluation of 100 episodes takes minutes).
-    :param on_step: see ``Trainer``: lander 0's steps, for watching or recording them.
-    :raises MemoryNotFoundError: no memory has that name (nothing is created).
-    """
-    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
-        raise ValueError(f"episodes: expected a whole number >= 1, got {episodes!r}")
-    reading = greedy_settings(settings).replace(read_only=True, seed=first_seed, display=False)
-    with Trainer(settings=reading, quiet=True, on_step=on_step, render_mode=render_mode) as evaluator, \
-            tqdm(total=episodes, unit="episode", desc=f"evaluating {settings.instance_name}", leave=False,
-                 disable=not progress) as bar:
-        evaluator.train(episodes, callback=lambda record: bar.update(1))
-    rewards = np.array([record.reward for record in sorted(evaluator.metrics, key=lambda r: r.trial)])
-    return {"instance": settings.instance_name, "episodes": episodes, "mean": round(float(rewards.mean()), 2),
-            "std": round(float(rewards.std()), 2),
-            "landing_rate": round(float(np.mean(rewards >= LANDING_REWARD)), 4),
-            "engrams": evaluator.engram_count, "first_seed": first_seed,
-            "rewards": [round(float(reward), 2) for reward in rewards]}
 
 
 def _no_such_memory(settings: Settings, collections: List[str]) -> str:

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from config import Settings
-from engram import EngramStore
 from credit import trial_epsilon, trial_noise
+from engram import EngramStore
+from evaluation import evaluate
 from runs import ROLLING_WINDOW, RunFolder, new_figure, summarise
-from Trainer import LANDING_REWARD, Trainer, evaluate
+from Trainer import LANDING_REWARD, Trainer
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.

@@ -154,7 +154,8 @@ def settings_from(arguments: dict) -> Settings:
 
 
 def run_train(arguments: dict) -> int:
-    from Trainer import Trainer, TrainingInterrupted  # imported here so that --help answers at once
+    from interrupts import TrainingInterrupted  # imported here so that --help answers at once
+    from Trainer import Trainer
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -197,7 +198,8 @@ def memory_settings(arguments: dict) -> Settings:
 
 
 def run_evaluate(arguments: dict) -> int:
-    from Trainer import TrainingInterrupted, evaluate
+    from evaluation import evaluate
+    from interrupts import TrainingInterrupted
 
     settings = memory_settings(arguments)
     try:
@@ -216,7 +218,7 @@ def run_evaluate(arguments: dict) -> int:
 
 def run_watch(arguments: dict) -> int:
     from gym.lander import fly
-    from Trainer import TrainingInterrupted
+    from interrupts import TrainingInterrupted
 
     settings = memory_settings(arguments)
     try:

@@ -12,7 +12,7 @@ slower but with the same results. Both paths are tested.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import pymilvus

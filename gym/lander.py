@@ -28,7 +28,7 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
         settings: Settings | None = None) -> list:
     """Fly ``episodes`` read-only episodes from the memory of ``instance_name``; return their rewards.
 
-    One policy: the flight is ``Trainer.evaluate``'s (noise off, the run's trial rules: step limit,
+    One policy: the flight is ``evaluation.evaluate``'s (noise off, the run's trial rules: step limit,
     hit points, the aim at the running mean success + ``SUCCESS_MARGIN``), on the seeds from
     ``seed`` on, with one lander so that every episode is shown. So what watch shows is what
     ``evaluate --episodes N`` with ``POPULATION_SIZE = 1`` scores on those seeds.
@@ -36,7 +36,7 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
     :param gif_path: record every frame to this GIF instead of opening a window; its folder must exist.
     :raises MemoryNotFoundError: no memory has that name (nothing is created).
     """
-    from Trainer import evaluate
+    from evaluation import evaluate
 
     settings = (settings or Settings.from_module()).replace(instance_name=instance_name, population_size=1)
     if gif_path is None and not display_available():

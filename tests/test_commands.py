@@ -14,8 +14,9 @@ from PIL import Image
 
 import main
 from engram import connect
+from evaluation import evaluate
 from gym.lander import fly
-from Trainer import MemoryNotFoundError, Trainer, evaluate
+from Trainer import MemoryNotFoundError, Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("main_on_test_server")

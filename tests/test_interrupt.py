@@ -13,7 +13,8 @@ import pytest
 from engram import EngramStore
 from milvus_server import embedded_server_token, embedded_server_uri
 from runs import RunFolder
-from Trainer import Trainer, TrainingInterrupted
+from interrupts import TrainingInterrupted
+from Trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,6 @@
 """Values travel through the memory: re-valuation credits a step with the best continuation known."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from engram import Engram, EngramStore

@@ -15,7 +15,8 @@ from PIL import Image
 import main
 from config import Settings, SettingsError
 from runs import RunFolder, RunFolderError, compare, summarise
-from Trainer import Trainer, evaluate
+from evaluation import evaluate
+from Trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from credit import step_outcomes, trial_success
-from Trainer import LOCK_DIR, Trainer
+from claims import LOCK_DIR
+from Trainer import Trainer
 
 
 def test_a_short_run_stores_exactly_one_engram_per_step(settings, collection_name):

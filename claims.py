@@ -1,0 +1,68 @@
+"""``CollectionClaim``: the machine-wide right to write one collection.
+
+Why its own module: a trial loop should not also hold file locking. ``Trainer`` takes a claim
+before it opens a collection for writing and gives it back when it closes.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict
+
+from config import Settings
+from engram import CollectionInUseError
+
+LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
+
+
+class CollectionClaim:
+    """The machine-wide right to write one collection, held by the Trainers of one process.
+
+    Why refuse a second process rather than share: a second Trainer starting afresh would drop the
+    first one's memory, and both would write the same run folder; a population in one Trainer is
+    the way to share a memory. Trainers of one process (a notebook re-running a cell) share the
+    claim. It is a file lock, so the kernel releases it when the process ends, however it ends; it
+    covers one machine (not several machines on one remote Milvus).
+    """
+
+    held: Dict[Path, "CollectionClaim"] = {}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users = 0
+        self.file = open(path, "a+")
+
+    @classmethod
+    def take(cls, settings: Settings) -> "CollectionClaim":
+        server = settings.milvus_uri or f"embedded:{Path(settings.milvus_data_dir).resolve()}"
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        path = LOCK_DIR / f"{hashlib.sha1(server.encode()).hexdigest()[:12]}-{settings.instance_name}.lock"
+        claim = cls.held.get(path) or cls(path)._locked(settings.instance_name)
+        cls.held[path] = claim
+        claim.users += 1
+        return claim
+
+    def _locked(self, instance_name: str) -> "CollectionClaim":
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise CollectionInUseError(
+                f"instance {instance_name!r} is being trained by {holder} on this machine; two Trainers "
+                "writing one memory would corrupt each other's run. Wait for it to finish, use another "
+                "--instance, or train a population in one Trainer (--population) to share a memory.") from None
+        self.file.truncate(0)
+        self.file.write(f"process {os.getpid()}")
+        self.file.flush()
+        return self
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self.held[self.path]
+            self.file.close()
