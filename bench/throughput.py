@@ -2,6 +2,7 @@
 
     python bench/throughput.py --quick --json bench/results/throughput.json   # about 6 minutes
     python bench/throughput.py --json bench/results/throughput-full.json      # up to 1,000,000 engrams
+    python bench/throughput.py --quick --sizes 10000 100000 1000000           # quick training, searches to 1M
 
 It starts its own embedded server in a temporary folder (your .milvus/ memory is not touched) and
 measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's path) and "replica"
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -146,7 +148,7 @@ def measure_search(settings: Settings, sizes: list, repeats: int) -> dict:
     return figures
 
 
-def run(quick: bool, presets: list) -> dict:
+def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="rv-bench-") as data_dir:
         settings = Settings.from_module(milvus_data_dir=data_dir, milvus_uri="", display=False, seed=0)
         print("LunarLander alone ...", flush=True)
@@ -168,7 +170,7 @@ def run(quick: bool, presets: list) -> dict:
                                                    display=False, seed=0, population_size=8)
             preset_rates[preset] = round(train_steps_per_s(preset_settings, preset, seconds), 1)
         print("search latency ...", flush=True)
-        sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+        sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
         for backend, figures in measure_search(settings, sizes, repeats=40 if quick else 200).items():
             backends[backend].update(figures)
     return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "backends": backends,
@@ -205,9 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 s runs and 10k/100k engrams (about 6 min)")
     parser.add_argument("--presets", nargs="*", default=["landing"],
                         help="presets whose training rate to measure too (default: landing)")
+    parser.add_argument("--sizes", nargs="+", type=int,
+                        help="collection sizes for the search latencies and the replica's load "
+                             "(default: 10000 100000, and 1000000 without --quick)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     arguments = parser.parse_args(argv)
-    result = run(arguments.quick, arguments.presets)
+    result = run(arguments.quick, arguments.presets, arguments.sizes)
     print_table(result)
     if arguments.json:
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
