@@ -99,6 +99,10 @@ class EngramBrain:
         """The memory: another name for ``engram_store``."""
         return self.engram_store
 
+    @store.setter
+    def store(self, engram_store: EngramStore) -> None:
+        self.engram_store = engram_store
+
     @classmethod
     def from_settings(cls, settings: Settings, engram_store: EngramStore,
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":

@@ -129,10 +129,14 @@ class Trainer:
         self.on_step = on_step
         self._claim = None if settings.read_only else CollectionClaim.take(settings)
         try:
-            engrams_dropped = self._open_store()
+            self._start(run_folder, render_mode)
         except BaseException:
-            self._release_claim()  # a store that failed to open must not keep the collection claimed
+            self._abandon()  # a Trainer that failed to start keeps neither the collection nor the server
             raise
+
+    def _start(self, run_folder: Optional[RunFolder], render_mode: Optional[str]) -> None:
+        settings = self.settings
+        engrams_dropped = self._open_store()
         self.rng = np.random.default_rng(settings.seed)
         self.brain = EngramBrain.from_settings(settings, self.store, self.rng)
         self.policy = Policy(self.brain, settings)
@@ -158,6 +162,13 @@ class Trainer:
             print(f"{settings.instance_name}: starting afresh, dropped its {engrams_dropped} engrams "
                   "(keep them with clear_collection=False / --keep).", file=sys.stderr)
 
+    def _abandon(self) -> None:
+        for lander in getattr(self, "landers", []):
+            lander.env.close()
+        if hasattr(self, "store"):
+            self.store.close()
+        self._release_claim()
+
     def __enter__(self) -> "Trainer":
         return self
 
@@ -174,10 +185,9 @@ class Trainer:
         if settings.read_only and not exists:
             raise MemoryNotFoundError(_no_such_memory(settings, client.list_collections()))
         fresh = settings.drop_collection and not settings.read_only
-        dropped = int(client.get_collection_stats(settings.instance_name)["row_count"]) if fresh and exists else 0
         self.store = EngramStore(settings.instance_name, reset=fresh, settings=settings, client=client,
                                  consistency=consistency)
-        return dropped
+        return self.store.engrams_dropped
 
     def _resume_from(self, run_folder: RunFolder, engrams_dropped: int) -> int:
         """Start the run folder; the number of the first trial to fly. A fresh start moves earlier

@@ -35,11 +35,16 @@ class CollectionClaim:
         self.users = 0
         self.file = open(path, "a+")
 
+    @staticmethod
+    def path_for(settings: Settings) -> Path:
+        """The lock file of the settings' collection on the settings' server."""
+        server = settings.milvus_uri or f"embedded:{Path(settings.milvus_data_dir).resolve()}"
+        return LOCK_DIR / f"{hashlib.sha1(server.encode()).hexdigest()[:12]}-{settings.instance_name}.lock"
+
     @classmethod
     def take(cls, settings: Settings) -> "CollectionClaim":
-        server = settings.milvus_uri or f"embedded:{Path(settings.milvus_data_dir).resolve()}"
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        path = LOCK_DIR / f"{hashlib.sha1(server.encode()).hexdigest()[:12]}-{settings.instance_name}.lock"
+        path = cls.path_for(settings)
         claim = cls.held.get(path) or cls(path)._locked(settings.instance_name)
         cls.held[path] = claim
         claim.users += 1

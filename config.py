@@ -216,6 +216,10 @@ def _problems(s: Settings) -> list:
          f"REVALUE_SWEEPS: expected a whole number >= 1, got {s.revalue_sweeps!r}"),
         (_is_number(s.revalue_blend) and 0 < s.revalue_blend <= 1,
          f"REVALUE_BLEND: expected a number more than 0 and at most 1, got {s.revalue_blend!r}"),
+        (s.revalue_every == 0 or (s.outcome_rule == "return" and s.success_weight == 0),
+         f"REVALUE_EVERY = {s.revalue_every!r} needs OUTCOME_RULE = \"return\" and SUCCESS_WEIGHT = 0 (re-valued "
+         f"outcomes are returns / OUTCOME_REWARD_SCALE, without success weighting), got {s.outcome_rule!r} and "
+         f"{s.success_weight!r}"),
         (s.revalue_every == 0 or s.search_backend == "replica",
          f"REVALUE_EVERY = {s.revalue_every!r} needs SEARCH_BACKEND = \"replica\" (a pass searches the memory "
          f"once per action for every engram), got {s.search_backend!r}"),

@@ -249,6 +249,7 @@ class EngramStore:
             if search_backend == "replica" else None
         self._polled_until_us = _now_us()
         self._next_poll = 0.0
+        self.engrams_dropped = 0  # by a fresh start (reset) of an existing collection
         self._open(reset)
         self._embedded_dir = None if self.settings.milvus_uri else str(Path(self.settings.milvus_data_dir).resolve())
         _open_stores[self._embedded_dir] = _open_stores.get(self._embedded_dir, 0) + 1
@@ -278,8 +279,17 @@ class EngramStore:
                 self.client.load_collection(self.name)
                 self._load_replica()
                 return
+            self.engrams_dropped = self._count_before_dropping()
             self.client.drop_collection(self.name)
         self._create()
+
+    def _count_before_dropping(self) -> int:
+        """How many engrams a fresh start drops (for the user to read): the live count where the
+        collection is loaded, else Milvus's row statistics (which also count rows an upsert replaced)."""
+        try:
+            return self.get_count()
+        except MilvusException:
+            return int(self.client.get_collection_stats(self.name)["row_count"])
 
     def _create(self) -> None:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -374,9 +384,7 @@ class EngramStore:
 
     def get_count(self) -> int:
         """How many engrams the collection holds now: "Strong", since "Session" misses deletes."""
-        rows = self._request("counting engrams", lambda: self.client.query(
-            self.name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self._timeout))
-        return int(rows[0]["count(*)"])
+        return self._count("", "counting engrams", "Strong")
 
     # --- faults ---
     def _request(self, what: str, send: Callable[[], T], resend: Optional[Callable[[], T]] = None) -> T:
@@ -514,29 +522,20 @@ class EngramStore:
         outcomes = np.asarray(outcomes, np.float32)
         held = self.replica.rows()
         for start in range(0, len(rows), LOAD_CHUNK):
-            chunk = rows[start:start + LOAD_CHUNK]
-            changed = replace(held.select(chunk), outcomes=outcomes[start:start + LOAD_CHUNK])
-            self._send_rows(changed, True, f"re-valuing {len(chunk)} engrams")
-        self.replica.set_outcomes(rows, outcomes)
+            chunk, new = rows[start:start + LOAD_CHUNK], outcomes[start:start + LOAD_CHUNK]
+            self._send_rows(replace(held.select(chunk), outcomes=new), True, f"re-valuing {len(chunk)} engrams")
+            self.replica.set_outcomes(chunk, new)  # chunk by chunk, as Milvus acknowledges them
         self._unsealed += len(rows)
         self._seal_in_background()
         return len(rows)
 
     # --- keeping a replica ---
     def _load_replica(self) -> None:
-        """Copy the whole collection into the replica, in chunks of the id range (ids are random)."""
+        """Copy the whole collection into the replica (a progress bar for big memories)."""
         if self.replica is None:
             return
         self._polled_until_us = _now_us()  # engrams stored from now on are found by polling
-        count = self.get_count()
-        chunks = max(1, -(-count // LOAD_CHUNK))
-        edges = [i * (ID_RANGE // chunks) for i in range(chunks)] + [ID_RANGE]
-        with tqdm(total=count, unit="engram", desc=f"loading {self.name} into the replica", leave=False,
-                  disable=count < LOAD_PROGRESS_FROM) as progress:
-            for low, high in zip(edges[:-1], edges[1:]):
-                loaded = self._query_rows(f"{FIELD_ID} > {low} and {FIELD_ID} <= {high}", "loading the replica")
-                self.replica.add(loaded)
-                progress.update(len(loaded))
+        self._copy_into_replica("", "loading the replica", "Strong", f"loading {self.name} into the replica")
 
     def _poll_other_writers(self) -> None:
         """At most every ``REPLICA_REFRESH`` seconds, add what other writers stored since the last poll.
@@ -544,21 +543,41 @@ class EngramStore:
         Why a stamp and a writer field: Milvus cannot list "rows added since", so every engram
         carries the time its writer sent it; a poll asks for other writers' engrams stamped since
         the previous poll (less ``POLL_LOOKBACK_US`` for inserts in flight, reads a time tick
-        stale, and clock differences), and the replica keeps each id once. The poll waits for
-        nothing ("Eventually"): what it misses by a time tick, the next poll's lookback finds.
+        stale, and clock differences between machines), and the replica keeps each id once. The
+        poll waits for nothing ("Eventually"): what it misses by a time tick, the next poll's
+        lookback finds.
         """
         if self.replica is None or time.monotonic() < self._next_poll:
             return
         started = _now_us()
         since = self._polled_until_us - POLL_LOOKBACK_US
-        found = self._query_rows(f"{FIELD_STORED_AT} > {since} and {FIELD_WRITER} != {self.writer}",
-                                 "polling for other writers' engrams", consistency="Eventually")
-        self.replica.add(found)
+        self._copy_into_replica(f"{FIELD_STORED_AT} > {since} and {FIELD_WRITER} != {self.writer}",
+                                "polling for other writers' engrams", "Eventually")
         self._polled_until_us = started
         self._next_poll = time.monotonic() + self.settings.replica_refresh
 
-    def _query_rows(self, condition: str, what: str, consistency: str = "Strong") -> EngramRows:
-        """Every engram matching ``condition``, as columns ("Strong": every acknowledged insert counts)."""
+    def _copy_into_replica(self, condition: str, what: str, consistency: str, progress: str = "") -> None:
+        """Add every engram matching ``condition`` to the replica, in pages of about ``LOAD_CHUNK``
+        engrams cut along the id range (ids are random), so that no answer grows with the memory."""
+        count = self._count(condition, what, consistency)
+        pages = max(1, -(-count // LOAD_CHUNK))
+        edges = [i * (ID_RANGE // pages) for i in range(pages)] + [ID_RANGE]
+        with tqdm(total=count, unit="engram", desc=progress, leave=False,
+                  disable=not progress or count < LOAD_PROGRESS_FROM) as bar:
+            for low, high in zip(edges[:-1], edges[1:]) if count else ():
+                page = f"{FIELD_ID} > {low} and {FIELD_ID} <= {high}"
+                found = self._query_rows(f"({condition}) and {page}" if condition else page, what, consistency)
+                self.replica.add(found)
+                bar.update(len(found))
+
+    def _count(self, condition: str, what: str, consistency: str) -> int:
+        rows = self._request(what, lambda: self.client.query(
+            self.name, filter=condition, output_fields=["count(*)"], consistency_level=consistency,
+            timeout=self._timeout))
+        return int(rows[0]["count(*)"])
+
+    def _query_rows(self, condition: str, what: str, consistency: str) -> EngramRows:
+        """Every engram matching ``condition``, as columns."""
         rows = self._request(what, lambda: self.client.query(
             self.name, filter=condition, output_fields=ENGRAM_FIELDS, consistency_level=consistency,
             timeout=self._timeout))

@@ -200,14 +200,14 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
 def _fly(settings: Settings, trials: int, empty: bool = False) -> List[float]:
     """The rewards of read-only trials on a memory (a fresh, empty one when ``empty``)."""
     if empty:
-        EngramStore(settings.instance_name, reset=True, settings=settings)
+        EngramStore(settings.instance_name, reset=True, settings=settings).close()
     flyer = Trainer(settings=settings, quiet=True)
     try:
         flyer.train(trials)
     finally:
-        flyer.close()
         if empty:
             flyer.store.drop()
+        flyer.close()
     return [record.reward for record in flyer.metrics]
 
 

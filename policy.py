@@ -58,5 +58,6 @@ class Policy:
 
 
 def greedy_settings(settings: Settings) -> Settings:
-    """The same settings without exploration: no noise on the scores, no random actions."""
-    return settings.replace(noise=0.0, noise_final=None, epsilon=0.0, epsilon_final=None)
+    """The same settings without exploration: no noise on the scores, no random actions, and the
+    best score taken rather than sampled."""
+    return settings.replace(noise=0.0, noise_final=None, epsilon=0.0, epsilon_final=None, probabilistic_choice=False)

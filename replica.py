@@ -77,27 +77,33 @@ COLUMNS = ("ids", "vectors", "actions", "outcomes", "trials", "rewards", "next_v
 class _VectorIndex:
     """One FAISS index over some of the replica's rows (all, or one action's), exact or IVF_FLAT.
 
-    :param rows: the replica's row number of each vector added, in the order added (FAISS's labels).
+    :param all_vectors: the replica's vectors (a view of its column), read when the lists are
+        trained again.
     """
 
     def __init__(self, dimension: int, nlist: int, nprobe: int) -> None:
         self.dimension, self.nlist, self.nprobe = dimension, nlist, nprobe
-        self.rows = np.zeros(0, np.int64)
+        self._rows = np.zeros(FIRST_CAPACITY, np.int64)  # FAISS's labels -> replica rows, grown by doubling
+        self.size = 0
         self.trained_size = 0
         self.index: faiss.Index = faiss.IndexFlatL2(dimension)
 
-    def add(self, vectors: np.ndarray, rows: np.ndarray, all_vectors: np.ndarray) -> None:
-        """Add vectors (the replica's rows ``rows``); retrain the lists when the memory has grown enough.
+    @property
+    def rows(self) -> np.ndarray:
+        """The replica's row of each vector added, in the order added (FAISS's labels)."""
+        return self._rows[:self.size]
 
-        :param all_vectors: every vector this index will hold afterwards, in row order of ``self.rows``
-            followed by ``rows``: what a retraining rebuilds from.
-        """
-        self.rows = np.concatenate([self.rows, rows])
-        size = len(self.rows)
-        if size >= EXACT_BELOW and size >= RETRAIN_GROWTH * max(self.trained_size, 1):
-            self._rebuild(all_vectors)
+    def add(self, rows: np.ndarray, all_vectors: np.ndarray) -> None:
+        """Add the replica's rows ``rows``; train the lists again when the memory has grown enough
+        (only then are all this index's vectors gathered: an ordinary add copies only the new ones)."""
+        if self.size + len(rows) > len(self._rows):
+            self._rows = np.concatenate([self._rows, np.zeros(max(len(self._rows), len(rows)), np.int64)])
+        self._rows[self.size:self.size + len(rows)] = rows
+        self.size += len(rows)
+        if self.size >= EXACT_BELOW and self.size >= RETRAIN_GROWTH * max(self.trained_size, 1):
+            self._rebuild(all_vectors[self.rows])
         else:
-            self.index.add(vectors)
+            self.index.add(all_vectors[rows])
 
     def _rebuild(self, vectors: np.ndarray) -> None:
         """IVF lists trained on a sample of (at most ``ENGRAMS_PER_LIST`` per list of) the vectors."""
@@ -116,9 +122,9 @@ class _VectorIndex:
 
     def search(self, queries: np.ndarray, limit: int) -> Tuple[np.ndarray, np.ndarray]:
         """Replica rows and squared L2 distances of each query's nearest, nearest first; -1 pads."""
-        if len(self.rows) == 0:
+        if self.size == 0:
             return np.full((len(queries), 0), -1, np.int64), np.zeros((len(queries), 0), np.float32)
-        distances, labels = self.index.search(queries, min(limit, len(self.rows)))
+        distances, labels = self.index.search(queries, min(limit, self.size))
         rows = np.where(labels >= 0, self.rows[np.maximum(labels, 0)], -1)
         return rows, distances
 
@@ -183,8 +189,7 @@ class EngramReplica:
             index = _VectorIndex(self.dimension, self.nlist, self.nprobe)
             rows = self._rows_of_action(action)
             if len(rows):
-                vectors = self._columns.vectors[rows]
-                index.add(vectors, rows, vectors)
+                index.add(rows, self._columns.vectors)
             self._indexes[action] = index
         return self._indexes[action]
 
@@ -203,8 +208,7 @@ class EngramReplica:
         for action, index in self._indexes.items():
             chosen = new_rows if action is ALL_ACTIONS else new_rows[engrams.actions == action]
             if len(chosen):
-                index.add(self._columns.vectors[chosen], chosen,
-                          self._columns.vectors[np.concatenate([index.rows, chosen])])
+                index.add(chosen, self._columns.vectors)
 
     def _update(self, rows: np.ndarray, engrams: EngramRows) -> None:
         """New values for engrams already held. A changed vector or action would leave the indexes

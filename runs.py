@@ -27,12 +27,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import TYPE_CHECKING, Iterable, List, Optional
 
 import pandas as pd
 
 from config import Settings
 from engram import Engram
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 RUNS_DIR = Path("runs")
 COMPARISON_PNG = RUNS_DIR / "comparison.png"  # compare's plot by default: generated files stay under runs/

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from config import Settings, SettingsError
-from engram import Engram, EngramStore
+from engram import Engram, EngramError, EngramStore
 from replica import EngramReplica, EngramRows
 from runs import RunFolder
 from Trainer import Trainer
@@ -84,10 +84,10 @@ def test_the_replica_answers_as_milvus_does_on_one_collection(replica_settings, 
             np.testing.assert_allclose(ours.outcomes, theirs.outcomes, rtol=1e-6)
 
 
-def test_only_engrams_milvus_acknowledged_reach_the_replica(replica_settings, collection_name):
+def test_a_batch_refused_before_it_is_sent_leaves_the_replica_as_milvus(replica_settings, collection_name):
     store = EngramStore(collection_name, reset=True, settings=replica_settings)
     store.insert_many([Engram((0.0,) * 9, 1, 0.5)])
-    with pytest.raises(Exception):
+    with pytest.raises(EngramError, match="action 7 is outside the action space"):
         store.insert_many([Engram((0.0,) * 9, 1, 0.5), Engram((0.0,) * 9, 7, 0.5)])  # a bad action: none sent
     assert len(store.replica) == store.get_count() == 1
 
@@ -97,7 +97,7 @@ def test_a_second_process_s_engrams_reach_the_replica_within_the_refresh_bound(r
     store.insert_many([Engram((0.0,) * 9, 0, 0.0)])
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "from config import Settings; from engram import Engram, EngramStore\n"
+         "from config import Settings; from engram import Engram, EngramError, EngramStore\n"
          f"store = EngramStore({collection_name!r}, settings=Settings.from_module(milvus_data_dir="
          f"{replica_settings.milvus_data_dir!r}, milvus_uri=''))\n"
          "store.insert_many([Engram((5.0,) * 9, 3, 0.9)]); print('stored', flush=True)\n"],

@@ -52,8 +52,11 @@ def test_a_blend_moves_an_outcome_only_part_of_the_way(chain_store):
     assert stored_outcomes(chain_store) == pytest.approx([0.0, 0.0, 0.5])
 
 
-def test_re_valuation_needs_the_replica(settings):
+def test_re_valuation_needs_the_replica_and_outcomes_in_return_units(settings):
     from config import SettingsError
 
+    returns = settings.replace(outcome_rule="return", success_weight=0.0)
     with pytest.raises(SettingsError, match='REVALUE_EVERY = 10 needs SEARCH_BACKEND = "replica"'):
-        settings.replace(revalue_every=10, search_backend="milvus")
+        returns.replace(revalue_every=10, search_backend="milvus")
+    with pytest.raises(SettingsError, match='REVALUE_EVERY = 10 needs OUTCOME_RULE = "return" and SUCCESS_WEIGHT = 0'):
+        returns.replace(revalue_every=10, search_backend="replica", success_weight=0.5)

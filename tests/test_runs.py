@@ -200,7 +200,7 @@ def test_summaries_of_no_trials_say_so():
 
 def test_evaluation_never_explores_whatever_the_run_explored_with(trained_run, settings, collection_name):
     on_memory = settings.replace(instance_name=collection_name)
-    exploring = on_memory.replace(noise=0.5, epsilon=1.0, epsilon_final=0.5)
+    exploring = on_memory.replace(noise=0.5, epsilon=1.0, epsilon_final=0.5, probabilistic_choice=True)
     assert evaluate(exploring, episodes=2) == evaluate(on_memory.replace(noise=0.0), episodes=2)
 
 

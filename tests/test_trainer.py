@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from credit import step_outcomes, trial_success
-from claims import LOCK_DIR
+from claims import CollectionClaim
 from Trainer import Trainer
 
 
@@ -145,16 +145,16 @@ def test_only_lunarlanders_own_end_is_stored_as_an_end_not_a_time_limit(settings
 
 
 def test_training_with_re_valuation_keeps_one_engram_per_step(settings, collection_name):
-    revaluing = settings.replace(search_backend="replica", revalue_every=2, per_action_memory=True, min_results=10)
+    revaluing = settings.replace(search_backend="replica", revalue_every=2, per_action_memory=True, min_results=10,
+                                 outcome_rule="return", success_weight=0.0)
     trainer = Trainer(collection_name, settings=revaluing, quiet=True)
     trainer.train(4)
     assert trainer.store.get_count() == trainer.steps_taken == len(trainer.store.replica)
 
 
-def collection_lock_is_free(name: str) -> bool:
+def collection_lock_is_free(settings, name: str) -> bool:
     """Whether another process could claim the collection now (a new descriptor: flock is per open file)."""
-    [path] = LOCK_DIR.glob(f"*-{name}.lock")
-    with open(path) as handle:
+    with open(CollectionClaim.path_for(settings.replace(instance_name=name))) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,8 +166,8 @@ def collection_lock_is_free(name: str) -> bool:
 def test_a_trainer_used_with_with_closes_and_frees_its_collection(settings, collection_name):
     with Trainer(collection_name, settings=settings.replace(max_trial_length=10), quiet=True) as trainer:
         trainer.train(1)
-        assert not collection_lock_is_free(collection_name)
-    assert collection_lock_is_free(collection_name)
+        assert not collection_lock_is_free(settings, collection_name)
+    assert collection_lock_is_free(settings, collection_name)
     assert trainer.store.get_count() == 10
 
 
@@ -183,4 +183,4 @@ def test_a_store_that_fails_to_open_leaves_the_collection_free(settings, collect
     client.create_collection(collection_name, schema=schema)
     with pytest.raises(CollectionMismatchError, match="vector dimension 3"):
         Trainer(collection_name, settings=settings, quiet=True)
-    assert collection_lock_is_free(collection_name)
+    assert collection_lock_is_free(settings, collection_name)
