@@ -149,8 +149,10 @@ def measure_search(settings: Settings, sizes: list, repeats: int) -> dict:
 
 
 def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
-    with tempfile.TemporaryDirectory(prefix="rv-bench-") as data_dir:
-        settings = Settings.from_module(milvus_data_dir=data_dir, milvus_uri="", display=False, seed=0)
+    # Its own server, stopped as soon as the bench lets go of it (no idle grace), in a folder removed after.
+    with tempfile.TemporaryDirectory(prefix="rv-bench-", ignore_cleanup_errors=True) as data_dir:
+        settings = Settings.from_module(milvus_data_dir=data_dir, milvus_uri="", display=False, seed=0,
+                                        milvus_idle_grace=0.0)
         print("LunarLander alone ...", flush=True)
         env_rate = env_only_steps_per_s(settings, 20_000 if quick else 100_000)
         seconds = 20 if quick else 120
@@ -167,7 +169,7 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
         for preset in presets:
             print(f"training, preset {preset!r}, population 8 ...", flush=True)
             preset_settings = Settings.from_module(preset=preset, milvus_data_dir=data_dir, milvus_uri="",
-                                                   display=False, seed=0, population_size=8)
+                                                   display=False, seed=0, population_size=8, milvus_idle_grace=0.0)
             preset_rates[preset] = round(train_steps_per_s(preset_settings, preset, seconds), 1)
         print("search latency ...", flush=True)
         sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
