@@ -16,8 +16,8 @@ from tqdm import tqdm
 from config import Settings
 from credit import step_outcomes, trial_success, value_in_reward_units
 from claims import CollectionClaim
-from engram import (Engram, EngramError, EngramsNotStoredError, EngramStore,
-                    MilvusUnavailableError, connect)
+from engram import (Engram, EngramError, EngramsNotStoredError, EngramStore, MilvusUnavailableError, connect,
+                    retried)
 from EngramBrain import EngramBrain
 from gym.lander_environment import make_lander, normalise, render_mode_for
 from interrupts import StopRequest
@@ -181,7 +181,7 @@ class Trainer:
         settings = self.settings
         consistency = "Session" if settings.population_size == 1 else "Eventually"
         client = connect(settings)
-        exists = client.has_collection(settings.instance_name)
+        exists = retried(settings, "looking for the memory", lambda: client.has_collection(settings.instance_name))
         if settings.read_only and not exists:
             raise MemoryNotFoundError(_no_such_memory(settings, client.list_collections()))
         fresh = settings.drop_collection and not settings.read_only

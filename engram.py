@@ -239,7 +239,6 @@ class EngramStore:
         self.client = client or connect(self.settings)
         self._search_params = {"metric_type": self.settings.metric_type,
                                "params": {"nprobe": self.settings.search_nprobe}}
-        self.uri = self.settings.milvus_uri or f"the embedded server on {self.settings.milvus_data_dir}"
         self._timeout = self.settings.milvus_retry_timeout  # no single request may hang longer than this
         self._id_source = np.random.default_rng()  # fresh entropy, never the run's seed: ids must not repeat
         self.writer = int(self._id_source.integers(1, ID_RANGE))
@@ -273,7 +272,7 @@ class EngramStore:
 
     # --- the collection ---
     def _open(self, reset: bool) -> None:
-        if self.client.has_collection(self.name):
+        if self._request("opening the collection", lambda: self.client.has_collection(self.name)):
             self._check_schema(keep=not reset)
             if not reset:
                 self.client.load_collection(self.name)
@@ -389,26 +388,8 @@ class EngramStore:
     # --- faults ---
     def _request(self, what: str, send: Callable[[], T], resend: Optional[Callable[[], T]] = None) -> T:
         """Send a request, and send it again (``resend`` if given) while Milvus is unreachable or
-        recovering, with a growing delay, for at most ``MILVUS_RETRY_TIMEOUT`` seconds."""
-        deadline = time.monotonic() + self.settings.milvus_retry_timeout
-        delay = FIRST_RETRY_DELAY_S
-        while True:
-            try:
-                return send()
-            except (MilvusException, grpc.RpcError) as error:
-                if _is_permanent(error):
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise MilvusUnavailableError(
-                        f"{what}: Milvus at {self.uri} did not answer for {self.settings.milvus_retry_timeout:g} s "
-                        f"(MILVUS_RETRY_TIMEOUT); last error: {_error_text(error)}. Check that the server is up "
-                        "(the embedded one restarts by itself; see its logs in MILVUS_DATA_DIR/logs).") from None
-                if delay == FIRST_RETRY_DELAY_S:
-                    print(f"Milvus did not answer ({_error_text(error)}); retrying {what} for up to "
-                          f"{self.settings.milvus_retry_timeout:g} s", file=sys.stderr, flush=True)
-                time.sleep(delay)
-                delay = min(2 * delay, LONGEST_RETRY_DELAY_S)
-                send = resend or send
+        recovering (see ``retried``)."""
+        return retried(self.settings, what, send, resend)
 
     # --- writing ---
     def insert(self, engram: Engram) -> int:
@@ -660,6 +641,32 @@ class EngramStore:
 
 
 _open_stores: dict = {}  # embedded data folder (None: a MILVUS_URI server) -> stores of this process not closed
+
+
+def retried(settings: Settings, what: str, send: Callable[[], T], resend: Optional[Callable[[], T]] = None) -> T:
+    """Send a request, and send it again (``resend`` if given) while Milvus is unreachable or
+    recovering, with a growing delay, for at most ``MILVUS_RETRY_TIMEOUT`` seconds; then
+    ``MilvusUnavailableError`` naming the server."""
+    deadline = time.monotonic() + settings.milvus_retry_timeout
+    delay = FIRST_RETRY_DELAY_S
+    while True:
+        try:
+            return send()
+        except (MilvusException, grpc.RpcError) as error:
+            if _is_permanent(error):
+                raise
+            if time.monotonic() + delay > deadline:
+                uri = settings.milvus_uri or f"the embedded server on {settings.milvus_data_dir}"
+                raise MilvusUnavailableError(
+                    f"{what}: Milvus at {uri} did not answer for {settings.milvus_retry_timeout:g} s "
+                    f"(MILVUS_RETRY_TIMEOUT); last error: {_error_text(error)}. Check that the server is up "
+                    "(the embedded one restarts by itself; see its logs in MILVUS_DATA_DIR/logs).") from None
+            if delay == FIRST_RETRY_DELAY_S:
+                print(f"Milvus did not answer ({_error_text(error)}); retrying {what} for up to "
+                      f"{settings.milvus_retry_timeout:g} s", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            delay = min(2 * delay, LONGEST_RETRY_DELAY_S)
+            send = resend or send
 
 
 def _now_us() -> int:

@@ -101,7 +101,7 @@ def _search_with_internals(client: MilvusClient, collection: str, queries: np.nd
 def _scalar_column(field) -> np.ndarray:
     scalars = field.scalars
     kind = scalars.WhichOneof("data")
-    return np.asarray(getattr(scalars, kind).data)
+    return np.asarray(getattr(scalars, kind).data) if kind else np.zeros(0)  # no hits: an empty column
 
 
 def split(columns: SearchColumns) -> List[Dict[str, np.ndarray]]:
