@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
 from config import NEIGHBOUR_WEIGHTINGS, Settings
-from engram import Engram, EngramStore, NeighbourTable
+from engram import Engram, EngramStore
 from IResonatorFactory import IResonatorFactory
+from memory import EngramColumns, Memory, NeighbourTable, new_ids
 from WeightedResonatorFactory import WeightedResonatorFactory
 
 DISTANCE_WEIGHT_OFFSET = 0.001  # keeps an engram at distance 0 (the same situation) from an infinite weight
@@ -54,6 +55,10 @@ class EngramBrain:
     **Batching.** ``consult`` takes many situations and makes one search request for all of them:
     that is how a population of landers decides each step.
 
+    **The memory.** The brain reads and writes only through ``memory.Memory`` (``memory``): the
+    ``EngramStore``'s memory, or a memory given directly (e.g. ``memory.InProcessMemory``, which
+    needs no database); it never knows whether Milvus or an in-process index answered.
+
     **The seed's interface.** ``EngramBrain(9, 4, store, factory)``, ``engram_store``,
     ``decide``, ``apply_feedback`` mean what they meant in the seed; ``store`` is another name for
     ``engram_store``, and the keyword arguments, ``consult`` and ``choose`` are this project's.
@@ -61,7 +66,8 @@ class EngramBrain:
     :param resonator_size: length of a resonator: a normalised state and the success value
         (``STATE_VECTOR_SIZE``, 9 for LunarLander); the store's vectors have this length.
     :param output_size: number of actions (4 for LunarLander).
-    :param engram_store: the memory to consult and to add feedback to.
+    :param engram_store: the memory to consult and to add feedback to: an ``EngramStore`` (the seed's)
+        or any ``memory.Memory``.
     :param resonator_factory: makes resonators of ``resonator_size`` numbers.
     :param noise: std of the Gaussian noise added to scores (``NOISE``).
     :param neighbours: how many engrams to consult per decision (``MIN_RESULTS``).
@@ -72,7 +78,7 @@ class EngramBrain:
     :param untried_score: the score of an action without neighbours (``UNTRIED_ACTION_SCORE``).
     """
 
-    def __init__(self, resonator_size: int, output_size: int, engram_store: EngramStore,
+    def __init__(self, resonator_size: int, output_size: int, engram_store: Union[EngramStore, Memory],
                  resonator_factory: IResonatorFactory, noise: float = 0.1, neighbours: int = 300,
                  probabilistic_choice: bool = False, rng: Optional[np.random.Generator] = None,
                  weighting: str = "uniform", per_action: bool = False, untried_score: float = 0.0) -> None:
@@ -95,22 +101,27 @@ class EngramBrain:
         self.rng = rng or np.random.default_rng()
 
     @property
-    def store(self) -> EngramStore:
-        """The memory: another name for ``engram_store``."""
+    def store(self) -> Union[EngramStore, Memory]:
+        """Another name for ``engram_store``."""
         return self.engram_store
 
     @store.setter
-    def store(self, engram_store: EngramStore) -> None:
+    def store(self, engram_store: Union[EngramStore, Memory]) -> None:
         self.engram_store = engram_store
 
+    @property
+    def memory(self) -> Memory:
+        """What the brain reads and writes through: the store's memory, or the memory it was given."""
+        return self.engram_store.memory if isinstance(self.engram_store, EngramStore) else self.engram_store
+
     @classmethod
-    def from_settings(cls, settings: Settings, engram_store: EngramStore,
+    def from_settings(cls, settings: Settings, engram_store: Union[EngramStore, Memory],
                       rng: Optional[np.random.Generator] = None) -> "EngramBrain":
         """The brain ``settings.py`` describes: a ``WeightedResonatorFactory`` (with
         ``SUCCESS_COMPONENT_WEIGHT``), ``NOISE``, ``MIN_RESULTS`` neighbours, ``PROBABILISTIC_CHOICE``,
         ``NEIGHBOUR_WEIGHTING``, ``PER_ACTION_MEMORY`` and ``UNTRIED_ACTION_SCORE``."""
-        return cls(settings.state_vector_size, settings.output_vector_size, engram_store,
-                   WeightedResonatorFactory(settings.vector_component_weights, settings.success_component_weight),
+        return cls(settings.resonator_size, settings.action_count, engram_store,
+                   WeightedResonatorFactory(settings.state_weights, settings.success_component_weight),
                    noise=settings.noise,
                    neighbours=settings.min_results, probabilistic_choice=settings.probabilistic_choice, rng=rng,
                    weighting=settings.neighbour_weighting, per_action=settings.per_action_memory,
@@ -156,16 +167,23 @@ class EngramBrain:
                        trial: int = 0) -> Engram:
         """Add the engram a step leaves to the store and return it: its resonator at the trial's
         ``success``, its action and outcome."""
-        vector = self.resonator_factory.make_resonator(self._checked_inputs([input])[0], success)
-        engram = Engram(tuple(np.asarray(vector, dtype=np.float32).tolist()), action, outcome, trial)
-        self.engram_store.insert(engram)
+        vector = np.asarray(self.resonator_factory.make_resonator(self._checked_inputs([input])[0], success),
+                            dtype=np.float32)
+        engram = Engram(tuple(vector.tolist()), action, outcome, trial)
+        if isinstance(self.engram_store, EngramStore):
+            self.engram_store.insert(engram)  # checked as the seed's store checks every engram
+        else:
+            self.memory.add(EngramColumns.of(id=new_ids(1), vector=[vector], action=[action], outcome=[outcome],
+                                             trial=[trial], reward=[0.0], next_vector=[np.zeros_like(vector)],
+                                             ended=[True]))
         return engram
 
     def _neighbour_tables(self, resonators: np.ndarray) -> List[NeighbourTable]:
         """One table of neighbours for all situations, or one per action with ``per_action``."""
+        memory = self.memory
         if not self.per_action:
-            return [self.engram_store.nearest_table(resonators, self.neighbours)]
-        return [self.engram_store.nearest_table(resonators, self.neighbours, action) for action in range(self.output_size)]
+            return [memory.nearest(resonators, self.neighbours)]
+        return [memory.nearest(resonators, self.neighbours, action) for action in range(self.output_size)]
 
     def _action_values(self, tables: List[NeighbourTable]) -> tuple:
         """Each situation's (weighted) mean outcome per action, and the weight behind each mean
@@ -192,7 +210,7 @@ class EngramBrain:
         array = np.asarray(inputs, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != self.input_size:
             raise ValueError(f"inputs of shape {array.shape}: expected rows of {self.input_size} numbers "
-                             "(a normalised LunarLander state)")
+                             "(a normalised state of the environment)")
         return array
 
 

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Dict
 
 from config import Settings
-from engram import CollectionInUseError
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
+
+
+class CollectionInUseError(RuntimeError):
+    """Another Trainer on this machine is training (writing to) the same collection."""
 
 
 class CollectionClaim:

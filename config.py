@@ -7,27 +7,50 @@ configurations side by side, and every value is checked once, where it enters.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import re
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-import settings as settings_module
-
-LANDER_STATE_SIZE = 8   # LunarLander-v3 observations have 8 numbers
-LANDER_ACTIONS = 4      # LunarLander-v3 (discrete) has 4 actions
-
+from gym.environments import LANDER_ONLY, EnvironmentProfile, UnsupportedEnvironmentError, profile
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
+SETTINGS_MODULE = "settings"  # settings.py: the one file users edit
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
 NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
 OUTCOME_RULES = ("reward", "return")
 SEARCH_BACKENDS = ("milvus", "replica")
+VECTOR_ENVS = ("sync", "async")
+INDEX_TYPES = ("IVF_FLAT", "FLAT")  # Milvus indexes the replica mirrors (FLAT: exact search, slow past 100k engrams)
+METRIC_TYPES = ("L2",)              # distance weighting and the replica read L2's squared distances
 
 
 class SettingsError(ValueError):
     """One or more settings are invalid; the message lists every problem found."""
+
+
+def user_settings() -> ModuleType:
+    """``settings.py``, the file users edit. Why not a plain import: a file that does not run (a
+    syntax error, a misspelt name) must be one message naming its line, not Python's traceback."""
+    try:
+        return importlib.import_module(SETTINGS_MODULE)
+    except SyntaxError as error:
+        raise SettingsError(f"{error.filename}, line {error.lineno}: {error.msg}: {(error.text or '').strip()!r}. "
+                            "Fix that line of settings.py.") from None
+    except Exception as error:  # whatever the file's own code raised
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+                  if Path(frame.filename).name == f"{SETTINGS_MODULE}.py"]
+        where = f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else f"{SETTINGS_MODULE}.py"
+        raise SettingsError(f"{where}: {type(error).__name__}: {error}. Fix that line of settings.py.") from None
+
+
+def presets() -> dict:
+    """The named presets of ``settings.py`` (``PRESETS``)."""
+    return getattr(user_settings(), PRESETS_NAME, {})
 
 
 def _preset_values(presets: dict, preset: str, names: set) -> dict:
@@ -52,8 +75,9 @@ class Settings:
     so that ``settings.py`` stays the one place a default is written.
     """
 
-    state_vector_size: int
-    output_vector_size: int
+    env_id: str
+    state_vector_size: Optional[int]
+    output_vector_size: Optional[int]
     noise: float
     noise_final: Optional[float]
     noise_decay_trials: int
@@ -65,13 +89,14 @@ class Settings:
     epsilon_final: Optional[float]
     epsilon_decay_trials: int
     probabilistic_choice: bool
-    vector_component_weights: tuple
+    vector_component_weights: Optional[tuple]
     success_component_weight: float
-    max_trial_length: int
+    max_trial_length: Optional[int]
     use_hit_points: bool
     hit_points: float
     metabolic_cost: float
     population_size: int
+    vector_env: str
     success_window: int
     success_margin: float
     outcome_rule: str
@@ -89,10 +114,10 @@ class Settings:
     display: bool
     read_only: bool
     drop_collection: bool
-    gravity: float
-    enable_wind: bool
-    wind_power: float
-    turbulence_power: float
+    gravity: Optional[float]
+    enable_wind: Optional[bool]
+    wind_power: Optional[float]
+    turbulence_power: Optional[float]
     milvus_uri: str
     milvus_token: str
     milvus_data_dir: str
@@ -108,13 +133,14 @@ class Settings:
     replica_refresh: float
 
     @classmethod
-    def from_module(cls, module: ModuleType = settings_module, **overrides: Any) -> "Settings":
+    def from_module(cls, module: Optional[ModuleType] = None, **overrides: Any) -> "Settings":
         """Read every UPPERCASE name of ``module`` (``settings.py`` by default), then apply overrides.
 
         :param overrides: lowercase setting names, e.g. ``noise=0.2``. ``None`` is a value like any
             other (``seed=None`` means fresh entropy, ``noise_final=None`` no schedule): leave a
             name out to keep the module's value (``main.py`` leaves out the flags not typed).
         """
+        module = module or user_settings()
         values = {name.lower(): value for name, value in vars(module).items()
                   if name.isupper() and not name.startswith("_") and name != PRESETS_NAME}
         unknown = sorted(set(values) - cls.field_names())
@@ -152,8 +178,35 @@ class Settings:
     def as_dict(self) -> dict:
         """Plain values, for saving with a run."""
         values = dataclasses.asdict(self)
-        values["vector_component_weights"] = list(self.vector_component_weights)
+        if self.vector_component_weights is not None:
+            values["vector_component_weights"] = list(self.vector_component_weights)
         return values
+
+    # --- what follows from the environment ---
+    @property
+    def environment(self) -> EnvironmentProfile:
+        """``ENV_ID``'s profile: observation scales, success range, "solved", actions (gym/environments.py)."""
+        return profile(self.env_id)
+
+    @property
+    def resonator_size(self) -> int:
+        """A resonator's length: the environment's state and the success value (``STATE_VECTOR_SIZE``)."""
+        return self.environment.state_size + 1
+
+    @property
+    def action_count(self) -> int:
+        """The environment's number of actions (``OUTPUT_VECTOR_SIZE``)."""
+        return self.environment.actions
+
+    @property
+    def state_weights(self) -> tuple:
+        """The resonator's weight of each state component (``VECTOR_COMPONENT_WEIGHTS``; None: all 1)."""
+        return self.vector_component_weights or (1.0,) * self.environment.state_size
+
+    @property
+    def trial_length(self) -> Optional[int]:
+        """Steps per trial at most (``MAX_TRIAL_LENGTH``; None: the environment's own, see gym/environments.py)."""
+        return self.max_trial_length or self.environment.trial_length
 
     def __post_init__(self) -> None:
         if isinstance(self.vector_component_weights, list):
@@ -164,16 +217,49 @@ class Settings:
                                 + "\nFix them in settings.py (or the flags/arguments that set them).")
 
 
+def _environment_problems(s: Settings) -> list:
+    """What the environment refuses: an unknown id, sizes and weights of another shape, settings of
+    LunarLander's on another environment. Empty when ``ENV_ID`` itself is wrong (one message then)."""
+    try:
+        environment = profile(s.env_id) if isinstance(s.env_id, str) else None
+    except UnsupportedEnvironmentError as error:
+        return [f"ENV_ID: {error}"]
+    if environment is None:
+        return [f"ENV_ID: expected a Gymnasium environment id such as 'LunarLander-v3', got {s.env_id!r}"]
+    size, actions, weights = environment.state_size, environment.actions, s.vector_component_weights
+    rules = [
+        (s.state_vector_size in (None, size + 1) and not isinstance(s.state_vector_size, bool),
+         f"STATE_VECTOR_SIZE: {s.env_id} gives resonators of {size + 1} numbers ({size} state dims + 1 success "
+         f"dim); expected None (follow the environment) or {size + 1}, got {s.state_vector_size!r}"),
+        (s.output_vector_size in (None, actions) and not isinstance(s.output_vector_size, bool),
+         f"OUTPUT_VECTOR_SIZE: {s.env_id} has {actions} actions; expected None (follow the environment) or "
+         f"{actions}, got {s.output_vector_size!r}"),
+        (weights is None or (isinstance(weights, tuple) and len(weights) == size and all(map(_is_number, weights))),
+         f"VECTOR_COMPONENT_WEIGHTS: expected None (all 1) or {size} finite numbers (one per state dim of "
+         f"{s.env_id}), got {weights!r}"),
+    ]
+    if environment.is_lunar_lander:
+        rules += [
+            (s.gravity is None or (_is_number(s.gravity) and -12 < s.gravity < 0),
+             f"GRAVITY: expected None (LunarLander's -10) or a finite number between -12 and 0, got {s.gravity!r}"),
+            (s.enable_wind is None or isinstance(s.enable_wind, bool),
+             f"ENABLE_WIND: expected None (off), True or False, got {s.enable_wind!r}"),
+            (s.wind_power is None or (_is_number(s.wind_power) and 0 <= s.wind_power <= 20),
+             f"WIND_POWER: expected None (15) or a finite number from 0 to 20, got {s.wind_power!r}"),
+            (s.turbulence_power is None or (_is_number(s.turbulence_power) and 0 <= s.turbulence_power <= 2),
+             f"TURBULENCE_POWER: expected None (1.5) or a finite number from 0 to 2, got {s.turbulence_power!r}"),
+        ]
+    else:
+        rules += [(getattr(s, name) is None,
+                   f"{name.upper()}: it is LunarLander's, and {s.env_id} has no such setting; expected None "
+                   f"(or train LunarLander-v3), got {getattr(s, name)!r}") for name in LANDER_ONLY]
+    return [message for ok, message in rules if not ok]
+
+
 def _problems(s: Settings) -> list:
     """One message per invalid setting: what was given and what is expected."""
-    weights = s.vector_component_weights
     rules = [
-        (_is_int(s.state_vector_size) and s.state_vector_size == LANDER_STATE_SIZE + 1,
-         f"STATE_VECTOR_SIZE: expected {LANDER_STATE_SIZE + 1} (8 state dims + 1 success dim), "
-         f"got {s.state_vector_size!r}"),
-        (_is_int(s.output_vector_size) and s.output_vector_size == LANDER_ACTIONS,
-         f"OUTPUT_VECTOR_SIZE: expected {LANDER_ACTIONS} (LunarLander's actions), got {s.output_vector_size!r}"),
-        (_is_number(s.noise) and s.noise >= 0, f"NOISE: expected a number >= 0, got {s.noise!r}"),
+        (_is_number(s.noise) and s.noise >= 0, f"NOISE: expected a finite number >= 0, got {s.noise!r}"),
         (s.noise_final is None or (_is_number(s.noise_final) and s.noise_final >= 0),
          f"NOISE_FINAL: expected None or a number >= 0, got {s.noise_final!r}"),
         (_is_int(s.noise_decay_trials) and s.noise_decay_trials >= 1,
@@ -188,34 +274,33 @@ def _problems(s: Settings) -> list:
          f"EPSILON_DECAY_TRIALS: expected a whole number >= 1, got {s.epsilon_decay_trials!r}"),
         (_is_int(s.min_results) and 1 <= s.min_results <= 16384,
          f"MIN_RESULTS: expected a whole number from 1 to 16384 (Milvus's limit), got {s.min_results!r}"),
-        (isinstance(weights, tuple) and len(weights) == LANDER_STATE_SIZE and all(map(_is_number, weights)),
-         f"VECTOR_COMPONENT_WEIGHTS: expected {LANDER_STATE_SIZE} finite numbers (one per state dim), "
-         f"got {weights!r}"),
         (_is_number(s.success_component_weight),
          f"SUCCESS_COMPONENT_WEIGHT: expected a finite number, got {s.success_component_weight!r}"),
-        (_is_int(s.max_trial_length) and s.max_trial_length >= 1,
-         f"MAX_TRIAL_LENGTH: expected a whole number >= 1, got {s.max_trial_length!r}"),
-        (_is_number(s.hit_points) and s.hit_points > 0, f"HIT_POINTS: expected a number > 0, got {s.hit_points!r}"),
+        (s.max_trial_length is None or (_is_int(s.max_trial_length) and s.max_trial_length >= 1),
+         f"MAX_TRIAL_LENGTH: expected None (the environment's own limit) or a whole number >= 1, "
+         f"got {s.max_trial_length!r}"),
+        (_is_number(s.hit_points) and s.hit_points > 0, f"HIT_POINTS: expected a finite number > 0, got {s.hit_points!r}"),
         (_is_number(s.metabolic_cost) and s.metabolic_cost >= 0,
-         f"METABOLIC_COST: expected a number >= 0, got {s.metabolic_cost!r}"),
+         f"METABOLIC_COST: expected a finite number >= 0, got {s.metabolic_cost!r}"),
+        (s.vector_env in VECTOR_ENVS, f"VECTOR_ENV: expected one of {VECTOR_ENVS}, got {s.vector_env!r}"),
         (_is_int(s.population_size) and 1 <= s.population_size <= 1024,
          f"POPULATION_SIZE: expected a whole number from 1 to 1024, got {s.population_size!r}"),
         (_is_int(s.success_window) and s.success_window >= 1,
          f"SUCCESS_WINDOW: expected a whole number >= 1, got {s.success_window!r}"),
-        (_is_number(s.success_margin), f"SUCCESS_MARGIN: expected a number, got {s.success_margin!r}"),
+        (_is_number(s.success_margin), f"SUCCESS_MARGIN: expected a finite number, got {s.success_margin!r}"),
         (s.outcome_rule in OUTCOME_RULES, f"OUTCOME_RULE: expected one of {OUTCOME_RULES}, got {s.outcome_rule!r}"),
-        (_is_number(s.discount) and 0 <= s.discount <= 1, f"DISCOUNT: expected a number from 0 to 1, got {s.discount!r}"),
+        (_is_number(s.discount) and 0 <= s.discount <= 1, f"DISCOUNT: expected a finite number from 0 to 1, got {s.discount!r}"),
         (_is_int(s.bootstrap_steps) and s.bootstrap_steps >= 0,
          f"BOOTSTRAP_STEPS: expected a whole number >= 0 (0: the full return), got {s.bootstrap_steps!r}"),
         (_is_number(s.outcome_reward_scale) and s.outcome_reward_scale > 0,
-         f"OUTCOME_REWARD_SCALE: expected a number > 0, got {s.outcome_reward_scale!r}"),
-        (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a number, got {s.success_weight!r}"),
+         f"OUTCOME_REWARD_SCALE: expected a finite number > 0, got {s.outcome_reward_scale!r}"),
+        (_is_number(s.success_weight), f"SUCCESS_WEIGHT: expected a finite number, got {s.success_weight!r}"),
         (_is_int(s.revalue_every) and s.revalue_every >= 0,
          f"REVALUE_EVERY: expected a whole number of trials >= 0 (0: never), got {s.revalue_every!r}"),
         (_is_int(s.revalue_sweeps) and s.revalue_sweeps >= 1,
          f"REVALUE_SWEEPS: expected a whole number >= 1, got {s.revalue_sweeps!r}"),
         (_is_number(s.revalue_blend) and 0 < s.revalue_blend <= 1,
-         f"REVALUE_BLEND: expected a number more than 0 and at most 1, got {s.revalue_blend!r}"),
+         f"REVALUE_BLEND: expected a finite number more than 0 and at most 1, got {s.revalue_blend!r}"),
         (s.revalue_every == 0 or (s.outcome_rule == "return" and s.success_weight == 0),
          f"REVALUE_EVERY = {s.revalue_every!r} needs OUTCOME_RULE = \"return\" and SUCCESS_WEIGHT = 0 (re-valued "
          f"outcomes are returns / OUTCOME_REWARD_SCALE, without success weighting), got {s.outcome_rule!r} and "
@@ -227,36 +312,35 @@ def _problems(s: Settings) -> list:
          f"INSTANCE_NAME: expected letters, digits and '_' (at most 255, not starting with a digit: it names "
          f"a Milvus collection), got {s.instance_name!r}"),
         (_is_int(s.trials) and s.trials >= 0, f"TRIALS: expected a whole number >= 0, got {s.trials!r}"),
-        (s.seed is None or _is_int(s.seed), f"SEED: expected a whole number or None, got {s.seed!r}"),
-        (_is_number(s.gravity) and -12 < s.gravity < 0, f"GRAVITY: expected a number between -12 and 0, got {s.gravity!r}"),
-        (_is_number(s.wind_power) and 0 <= s.wind_power <= 20,
-         f"WIND_POWER: expected a number from 0 to 20, got {s.wind_power!r}"),
-        (_is_number(s.turbulence_power) and 0 <= s.turbulence_power <= 2,
-         f"TURBULENCE_POWER: expected a number from 0 to 2, got {s.turbulence_power!r}"),
+        (s.seed is None or (_is_int(s.seed) and s.seed >= 0),
+         f"SEED: expected a whole number >= 0 (Gymnasium's and NumPy's seeds), or None for fresh entropy, "
+         f"got {s.seed!r}"),
         (_is_number(s.milvus_connect_timeout) and s.milvus_connect_timeout > 0,
-         f"MILVUS_CONNECT_TIMEOUT: expected seconds > 0, got {s.milvus_connect_timeout!r}"),
+         f"MILVUS_CONNECT_TIMEOUT: expected a finite number of seconds > 0, got {s.milvus_connect_timeout!r}"),
         (_is_number(s.milvus_idle_grace) and s.milvus_idle_grace >= 0,
-         f"MILVUS_IDLE_GRACE: expected seconds >= 0, got {s.milvus_idle_grace!r}"),
+         f"MILVUS_IDLE_GRACE: expected a finite number of seconds >= 0, got {s.milvus_idle_grace!r}"),
         (_is_number(s.milvus_retry_timeout) and s.milvus_retry_timeout > 0,
-         f"MILVUS_RETRY_TIMEOUT: expected seconds > 0, got {s.milvus_retry_timeout!r}"),
+         f"MILVUS_RETRY_TIMEOUT: expected a finite number of seconds > 0, got {s.milvus_retry_timeout!r}"),
         (_is_int(s.index_nlist) and 1 <= s.index_nlist <= 65536,
          f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
         (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,
          f"SEARCH_NPROBE: expected a whole number from 1 to 65536, got {s.search_nprobe!r}"),
+        (s.index_type in INDEX_TYPES, f"INDEX_TYPE: expected one of {INDEX_TYPES}, got {s.index_type!r}"),
+        (s.metric_type in METRIC_TYPES, f"METRIC_TYPE: expected one of {METRIC_TYPES}, got {s.metric_type!r}"),
         (s.search_backend in SEARCH_BACKENDS,
          f"SEARCH_BACKEND: expected one of {SEARCH_BACKENDS}, got {s.search_backend!r}"),
         (_is_number(s.replica_refresh) and 0 < s.replica_refresh <= 3600,
-         f"REPLICA_REFRESH: expected seconds, more than 0 and at most 3600, got {s.replica_refresh!r}"),
+         f"REPLICA_REFRESH: expected a finite number of seconds, more than 0 and at most 3600, got {s.replica_refresh!r}"),
         (_is_int(s.seal_every) and s.seal_every >= 1024,
          f"SEAL_EVERY: expected a whole number >= 1024 (smaller segments are never indexed), got {s.seal_every!r}"),
     ]
-    bools = ["per_action_memory", "probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection", "enable_wind"]
+    bools = ["per_action_memory", "probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection"]
     rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "
                                                     f"got {getattr(s, name)!r}") for name in bools]
-    strings = ["preset", "milvus_uri", "milvus_token", "milvus_data_dir", "index_type", "metric_type"]
+    strings = ["preset", "milvus_uri", "milvus_token", "milvus_data_dir"]
     rules += [(isinstance(getattr(s, name), str), f"{name.upper()}: expected a string, "
                                                    f"got {getattr(s, name)!r}") for name in strings]
-    return [message for ok, message in rules if not ok]
+    return [message for ok, message in rules if not ok] + _environment_problems(s)
 
 
 def _is_int(value: Any) -> bool:

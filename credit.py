@@ -1,24 +1,23 @@
 """The credit rules: what each remembered step is credited with, and the exploration schedules.
 
 Why its own module: the learning rule is what a reader of this project looks for first; here it
-is in one place, apart from the trial loop (``Trainer``) that applies it and the decision
-(``EngramBrain``, ``policy.Policy``) that reads it back. ``revaluation.py`` holds the rule that
-re-values stored outcomes afterwards.
+is in one place, apart from the trial loop (``population.py``, ``Trainer``) that applies it and the
+decision (``EngramBrain``, ``policy.Policy``) that reads it back. ``revaluation.py`` holds the rule
+that re-values stored outcomes afterwards. A trial's success (what its engrams' vectors carry) is
+the environment's (``gym/environments.py``: for LunarLander the seed's ``clip(reward, ±300) / 300``).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from config import Settings
+from IResonatorFactory import IResonatorFactory
+from memory import EngramColumns, new_ids
 
-SUCCESS_REWARD_RANGE = 300.0   # trial success = clip(total reward, ±300) / 300
-
-
-def trial_success(total_reward: float) -> float:
-    """A trial's success in [-1, 1]: its total reward clipped to ±300, divided by 300."""
-    return float(np.clip(total_reward, -SUCCESS_REWARD_RANGE, SUCCESS_REWARD_RANGE) / SUCCESS_REWARD_RANGE)
+if TYPE_CHECKING:
+    from population import Flight
 
 
 def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
@@ -81,6 +80,22 @@ def step_outcomes(rewards: np.ndarray, success: float, settings: Settings,
     rewards = np.asarray(rewards, dtype=np.float64)
     scaled = np.clip(credited_rewards(rewards, settings, values) / settings.outcome_reward_scale, -1.0, 1.0)
     return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
+
+
+def trial_engrams(flight: "Flight", success: float, factory: IResonatorFactory, settings: Settings) -> EngramColumns:
+    """A finished trial's engrams, one per step: the resonator of its state at the trial's
+    ``success``, the action, the outcome ``step_outcomes`` credits it with, the step's reward, the
+    resonator of the situation it led to, and whether the trial ended there (only the environment's
+    own end: after a time limit or a death by hit points the flight would have gone on)."""
+    states = np.vstack([flight.states, flight.final_state[None, :]])
+    vectors = factory.make_resonators(states, np.full(len(states), success))
+    steps = flight.length
+    ended = np.zeros(steps, bool)
+    ended[-1] = flight.terminated
+    return EngramColumns.of(id=new_ids(steps), vector=vectors[:-1], action=flight.actions,
+                            outcome=step_outcomes(flight.rewards, success, settings, flight.values),
+                            trial=np.full(steps, flight.trial), reward=flight.rewards, next_vector=vectors[1:],
+                            ended=ended)
 
 
 def linear_schedule(start: float, final: Optional[float], decay_trials: int, trial: int) -> float:

@@ -18,10 +18,10 @@ import pandas as pd
 
 from config import Settings
 from credit import trial_epsilon, trial_noise
-from engram import EngramStore
-from evaluation import evaluate
+from evaluation import evaluate, fly_read_only
+from memory import InProcessMemory
 from runs import ROLLING_WINDOW, RunFolder, new_figure, summarise
-from Trainer import LANDING_REWARD, Trainer
+from Trainer import Trainer
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.
@@ -73,14 +73,14 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
     RunFolder.for_instance(name, runs_dir).write_evaluation(evaluation)
     return {"seed": seed, "instance": name, "rewards": trials_run["reward"].round(2).tolist(),
             "train_mean": figures["mean_reward"], "last100_mean": figures["last100_mean"],
-            "landing_rate": figures["landing_rate"], "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
-            "eval_landing_rate": evaluation["landing_rate"],
+            "solved_rate": figures["solved_rate"], "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
+            "eval_solved_rate": evaluation["solved_rate"],
             "steps_per_s": round(trainer.steps_taken / (time.monotonic() - started), 1)}
 
 
 def across_seeds(runs: List[dict]) -> dict:
     """A variant's figures: the mean over seeds of each per-seed figure, and its 95% interval."""
-    keys = ("train_mean", "last100_mean", "landing_rate", "eval_mean", "eval_std", "eval_landing_rate")
+    keys = ("train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate")
     figures = {key: round(float(np.mean([run[key] for run in runs])), 4) for key in keys}
     figures.update({f"{key}_ci95": _rounded(ci95(run[key] for run in runs)) for key in ("last100_mean", "eval_mean")})
     return figures
@@ -96,7 +96,9 @@ def plot_learning(result: dict):
         trials = np.arange(1, curves.shape[1] + 1)
         line, = axis.plot(trials, curves.mean(axis=0), label=f"{variant} (eval {entry['eval_mean']:.0f})")
         axis.fill_between(trials, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
-    axis.axhline(LANDING_REWARD, color="grey", linestyle=":", linewidth=1, label="landing (200)")
+    solved_at = Settings.from_module(env_id=result.get("env_id", "LunarLander-v3")).environment.solved_at
+    if solved_at is not None:
+        axis.axhline(solved_at, color="grey", linestyle=":", linewidth=1, label=f"solved ({solved_at:g})")
     axis.set_xlabel("trial")
     axis.set_ylabel(f"reward, rolling mean of {ROLLING_WINDOW}")
     axis.set_title(f"Learning over {len(result['seeds'])} seeds (band: min–max), population "
@@ -167,10 +169,10 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
     groups = {}
     for group in ("trained_last", "newcomers_trained_memory", "newcomers_empty_memory"):
         means = [seed_result[group]["mean"] for seed_result in per_seed]
-        landings = [seed_result[group]["landing_rate"] for seed_result in per_seed]
+        solved = [seed_result[group]["solved_rate"] for seed_result in per_seed]
         groups[group] = {"mean": round(float(np.mean(means)), 2), "mean_ci95": _rounded(ci95(means)),
-                         "landing_rate": round(float(np.mean(landings)), 4),
-                         "landing_rate_ci95": _rounded(ci95(landings))}
+                         "solved_rate": round(float(np.mean(solved)), 4),
+                         "solved_rate_ci95": _rounded(ci95(solved))}
     return {"variant": variant, "settings": _changed(settings, base), "seeds": seeds, "trials": trials,
             "population": population, "newcomers": newcomers, "first_trials": first_trials,
             "groups": groups, "per_seed": per_seed}
@@ -189,32 +191,17 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
     newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000,
                                noise=trial_noise(trials, species), noise_final=None,
                                epsilon=trial_epsilon(trials, species), epsilon_final=None)
-    empty = f"{name}_empty"
+    empty = InProcessMemory(newcomer.resonator_size, newcomer.index_nlist, newcomer.search_nprobe)
     return {"seed": seed,
-            "trained_last": _group_figures([record.reward for record in last]),
-            "newcomers_trained_memory": _group_figures(_fly(newcomer, newcomers * first_trials)),
-            "newcomers_empty_memory": _group_figures(_fly(newcomer.replace(instance_name=empty),
-                                                          newcomers * first_trials, empty=True))}
+            "trained_last": _group_figures(last),
+            "newcomers_trained_memory": _group_figures(fly_read_only(newcomer, newcomers * first_trials)),
+            "newcomers_empty_memory": _group_figures(fly_read_only(newcomer, newcomers * first_trials, empty))}
 
 
-def _fly(settings: Settings, trials: int, empty: bool = False) -> List[float]:
-    """The rewards of read-only trials on a memory (a fresh, empty one when ``empty``)."""
-    if empty:
-        EngramStore(settings.instance_name, reset=True, settings=settings).close()
-    flyer = Trainer(settings=settings, quiet=True)
-    try:
-        flyer.train(trials)
-    finally:
-        if empty:
-            flyer.store.drop()
-        flyer.close()
-    return [record.reward for record in flyer.metrics]
-
-
-def _group_figures(rewards: List[float]) -> dict:
-    rewards = np.asarray(rewards, dtype=np.float64)
+def _group_figures(records: list) -> dict:
+    rewards = np.asarray([record.reward for record in records], dtype=np.float64)
     return {"trials": len(rewards), "mean": round(float(rewards.mean()), 2),
-            "landing_rate": round(float(np.mean(rewards >= LANDING_REWARD)), 4)}
+            "solved_rate": round(float(np.mean([record.solved for record in records])), 4)}
 
 
 def plot_instinct(result: dict):
@@ -230,11 +217,11 @@ def plot_instinct(result: dict):
                 capsize=6, color=colours)
     rewards.axhline(0, color="black", linewidth=0.8)
     rewards.set_ylabel("mean reward per trial")
-    rates = [100 * g["landing_rate"] for g in groups]
-    spreads = [100 * _bar_error(g["landing_rate_ci95"]) for g in groups]
+    rates = [100 * g["solved_rate"] for g in groups]
+    spreads = [100 * _bar_error(g["solved_rate_ci95"]) for g in groups]
     landings.bar(labels.values(), rates, yerr=[[min(rate, spread) for rate, spread in zip(rates, spreads)], spreads],
                  capsize=6, color=colours)  # a rate's interval stops at 0
-    landings.set_ylabel("landings (reward >= 200), %")
+    landings.set_ylabel("solved (LunarLander: a landing, reward >= 200), %")
     figure.suptitle(f"Instinct: {result['newcomers']} newcomers x {result['first_trials']} first trials vs the "
                     f"population's last {result['newcomers'] * result['first_trials']}; {len(result['seeds'])} "
                     f"seeds (95% intervals), memory of {result['trials']} trials")
@@ -252,15 +239,15 @@ def _rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
 
 def figures_table(result: dict):
     """The learning benchmark's figures, a row per variant (a pandas DataFrame)."""
-    columns = ("train_mean", "last100_mean", "last100_mean_ci95", "landing_rate", "eval_mean", "eval_mean_ci95",
-               "eval_std", "eval_landing_rate")
+    columns = ("train_mean", "last100_mean", "last100_mean_ci95", "solved_rate", "eval_mean", "eval_mean_ci95",
+               "eval_std", "eval_solved_rate")
     return pd.DataFrame({variant: {column: entry[column] for column in columns}
                          for variant, entry in result["variants"].items()}).T
 
 
 def instinct_table(result: dict):
     """The instinct experiment's groups, a row each (a pandas DataFrame)."""
-    return pd.DataFrame(result["groups"]).T[["mean", "mean_ci95", "landing_rate", "landing_rate_ci95"]]
+    return pd.DataFrame(result["groups"]).T[["mean", "mean_ci95", "solved_rate", "solved_rate_ci95"]]
 
 
 def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:

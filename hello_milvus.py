@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from config import Settings
-from engram import FIELD_ACTION, FIELD_ID, FIELD_OUTCOME, Engram, EngramStore
+from engram import Engram, EngramStore
 
 COLLECTION = "hello_milvus"
 ROWS = 3000
@@ -30,7 +30,7 @@ def timed(step: str) -> Iterator[None]:
 
 def main() -> int:
     """Every step, or one line saying what is wrong (bad settings.py, no server) and what to do."""
-    from main import USER_ERRORS
+    from cli import USER_ERRORS
 
     try:
         smoke_test(Settings.from_module())
@@ -43,21 +43,20 @@ def main() -> int:
 def smoke_test(settings: Settings) -> None:
     print(f"Milvus: {settings.milvus_uri or 'embedded, data in ' + settings.milvus_data_dir}")
     rng = np.random.default_rng(0)
-    vectors = rng.random((ROWS, settings.state_vector_size), dtype=np.float32)
+    vectors = rng.random((ROWS, settings.resonator_size), dtype=np.float32)
     with timed("connect and create collection (IVF_FLAT, L2)"):
         store = EngramStore(COLLECTION, reset=True, settings=settings)
     with timed(f"insert {ROWS} engrams in one request"):
-        store.insert_many(Engram(tuple(v), i % settings.output_vector_size, 0.5) for i, v in enumerate(vectors))
+        store.insert_many(Engram(tuple(v), i % settings.action_count, 0.5) for i, v in enumerate(vectors))
     with timed("flush (seal and build the index)"):
         store.flush()
     with timed(f"search {settings.min_results} neighbours of one vector"):
         nearest = store.nearest(vectors[0], settings.min_results)
     print(f"    nearest distance {nearest[0][1]:.4f} (0 expected: the vector itself)")
     with timed("query engrams with action 0"):
-        rows = store.client.query(COLLECTION, filter=f"{FIELD_ACTION} == 0", output_fields=[FIELD_OUTCOME],
-                                  limit=10)
+        rows = store.collection.rows_where("action == 0", ["outcome"], limit=10)
     with timed("delete them"):
-        store.client.delete(COLLECTION, ids=[row[FIELD_ID] for row in rows])
+        store.collection.delete([row["id"] for row in rows])
     with timed("count"):
         count = store.get_count()
     print(f"    {count} engrams left ({ROWS - len(rows)} expected)")

@@ -19,49 +19,22 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from pathlib import Path
 
+from cli import USER_ERRORS, add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
 from config import SEARCH_BACKENDS, Settings, SettingsError
-from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
-from gym.lander import NoDisplayError
-from milvus_server import EmbeddedMilvusError
-from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder, RunFolderError
-from settings import PRESETS
+from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder
 
-DEFAULT_INSTINCT_VARIANT = "episodic"
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
-USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
-               EmbeddedMilvusError, RunFolderError, NoDisplayError)
-
-
-def whole_number(minimum: int):
-    """An argparse type: a whole number >= ``minimum``, refused with the flag's name before anything starts."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def gif_file(text: str) -> str:
-    """An argparse type: a GIF path whose folder exists (found out before the flight, not after)."""
-    folder = Path(text).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; create it or record elsewhere")
-    return text
 
 
 def add_memory_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instance", dest="instance_name",
                         help="instance name: names the run and its Milvus collection (INSTANCE_NAME)")
+    parser.add_argument("--env", dest="env_id",
+                        help="the Gymnasium environment, e.g. CartPole-v1 (ENV_ID, default LunarLander-v3)")
     parser.add_argument("--milvus-uri",
                         help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
-    parser.add_argument("--preset", help=f"a named set of settings from settings.PRESETS (PRESET): "
-                                         f"{', '.join(repr(name) for name in PRESETS) or 'none defined'}")
+    parser.add_argument("--preset", help=f"a named set of settings from settings.PRESETS (PRESET): {preset_names()}")
     parser.add_argument("--search-backend", choices=SEARCH_BACKENDS,
                         help="who answers the decisions' searches: milvus (a request each) or replica "
                              "(an in-process copy; Milvus stays the store of record) (SEARCH_BACKEND)")
@@ -112,40 +85,6 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     return arguments
 
 
-def add_flight_flags(parser: argparse.ArgumentParser) -> None:
-    """watch's flags (shared with gym/lander.py)."""
-    parser.add_argument("--episodes", type=whole_number(1), default=1, help="episodes to fly (default 1)")
-    parser.add_argument("--gif", type=gif_file, help="record to this GIF file instead of a window (works headless)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-
-
-def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
-    """The instinct experiment's flags (shared with bench/instinct.py)."""
-    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
-                        help=f"the settings the population trains with: a preset or a bench variant "
-                             f"(default {DEFAULT_INSTINCT_VARIANT!r})")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds; each trains its own memory")
-    parser.add_argument("--trials", type=whole_number(1), default=600,
-                        help="training trials of the population per seed")
-    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
-    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per group")
-    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
-    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
-    parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
-
-
-def run_instinct(arguments: dict) -> int:
-    import experiments
-
-    result = experiments.instinct_experiment(
-        arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
-        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]))
-    plot = experiments.save(result, experiments.plot_instinct(result), Path(arguments["json"]))
-    print(experiments.instinct_table(result).to_string())
-    print(f"wrote {arguments['json']} and {plot}")
-    return 0
-
-
 def settings_from(arguments: dict) -> Settings:
     """settings.py with the flags the user typed (a flag not typed is ``None``: settings.py decides)."""
     names = Settings.field_names()
@@ -159,19 +98,42 @@ def run_train(arguments: dict) -> int:
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if folder is not None and not settings.drop_collection:
+        settings = on_the_runs_environment(settings, folder, arguments.get("env_id"))
     with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
         try:
             mean_reward = trainer.train(settings.trials)
         except TrainingInterrupted as interruption:
             print(f"interrupted ({interruption}). {what_was_saved(trainer, folder)}", file=sys.stderr)
             return 130
-    landed = sum(record.landed for record in trainer.metrics)
-    print(f"{settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}, "
-          f"{landed} landed, {trainer.engram_count} engrams in memory; {trainer.steps_per_s:.1f} "
-          f"steps/s, {trainer.trials_per_min:.0f} trials/min")
+    print(final_line(trainer, mean_reward))
     if folder is not None:
         print(f"saved in {folder.path}/")
     return 0
+
+
+def on_the_runs_environment(settings: Settings, folder: RunFolder, typed_env: str | None) -> Settings:
+    """A resume (``--keep``) trains the environment its run trained (settings.py's other values and
+    the flags apply, as at any start); another one given by ``--env`` is refused."""
+    if not (folder.path / SETTINGS_JSON).exists():
+        return settings
+    trained = folder.settings().env_id
+    if typed_env is not None and typed_env != trained:
+        raise SettingsError(f"ENV_ID: {folder.path} trained {trained}, and its memory holds that environment's "
+                            f"situations; expected --env {trained} or none to resume it, got {typed_env!r}. "
+                            "Train another environment under another --instance.")
+    return settings.replace(env_id=trained)
+
+
+def final_line(trainer, mean_reward: float) -> str:
+    """What a training run did, and where its run stands: the last-100 figures are the run's (those
+    before a resume included), as summary.json's."""
+    last = trainer.last_trials(100)
+    solved_at = trainer.settings.environment.solved_at
+    solved = f", {last['solved']} solved (reward >= {solved_at:g})" if solved_at is not None else ""
+    return (f"{trainer.settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}; the run's "
+            f"last {last['trials']}: mean {last['mean_reward']:.1f}{solved}; {trainer.engram_count} engrams in memory; "
+            f"{trainer.steps_per_s:.1f} steps/s, {trainer.trials_per_min:.0f} trials/min")
 
 
 def what_was_saved(trainer, folder: RunFolder | None) -> str:
@@ -192,9 +154,14 @@ def memory_settings(arguments: dict) -> Settings:
     folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
     if not (folder.path / SETTINGS_JSON).exists():
         return settings
+    trained = folder.settings()
+    if arguments.get("preset") is not None and arguments["preset"] != trained.preset:
+        raise SettingsError(f"PRESET: {folder.path} was trained with preset {trained.preset!r}, and a memory is "
+                            f"read with the settings it was trained with; expected no --preset (or its own), got "
+                            f"{arguments['preset']!r}. To read it otherwise, change single settings by their flags.")
     flags = {name: value for name, value in arguments.items()
              if name in Settings.field_names() - {"preset"} and value is not None}
-    return folder.settings().replace(**flags)
+    return trained.replace(**flags)
 
 
 def run_evaluate(arguments: dict) -> int:
@@ -207,8 +174,11 @@ def run_evaluate(arguments: dict) -> int:
     except TrainingInterrupted:
         print("interrupted: the evaluation did not finish; nothing was saved.", file=sys.stderr)
         return 130
+    solved = f", {result['solved_rate']:.0%} solved (reward >= {result['solved_at']:g})" \
+        if result["solved_at"] is not None else ""
+    ends = ", ".join(f"{count} {end}" for end, count in result["ends"].items())
     print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
-          f"{result['std']:.1f}, {result['landing_rate']:.0%} landed (reward >= 200)")
+          f"{result['std']:.1f}{solved}; ended: {ends}")
     folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
     if folder.path.is_dir():
         folder.write_evaluation(result)

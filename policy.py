@@ -8,8 +8,10 @@ policy with its exploration set to zero (``greedy_settings``).
 """
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Iterable, Tuple
 
 import numpy as np
 
@@ -37,22 +39,39 @@ class Policy:
     success plus ``SUCCESS_MARGIN``; the brain scores every action from the memory (with its
     trial's noise); ``choose`` takes the best, or with the trial's ε a random action.
 
+    **Aim.** The running mean is over the last ``SUCCESS_WINDOW`` finished trials
+    (``record_success``); ``best_success`` is the best of them all.
+
     :param brain: the brain whose memory is consulted.
-    :param settings: margin, noise and ε schedules.
+    :param settings: margin, window, noise and ε schedules.
+    :param earlier_successes: successes of trials flown before (a resumed run), oldest first.
     """
 
-    def __init__(self, brain: EngramBrain, settings: Settings) -> None:
+    def __init__(self, brain: EngramBrain, settings: Settings, earlier_successes: Iterable[float] = ()) -> None:
         self.brain = brain
         self.settings = settings
+        self.recent_success: deque = deque(maxlen=settings.success_window)
+        self.best_success = -math.inf
+        for success in earlier_successes:
+            self.record_success(success)
+
+    @property
+    def mean_success(self) -> float:
+        """The running mean success of the last ``SUCCESS_WINDOW`` trials (0 before any)."""
+        return float(np.mean(self.recent_success)) if self.recent_success else 0.0
+
+    def record_success(self, success: float) -> None:
+        self.recent_success.append(success)
+        self.best_success = max(self.best_success, success)
 
     def exploration(self, trial: int) -> Tuple[float, float]:
         """The noise std and the ε of a trial, by the schedules (computed once, when it starts)."""
         return trial_noise(trial, self.settings), trial_epsilon(trial, self.settings)
 
-    def act(self, states: np.ndarray, noise: np.ndarray, epsilon: np.ndarray, mean_success: float) -> Decision:
+    def act(self, states: np.ndarray, noise: np.ndarray, epsilon: np.ndarray) -> Decision:
         """One decision for each lander (its normalised state and its trial's exploration), in one
         consultation of the memory."""
-        query_success = float(np.clip(mean_success + self.settings.success_margin, -1.0, 1.0))
+        query_success = float(np.clip(self.mean_success + self.settings.success_margin, -1.0, 1.0))
         consultation = self.brain.consult(states, query_success, noise)
         return Decision(self.brain.choose(consultation.scores, epsilon), consultation, query_success)
 

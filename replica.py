@@ -1,77 +1,36 @@
-"""``EngramReplica``: the memory's engrams in this process, searched with FAISS.
+"""``EngramReplica``: engrams held in this process, searched with FAISS.
 
 Why its own module: Milvus is the store of record (every engram is written there first, shared
 between processes and machines, kept across runs), but a gRPC round trip per decision caps
-training near 750 steps/s here, and the decision rules of "A memory that lands" need a search per
-action and a search per stored engram. The replica holds a copy of the collection's engrams and
+training at a few hundred steps per second, and the decision rules of the ``landing`` preset need
+a search per action and a search per stored engram. The replica holds a copy of the engrams and
 answers the same nearest-neighbour question in process, 10–50x cheaper per query
-(``bench/throughput.py``). ``EngramStore`` owns it and keeps it in step with Milvus: it is loaded
-from the collection, extended with every insert Milvus acknowledged, and polled for other
-writers' engrams (see ``EngramStore``).
+(``bench/throughput.py``). ``milvus_memory.ReplicatedMemory`` keeps one in step with a collection
+(loaded from it, extended with every insert Milvus acknowledged, polled for other writers'
+engrams); ``memory.InProcessMemory`` is one kept nowhere else.
 
 The index is the one Milvus runs: IVF_FLAT, L2 (squared), ``INDEX_NLIST`` lists and
 ``SEARCH_NPROBE`` probed, once it holds ``ENGRAMS_PER_LIST × INDEX_NLIST`` engrams. Smaller, it has
 fewer lists (one per ``ENGRAMS_PER_LIST`` engrams, so that every list is trained on enough of
 them: with 1024 lists at 40,000 engrams only 86% of the 50 true nearest were found), and below
-``EXACT_BELOW`` engrams it searches exactly (an exact search of 40,000 engrams cost 0.1 ms per query
-here, ten times an IVF search). The lists are trained again each time the memory doubles, since a
-learning lander's situations drift.
+``EXACT_BELOW`` engrams it searches exactly (cheap at that size). The lists are trained again each
+time the memory doubles, since a learning lander's situations drift. With ``INDEX_TYPE = "FLAT"``
+it searches exactly at any size, as Milvus does then.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import faiss
 import numpy as np
+
+from memory import EngramColumns, NeighbourTable
 
 EXACT_BELOW = 4096              # engrams below which an index searches exactly (cheap at that size)
 ENGRAMS_PER_LIST = 64           # IVF lists get at least this many engrams (FAISS wants >= 39 to train one)
 RETRAIN_GROWTH = 2.0            # train the lists again when the memory has grown this many times
 FIRST_CAPACITY = 4096           # rows allocated at first; the arrays double as they fill
 ALL_ACTIONS = None              # the key of the index over every engram (the seed's shared search)
-
-
-@dataclass
-class EngramRows:
-    """Engrams as columns (one row each), the form the replica keeps and Milvus returns.
-
-    :param ids: the engrams' primary keys (int64).
-    :param vectors: their resonators, shape ``(n, dimension)``.
-    :param actions: the action each took.
-    :param outcomes: each one's outcome.
-    :param trials: the trial that left each.
-    :param rewards: the reward of each one's step, in LunarLander's units (what re-valuation starts from).
-    :param next_vectors: the resonator of the situation each step led to, shape ``(n, dimension)``.
-    :param ended: whether the trial ended there (LunarLander's own end, not a time limit or a death
-        by hit points): then nothing follows, and re-valuation adds no value of the next situation.
-    """
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    actions: np.ndarray
-    outcomes: np.ndarray
-    trials: np.ndarray
-    rewards: np.ndarray
-    next_vectors: np.ndarray
-    ended: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def select(self, which: np.ndarray) -> "EngramRows":
-        """The rows picked by ``which`` (a boolean mask or row numbers)."""
-        return EngramRows(*(getattr(self, name)[which] for name in COLUMNS))
-
-    @classmethod
-    def empty(cls, dimension: int) -> "EngramRows":
-        return cls(np.zeros(0, np.int64), np.zeros((0, dimension), np.float32), np.zeros(0, np.int64),
-                   np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                   np.zeros((0, dimension), np.float32), np.zeros(0, bool))
-
-
-
-COLUMNS = ("ids", "vectors", "actions", "outcomes", "trials", "rewards", "next_vectors", "ended")
 
 
 class _VectorIndex:
@@ -81,8 +40,8 @@ class _VectorIndex:
         trained again.
     """
 
-    def __init__(self, dimension: int, nlist: int, nprobe: int) -> None:
-        self.dimension, self.nlist, self.nprobe = dimension, nlist, nprobe
+    def __init__(self, dimension: int, nlist: int, nprobe: int, always_exact: bool) -> None:
+        self.dimension, self.nlist, self.nprobe, self.always_exact = dimension, nlist, nprobe, always_exact
         self._rows = np.zeros(FIRST_CAPACITY, np.int64)  # FAISS's labels -> replica rows, grown by doubling
         self.size = 0
         self.trained_size = 0
@@ -100,7 +59,8 @@ class _VectorIndex:
             self._rows = np.concatenate([self._rows, np.zeros(max(len(self._rows), len(rows)), np.int64)])
         self._rows[self.size:self.size + len(rows)] = rows
         self.size += len(rows)
-        if self.size >= EXACT_BELOW and self.size >= RETRAIN_GROWTH * max(self.trained_size, 1):
+        if not self.always_exact and self.size >= EXACT_BELOW \
+                and self.size >= RETRAIN_GROWTH * max(self.trained_size, 1):
             self._rebuild(all_vectors[self.rows])
         else:
             self.index.add(all_vectors[rows])
@@ -130,19 +90,20 @@ class _VectorIndex:
 
 
 class EngramReplica:
-    """An in-process copy of a collection's engrams that answers nearest-neighbour searches.
+    """Engrams held in this process, answering nearest-neighbour searches.
 
-    Rows are appended and never removed (Milvus engrams are never deleted one by one here); an id
-    already held is updated in place (a re-valued outcome, another writer's upsert).
+    Rows are appended and never removed (engrams are never deleted one by one); an id already held
+    is updated in place (a re-valued outcome, another writer's upsert).
 
     :param dimension: the resonators' length.
     :param nlist: IVF lists (``INDEX_NLIST``), as the Milvus index.
     :param nprobe: lists searched per query (``SEARCH_NPROBE``).
+    :param exact: search exactly at any size (``INDEX_TYPE = "FLAT"``).
     """
 
-    def __init__(self, dimension: int, nlist: int, nprobe: int) -> None:
-        self.dimension, self.nlist, self.nprobe = dimension, nlist, nprobe
-        self._columns = EngramRows.empty(dimension)
+    def __init__(self, dimension: int, nlist: int, nprobe: int, exact: bool = False) -> None:
+        self.dimension, self.nlist, self.nprobe, self.always_exact = dimension, nlist, nprobe, exact
+        self._columns = EngramColumns.empty(dimension)
         self._size = 0
         self._row_of: Dict[int, int] = {}
         self._indexes: Dict[Optional[int], _VectorIndex] = {}
@@ -150,13 +111,13 @@ class EngramReplica:
     def __len__(self) -> int:
         return self._size
 
-    def rows(self) -> EngramRows:
+    def rows(self) -> EngramColumns:
         """Every engram held, as columns (views: do not modify)."""
         return self._columns.select(slice(0, self._size))
 
-    def add(self, engrams: EngramRows) -> int:
+    def add(self, engrams: EngramColumns) -> int:
         """Hold these engrams; an id already held gets the new values. Returns how many were new."""
-        positions = np.array([self._row_of.get(int(engram_id), -1) for engram_id in engrams.ids], np.int64)
+        positions = np.array([self._row_of.get(engram_id, -1) for engram_id in engrams.id.tolist()], np.int64)
         known = positions >= 0
         if known.any():
             self._update(positions[known], engrams.select(known))
@@ -167,7 +128,7 @@ class EngramReplica:
 
     def set_outcomes(self, rows: np.ndarray, outcomes: np.ndarray) -> None:
         """Give the engrams at these rows new outcomes (re-valuation); their vectors stay."""
-        self._columns.outcomes[rows] = outcomes
+        self._columns.outcome[rows] = outcomes
 
     def search(self, queries: np.ndarray, limit: int, action: Optional[int] = ALL_ACTIONS
                ) -> Tuple[np.ndarray, np.ndarray]:
@@ -178,6 +139,14 @@ class EngramReplica:
         """
         return self._index(action).search(np.ascontiguousarray(queries, dtype=np.float32), limit)
 
+    def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = ALL_ACTIONS) -> NeighbourTable:
+        """``search``'s answer as the memory seam's table, with each neighbour's row."""
+        rows, distances = self.search(queries, limit, action)
+        found = rows >= 0
+        held = np.where(found, rows, 0)
+        return NeighbourTable(self._columns.action[held].astype(np.int64), self._columns.outcome[held].astype(np.float64),
+                              distances.astype(np.float64), found, np.where(found, rows, -1))
+
     @property
     def exact(self) -> bool:
         """Whether the shared search is exact (the memory is still too small for IVF lists)."""
@@ -186,59 +155,56 @@ class EngramReplica:
     def _index(self, action: Optional[int]) -> _VectorIndex:
         """The index of every engram or of one action's; built from the rows on first use."""
         if action not in self._indexes:
-            index = _VectorIndex(self.dimension, self.nlist, self.nprobe)
+            index = _VectorIndex(self.dimension, self.nlist, self.nprobe, self.always_exact)
             rows = self._rows_of_action(action)
             if len(rows):
-                index.add(rows, self._columns.vectors)
+                index.add(rows, self._columns.vector)
             self._indexes[action] = index
         return self._indexes[action]
 
     def _rows_of_action(self, action: Optional[int]) -> np.ndarray:
         rows = np.arange(self._size)
-        return rows if action is ALL_ACTIONS else rows[self._columns.actions[:self._size] == action]
+        return rows if action is ALL_ACTIONS else rows[self._columns.action[:self._size] == action]
 
-    def _append(self, engrams: EngramRows) -> None:
+    def _append(self, engrams: EngramColumns) -> None:
         start = self._size
         self._reserve(start + len(engrams))
-        for name in COLUMNS:
-            getattr(self._columns, name)[start:start + len(engrams)] = getattr(engrams, name)
+        for name, values in engrams.as_dict().items():
+            getattr(self._columns, name)[start:start + len(engrams)] = values
         self._size += len(engrams)
         new_rows = np.arange(start, self._size)
-        self._row_of.update(zip(engrams.ids.tolist(), new_rows.tolist()))
+        self._row_of.update(zip(engrams.id.tolist(), new_rows.tolist()))
         for action, index in self._indexes.items():
-            chosen = new_rows if action is ALL_ACTIONS else new_rows[engrams.actions == action]
+            chosen = new_rows if action is ALL_ACTIONS else new_rows[engrams.action == action]
             if len(chosen):
-                index.add(chosen, self._columns.vectors)
+                index.add(chosen, self._columns.vector)
 
-    def _update(self, rows: np.ndarray, engrams: EngramRows) -> None:
+    def _update(self, rows: np.ndarray, engrams: EngramColumns) -> None:
         """New values for engrams already held. A changed vector or action would leave the indexes
         stale, so those are rebuilt (it does not happen in training: only outcomes are re-valued)."""
-        moved = (self._columns.actions[rows] != engrams.actions) | \
-            (self._columns.vectors[rows] != engrams.vectors).any(axis=1)
-        for name in COLUMNS[1:]:
-            getattr(self._columns, name)[rows] = getattr(engrams, name)
+        moved = (self._columns.action[rows] != engrams.action) | \
+            (self._columns.vector[rows] != engrams.vector).any(axis=1)
+        for name, values in engrams.as_dict().items():
+            getattr(self._columns, name)[rows] = values
         if moved.any():
             self._indexes.clear()
 
     def _reserve(self, size: int) -> None:
-        capacity = len(self._columns.ids)
+        capacity = len(self._columns)
         if size <= capacity:
             return
         capacity = max(FIRST_CAPACITY, capacity)
         while capacity < size:
             capacity *= 2
-        grown = []
-        for name in COLUMNS:
-            old = getattr(self._columns, name)
-            new = np.zeros((capacity,) + old.shape[1:], old.dtype)
-            new[:self._size] = old[:self._size]
-            grown.append(new)
-        self._columns = EngramRows(*grown)
+        grown = EngramColumns.empty(self.dimension, capacity)
+        for name, values in self._columns.as_dict().items():
+            getattr(grown, name)[:self._size] = values[:self._size]
+        self._columns = grown
 
 
-def _first_of_each_id(engrams: EngramRows) -> EngramRows:
+def _first_of_each_id(engrams: EngramColumns) -> EngramColumns:
     """The engrams with an id repeated within one batch kept once (the last values win)."""
-    _, last = np.unique(engrams.ids[::-1], return_index=True)
+    _, last = np.unique(engrams.id[::-1], return_index=True)
     if len(last) == len(engrams):
         return engrams
     return engrams.select(np.sort(len(engrams) - 1 - last))

@@ -11,11 +11,13 @@ discounted value of the best action the memory knows from the situation the step
 where Q(next, a) is the (``NEIGHBOUR_WEIGHTING``) mean outcome of the ``MIN_RESULTS`` nearest engrams
 that took action ``a`` (one memory per action). A sweep applies it to every engram at once;
 ``REVALUE_SWEEPS`` sweeps make a pass, every ``REVALUE_EVERY`` trials, and the new outcomes are
-written to Milvus (an upsert of the same ids: the count does not change), then to the replica.
+written back through the memory (to Milvus as an upsert of the same ids, so the count does not
+change, then to the in-process copy).
 The blend guards against the max's optimism: a value read from few or far neighbours moves an
 outcome only part of the way. This follows kernel-based RL (Ormoneit & Sen 2002) and NEC's
-bootstrapped targets (Pritzel et al. 2017). It needs ``SEARCH_BACKEND = "replica"``: a sweep is a
-search per action for every stored engram.
+bootstrapped targets (Pritzel et al. 2017). It reads a memory that holds its engrams in this
+process (``SEARCH_BACKEND = "replica"``, or ``memory.InProcessMemory``): a sweep is a search per
+action for every stored engram.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from config import Settings
 from EngramBrain import neighbour_weights
-from engram import EngramStore
+from memory import EngramColumns, Memory
 
 SEARCH_CHUNK = 20_000   # engrams whose next situations are searched at once (bounds the memory a sweep needs)
 
@@ -41,30 +43,30 @@ class RevaluationReport:
     seconds: float
 
 
-def revalue(store: EngramStore, settings: Settings, sweeps: int) -> RevaluationReport:
-    """Re-value every engram of the store's replica ``sweeps`` times; write the outcomes back."""
+def revalue(memory: Memory, settings: Settings, sweeps: int) -> RevaluationReport:
+    """Re-value every engram the memory holds ``sweeps`` times; write the outcomes back."""
     started = time.monotonic()
-    held = store.replica.rows()
+    held = memory.engrams()
     if not len(held):
         return RevaluationReport(0, 0.0, 0.0)
-    before = held.outcomes.astype(np.float64)
+    before = held.outcome.astype(np.float64)
     outcomes = before.copy()
     for _ in range(sweeps):
-        outcomes = _sweep(store, settings, held, outcomes)
-    store.set_outcomes(np.arange(len(held)), outcomes)
+        outcomes = _sweep(memory, settings, held, outcomes)
+    memory.set_outcomes(np.arange(len(held)), outcomes)
     return RevaluationReport(len(held), float(np.abs(outcomes - before).mean()), time.monotonic() - started)
 
 
-def _sweep(store: EngramStore, settings: Settings, held, outcomes: np.ndarray) -> np.ndarray:
+def _sweep(memory: Memory, settings: Settings, held: EngramColumns, outcomes: np.ndarray) -> np.ndarray:
     """One synchronous sweep: every target is computed from the outcomes before it."""
-    targets = held.rewards.astype(np.float64) / settings.outcome_reward_scale
+    targets = held.reward.astype(np.float64) / settings.outcome_reward_scale
     following = ~held.ended
     next_values = np.full(len(held), np.nan)
     for start in range(0, len(held), SEARCH_CHUNK):
         chunk = np.arange(start, min(start + SEARCH_CHUNK, len(held)))
         chunk = chunk[following[chunk]]
         if len(chunk):
-            next_values[chunk] = _best_values(store, settings, held.next_vectors[chunk], outcomes)
+            next_values[chunk] = _best_values(memory, settings, held.next_vector[chunk], outcomes)
     known = following & np.isfinite(next_values)
     targets[known] += settings.discount * next_values[known]
     unknown = following & ~known  # nothing in memory to read a value from: the outcome stays
@@ -72,14 +74,17 @@ def _sweep(store: EngramStore, settings: Settings, held, outcomes: np.ndarray) -
     return np.clip(settings.revalue_blend * targets + (1 - settings.revalue_blend) * outcomes, -1.0, 1.0)
 
 
-def _best_values(store: EngramStore, settings: Settings, situations: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
-    """max over actions of each situation's per-action mean outcome (NaN where no action has neighbours)."""
-    values = np.full((len(situations), settings.output_vector_size), -np.inf)
-    for action in range(settings.output_vector_size):
-        rows, distances = store.replica.search(situations, settings.min_results, action)
-        weights = neighbour_weights(distances, settings.neighbour_weighting) * (rows >= 0)
+def _best_values(memory: Memory, settings: Settings, situations: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """max over actions of each situation's per-action mean outcome (NaN where no action has
+    neighbours). Engrams another writer added since the pass began are not in ``outcomes``: they
+    do not count."""
+    values = np.full((len(situations), settings.action_count), -np.inf)
+    for action in range(settings.action_count):
+        table = memory.nearest(situations, settings.min_results, action)
+        counted = table.found & (table.rows < len(outcomes))
+        weights = neighbour_weights(table.distances, settings.neighbour_weighting) * counted
         support = weights.sum(axis=1)
-        totals = (weights * outcomes[np.maximum(rows, 0)]).sum(axis=1)
+        totals = (weights * outcomes[np.where(counted, table.rows, 0)]).sum(axis=1)
         values[:, action] = np.where(support > 0, totals / np.where(support > 0, support, 1.0), -np.inf)
     best = values.max(axis=1)
     return np.where(np.isfinite(best), best, np.nan)

@@ -4,19 +4,24 @@ Why its own module: saving, reading, summarising and plotting results is one res
 the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` holds
 
 - ``settings.json``  the settings the run started with (lowercase names, as ``config.Settings``);
-- ``settings-resume-<n>.json`` the settings of its n-th resume (``--keep``), so that no run's
-                     settings are lost; evaluate and watch read the latest;
+- ``settings-resume-<n>.json`` the settings of its n-th resume (``--keep``) and the first trial it
+                     flew (``first_trial``), so that no run's settings are lost; evaluate and watch
+                     read the latest;
 - ``trials.csv``     one row per finished trial, appended and flushed as training goes, so a crash
                      leaves everything finished before it (``wall_time``: seconds of training up to
                      the trial's end, counted on across ``train()`` calls and resumes);
-- ``summary.json``   trials, mean reward, last-100 mean, landing rate, best, engrams, steps/s;
-- ``learning_curve.png``  reward per trial, its rolling mean of 100, and the landing rate;
+- ``summary.json``   trials, mean reward, last-100 mean, solved rate, best, engrams, steps, steps/s;
+- ``learning_curve.png``  reward per trial, its rolling mean, and the rolling solved rate;
 - ``evaluation.json`` the last deterministic evaluation, when one was made;
 - ``unstored_engrams.jsonl`` only after Milvus stayed unreachable: the finished trials' engrams
-                     that could not be stored, stored first when the run is resumed.
+                     that could not be stored (one JSON object per engram, the keys of
+                     ``memory.EngramColumns``), stored first when the run is resumed.
 
-Starting a run afresh where one has trials moves the earlier folder aside to ``<name>.1/``
-(``.2/``, ... if taken): nothing is deleted.
+**Nothing is lost by a start that fails.** ``starting`` checks and prepares everything a run folder
+needs before the memory is touched, and undoes it if what follows (dropping the memory) fails:
+starting afresh where a run with trials is moves it aside to ``<name>.1/`` (``.2/``, ... if taken)
+— nothing is deleted — and a resume reads and checks every row of ``trials.csv`` before it writes
+anything.
 """
 from __future__ import annotations
 
@@ -25,14 +30,18 @@ import dataclasses
 import itertools
 import json
 import os
-from dataclasses import dataclass
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, List, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional
 
+import numpy as np
 import pandas as pd
 
-from config import Settings
-from engram import Engram
+from config import Settings, SettingsError
+from memory import COLUMN_NAMES, EngramColumns
+from population import TrialRecord, trial_columns
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -43,46 +52,42 @@ ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLa
 TRIALS_CSV = "trials.csv"
 SETTINGS_JSON = "settings.json"
 RESUME_SETTINGS_JSON = "settings-resume-{}.json"
+FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial that resume flew
 # The settings that decide what an engram's outcome means: a resume that changes one mixes two rules.
 CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_reward_scale", "success_weight")
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
 UNSTORED_JSONL = "unstored_engrams.jsonl"
+RUN_FILES = (TRIALS_CSV, SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON,
+             UNSTORED_JSONL)  # what a run writes in its folder (a fresh start clears them, keeping others)
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
+# The columns a resume reads, and what each must hold; the others are shown, not relied on.
+INTEGER_COLUMNS = ("trial", "lander", "length", "engrams")
+NUMBER_COLUMNS = ("reward", "success", "mean_success", "neighbour_distance", "noise", "wall_time")
+REQUIRED_COLUMNS = ("trial", "reward", "length", "success", "engrams", "wall_time")
+OLD_COLUMN_NAMES = {"landed": "solved"}  # trials.csv of earlier versions said "landed" for LunarLander's 200
 
 
 class RunFolderError(ValueError):
-    """A run folder is missing or its files cannot be read."""
+    """A run folder is missing, its files cannot be read, or it cannot be written."""
 
 
 @dataclass
-class TrialRecord:
-    """The figures of one finished trial (one row of the run's metrics)."""
+class Start:
+    """What a run folder knew when a run started: its earlier trials (a resume; empty afresh), the
+    engrams kept from an earlier failure, and where an earlier run was moved aside."""
 
-    trial: int
-    lander: int
-    reward: float
-    length: int
-    landed: bool
-    died: bool
-    success: float
-    mean_success: float
-    engrams: int
-    neighbour_distance: float
-    noise: float
-    wall_time: float
-
-
-def trial_columns() -> List[str]:
-    """The columns of ``trials.csv``: the fields of ``TrialRecord``."""
-    return [f.name for f in dataclasses.fields(TrialRecord)]
+    earlier: pd.DataFrame
+    unstored: EngramColumns
+    moved_to: Optional[Path] = None
+    credit_changes: List[str] = field(default_factory=list)  # a resume's changes to the credit rule
 
 
 class RunFolder:
     """The files of one run. Appending keeps what was there: that is how a run is resumed.
 
-    :param path: the folder, e.g. ``runs/lander3``; created on the first write.
+    :param path: the folder, e.g. ``runs/lander3``; created when a run starts in it.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -92,31 +97,83 @@ class RunFolder:
     def for_instance(cls, instance_name: str, runs_dir: str | Path = RUNS_DIR) -> "RunFolder":
         return cls(Path(runs_dir) / instance_name)
 
-    def start_afresh(self, settings: Settings) -> Optional[Path]:
-        """Begin a new run here with ``settings``. An earlier run with trials is moved aside (the
-        path it went to is returned); the leftovers of one without trials are removed."""
-        moved = None
-        if self._has_trials():
-            moved = self._free_sibling()
-            self.path.rename(moved)
-        elif self.path.is_dir():
-            for path in [*self._settings_files(), *(self.path / name for name in (
-                    TRIALS_CSV, SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL))]:
-                path.unlink(missing_ok=True)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._write_settings(self.path / SETTINGS_JSON, settings)
-        return moved
+    # --- starting a run ---
+    @contextmanager
+    def starting(self, settings: Settings, afresh: bool) -> Iterator[Start]:
+        """Prepare this folder for a run, around the step that changes the memory.
 
-    def start_resume(self, settings: Settings) -> List[str]:
-        """Keep the settings of this resume beside the earlier ones; return the credit settings it
-        changes (``"OUTCOME_RULE 'reward' -> 'return'"``), none if it changes none."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        earlier = self._settings_files()
-        if not earlier:
-            self._write_settings(self.path / SETTINGS_JSON, settings)
-            return []
-        before = self.settings().as_dict()
-        self._write_settings(self.path / RESUME_SETTINGS_JSON.format(len(earlier)), settings)
+        Before the ``with`` body runs, everything that can fail has been checked: the folder can be
+        written, and for a resume every row of ``trials.csv`` and the kept engrams can be read.
+        Afresh, the new run's settings are written into a folder beside this one and an earlier
+        run with trials is moved aside (to ``<name>.<n>/``). If the body raises (the memory could
+        not be dropped), all of that is undone: the folder is exactly as it was. Only once the
+        body succeeded is the new run put in place (or a resume's settings written).
+
+        :raises RunFolderError: the folder cannot be written or read; nothing was changed.
+        """
+        if afresh:
+            with self._starting_afresh(settings) as start:
+                yield start
+        else:
+            start = Start(self._earlier_trials(), self.unstored(settings.resonator_size))
+            yield start
+            start.credit_changes = self._write_resume_settings(settings, start)
+
+    @contextmanager
+    def _starting_afresh(self, settings: Settings) -> Iterator[Start]:
+        pending = self.path / f".{SETTINGS_JSON}.{os.getpid()}"
+        created = not self.path.exists()
+        aside = self._free_sibling() if self._has_trials() else None
+        try:
+            if aside is not None:
+                self.path.rename(aside)
+                created = True
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_settings(pending, settings)
+        except OSError as error:
+            self._undo_start(pending, created, aside)
+            raise RunFolderError(f"cannot write the run folder {self.path} ({error.strerror or error}); nothing was "
+                                 "changed: the memory and the folder are as they were. Train with --runs-dir on a "
+                                 "writable disk, or make it writable.") from None
+        try:
+            yield Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size), aside)
+        except BaseException:
+            self._undo_start(pending, created, aside)
+            raise
+        for name in RUN_FILES:  # what a run without trials left (its other files stay)
+            for path in self.path.glob(name):
+                path.unlink()
+        os.replace(pending, self.path / SETTINGS_JSON)
+
+    def _undo_start(self, pending: Path, created: bool, aside: Optional[Path]) -> None:
+        """Put the folder back as it was before ``_starting_afresh``."""
+        pending.unlink(missing_ok=True)
+        if created and self.path.is_dir():
+            shutil.rmtree(self.path)
+        if aside is not None and aside.exists():
+            aside.rename(self.path)
+
+    def _earlier_trials(self) -> pd.DataFrame:
+        if not self.path.is_dir():
+            return pd.DataFrame(columns=trial_columns())
+        return self.trials()
+
+    def _write_resume_settings(self, settings: Settings, start: Start) -> List[str]:
+        """Keep the settings of this resume beside the earlier ones (the first run's, if the folder
+        had none); return the credit settings it changes (``"OUTCOME_RULE 'reward' -> 'return'"``)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            earlier = self._settings_files()
+            if not earlier:
+                self._write_settings(self.path / SETTINGS_JSON, settings)
+                return []
+            before = self.settings().as_dict()
+            first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+            self._write_settings(self.path / RESUME_SETTINGS_JSON.format(len(earlier)), settings,
+                                 {FIRST_TRIAL_KEY: first_trial})
+        except OSError as error:
+            raise RunFolderError(f"cannot write the run folder {self.path} ({error.strerror or error}); the "
+                                 "memory is as it was. Make the folder writable and resume again.") from None
         now = settings.as_dict()
         return [f"{name.upper()} {before[name]!r} -> {now[name]!r}" for name in CREDIT_SETTINGS
                 if before[name] != now[name]]
@@ -144,10 +201,11 @@ class RunFolder:
         return self.path.with_name(f"{self.path.name}.{number}")
 
     @staticmethod
-    def _write_settings(path: Path, settings: Settings) -> None:
-        path.write_text(json.dumps(_without_secrets(settings.as_dict()), indent=2))
+    def _write_settings(path: Path, settings: Settings, extra: Optional[dict] = None) -> None:
+        path.write_text(json.dumps({**_without_secrets(settings.as_dict()), **(extra or {})}, indent=2))
 
-    def append(self, records: Iterable) -> None:
+    # --- writing as it goes ---
+    def append(self, records: Iterable[TrialRecord]) -> None:
         """Append trial records to ``trials.csv`` and flush them to disk."""
         csv_path = self.path / TRIALS_CSV
         new_file = not csv_path.exists()
@@ -157,34 +215,6 @@ class RunFolder:
                 writer.writeheader()
             writer.writerows(dataclasses.asdict(record) for record in records)
 
-    def trials(self) -> pd.DataFrame:
-        """The per-trial metrics so far (empty if none)."""
-        csv_path = self.path / TRIALS_CSV
-        if not self.path.is_dir():
-            raise RunFolderError(f"run folder {self.path} does not exist; train first "
-                                 f"(python main.py --instance {self.path.name}) or check the path")
-        if not csv_path.exists():
-            return pd.DataFrame(columns=trial_columns())
-        try:
-            frame = pd.read_csv(csv_path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise RunFolderError(f"{csv_path} cannot be read as CSV ({error}); restore it or start the "
-                                 "run afresh") from None
-        missing = sorted(set(trial_columns()) - set(frame.columns))
-        if missing:
-            raise RunFolderError(f"{csv_path} lacks the column(s) {', '.join(missing)}; expected the "
-                                 f"columns {', '.join(trial_columns())}")
-        return frame
-
-    def settings(self) -> Settings:
-        """The settings the run last trained with (its latest resume's, else ``settings.json``); a
-        setting added since the run was saved takes settings.py's value."""
-        saved_files = self._settings_files()
-        if not saved_files:
-            raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?")
-        saved = json.loads(saved_files[-1].read_text())
-        return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
-
     def write_summary(self, steps_per_s: Optional[float] = None) -> dict:
         """Summarise ``trials.csv`` into ``summary.json`` and the learning curve into a PNG."""
         frame = self.trials()
@@ -193,35 +223,122 @@ class RunFolder:
             result["steps_per_s"] = round(steps_per_s, 1)
         (self.path / SUMMARY_JSON).write_text(json.dumps(result, indent=2))
         if len(frame):
-            figure = plot_learning_curves({self.path.name: frame})
+            figure = plot_learning_curves({self.path.name: frame}, self.resume_starts(), self._solved_at())
             figure.savefig(self.path / CURVE_PNG, dpi=100)
         return result
 
     def write_evaluation(self, evaluation: dict) -> None:
         (self.path / EVALUATION_JSON).write_text(json.dumps(evaluation, indent=2))
 
-    def keep_unstored(self, engrams: List[Engram]) -> Path:
+    def keep_unstored(self, engrams: EngramColumns) -> Path:
         """Save engrams that Milvus did not take (with their ids), flushed to disk at once."""
         path = self.path / UNSTORED_JSONL
         with open(path, "a") as handle:
-            for engram in engrams:
-                handle.write(json.dumps(dataclasses.asdict(engram)) + "\n")
+            for row in zip(*(values.tolist() for values in engrams.as_dict().values())):
+                handle.write(json.dumps(dict(zip(COLUMN_NAMES, row))) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         return path
 
-    def unstored(self) -> List[Engram]:
-        """The engrams saved by ``keep_unstored`` and not yet stored (none if there are none)."""
-        path = self.path / UNSTORED_JSONL
-        if not path.exists():
-            return []
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [Engram(**{**row, "vector": tuple(row["vector"]),
-                          "next_vector": None if row.get("next_vector") is None else tuple(row["next_vector"])})
-                for row in rows]
-
     def forget_unstored(self) -> None:
         (self.path / UNSTORED_JSONL).unlink(missing_ok=True)
+
+    # --- reading ---
+    def trials(self) -> pd.DataFrame:
+        """The per-trial metrics so far (empty if none), every value checked.
+
+        :raises RunFolderError: the folder does not exist, or a row is damaged (the message names it).
+        """
+        csv_path = self.path / TRIALS_CSV
+        if not self.path.is_dir():
+            raise RunFolderError(f"run folder {self.path} does not exist. {_runs_beside(self.path)}")
+        if not csv_path.exists():
+            return pd.DataFrame(columns=trial_columns())
+        try:
+            frame = pd.read_csv(csv_path).rename(columns=OLD_COLUMN_NAMES)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise RunFolderError(f"{csv_path} cannot be read as CSV ({error}); restore it, or train afresh "
+                                 "(without --keep: this run is then moved aside, not deleted)") from None
+        missing = sorted(set(REQUIRED_COLUMNS) - set(frame.columns))
+        if missing:
+            raise RunFolderError(f"{csv_path} lacks the column(s) {', '.join(missing)}; expected the "
+                                 f"columns {', '.join(trial_columns())}")
+        return _checked_values(frame, csv_path)
+
+    def unstored(self, dimension: int) -> EngramColumns:
+        """The engrams saved by ``keep_unstored`` and not yet stored (none if there are none).
+
+        :param dimension: the resonators' length (of an empty answer).
+        :raises RunFolderError: a line of the file is damaged.
+        """
+        path = self.path / UNSTORED_JSONL
+        if not path.exists():
+            return EngramColumns.empty(dimension)
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            columns = {name: [row[name] for row in rows] for name in COLUMN_NAMES}
+            columns["next_vector"] = [vector or [0.0] * len(row["vector"]) for vector, row in
+                                      zip(columns["next_vector"], rows)]
+            return EngramColumns.of(**columns)
+        except (ValueError, KeyError, TypeError) as error:
+            raise RunFolderError(f"{path} is damaged ({type(error).__name__}: {error}); it holds engrams Milvus "
+                                 "did not take. Restore it, or move it aside to resume without them.") from None
+
+    def settings(self) -> Settings:
+        """The settings the run last trained with (its latest resume's, else ``settings.json``); a
+        setting added since the run was saved takes settings.py's value."""
+        saved_files = self._settings_files()
+        if not saved_files:
+            raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?")
+        saved = json.loads(saved_files[-1].read_text())
+        saved.pop(FIRST_TRIAL_KEY, None)
+        return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
+
+    def resume_starts(self) -> List[int]:
+        """The first trial of each resume (for the learning curve's marks)."""
+        starts = []
+        for path in self._settings_files()[1:]:
+            first = json.loads(path.read_text()).get(FIRST_TRIAL_KEY)
+            if isinstance(first, int):
+                starts.append(first)
+        return starts
+
+    def _solved_at(self) -> Optional[float]:
+        try:
+            return self.settings().environment.solved_at
+        except (RunFolderError, SettingsError, ValueError):
+            return None
+
+
+def _checked_values(frame: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """Every number where a number belongs, or the first damaged row named."""
+    for name in INTEGER_COLUMNS + NUMBER_COLUMNS:
+        if name not in frame.columns:
+            continue
+        numbers = pd.to_numeric(frame[name], errors="coerce")
+        bad = numbers.isna() & frame[name].notna() if name == "neighbour_distance" else numbers.isna()
+        if name in INTEGER_COLUMNS:
+            bad |= numbers.notna() & (numbers != numbers.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            kind = "a whole number" if name in INTEGER_COLUMNS else "a number"
+            raise RunFolderError(f"{csv_path}, row {row + 1} (line {row + 2}): {name} is {frame[name].iloc[row]!r}, "
+                                 f"expected {kind}. Restore the file, or train afresh (without --keep: this run "
+                                 "is then moved aside, not deleted).")
+        frame[name] = numbers.astype(np.int64) if name in INTEGER_COLUMNS else numbers.astype(float)
+    if "solved" in frame.columns:
+        frame["solved"] = frame["solved"].astype(str).str.lower().isin(("true", "1"))
+    return frame
+
+
+def _runs_beside(path: Path) -> str:
+    """A hint naming the run folders that do exist beside a missing one."""
+    parent = path.parent if path.parent.is_dir() else None
+    runs = sorted(child.name for child in parent.iterdir() if (child / TRIALS_CSV).exists()) if parent else []
+    if runs:
+        return (f"Run folders in {path.parent}: {', '.join(runs)}; e.g. "
+                f"python main.py compare {path.parent / runs[0]}")
+    return f"Train one first (python main.py --instance {path.name}), or check the path."
 
 
 def _without_secrets(values: dict) -> dict:
@@ -237,7 +354,7 @@ def summarise(frame: pd.DataFrame) -> dict:
     rewards = frame["reward"].astype(float)
     return {"trials": int(len(frame)), "mean_reward": round(float(rewards.mean()), 2),
             "last100_mean": round(float(rewards.tail(ROLLING_WINDOW).mean()), 2),
-            "landing_rate": round(float(frame["landed"].astype(bool).mean()), 4),
+            "solved_rate": round(float(frame["solved"].astype(bool).mean()), 4) if "solved" in frame else None,
             "best": round(float(rewards.max()), 2), "engrams": int(frame["engrams"].max()),
             "steps": int(frame["length"].sum())}
 
@@ -257,26 +374,34 @@ def new_figure(**options) -> "matplotlib.figure.Figure":
     return figure
 
 
-def plot_learning_curves(frames: dict):
-    """A matplotlib figure: reward per trial with its rolling mean, and the rolling landing rate.
+def plot_learning_curves(frames: dict, resume_starts: Iterable[int] = (), solved_at: Optional[float] = 200.0):
+    """A matplotlib figure: reward per trial with its rolling mean, and the rolling solved rate.
 
     :param frames: run name -> per-trial metrics; several runs are overlaid.
+    :param resume_starts: trials where a resume began (marked with a dotted line).
+    :param solved_at: the environment's "solved" threshold (drawn; None: none).
     """
     figure = new_figure(figsize=(9, 6))
-    rewards_axis, landing_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    rewards_axis, solved_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for name, frame in frames.items():
         ordered = frame.sort_values("trial")
         rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
-        line, = rewards_axis.plot(ordered["trial"], rolling, label=f"{name} (mean of {ROLLING_WINDOW})")
+        line, = rewards_axis.plot(ordered["trial"], rolling, label=f"{name} (mean of up to {ROLLING_WINDOW} trials)")
         if len(frames) == 1:
             rewards_axis.scatter(ordered["trial"], ordered["reward"], s=4, alpha=0.3, color=line.get_color())
-        landing_axis.plot(ordered["trial"], ordered["landed"].astype(float).rolling(ROLLING_WINDOW, min_periods=1)
-                          .mean(), color=line.get_color())
-    rewards_axis.axhline(200, color="grey", linestyle="--", linewidth=0.8)
+        solved = ordered["solved"].astype(float) if "solved" in ordered else pd.Series(0.0, index=ordered.index)
+        solved_axis.plot(ordered["trial"], solved.rolling(ROLLING_WINDOW, min_periods=1).mean(), color=line.get_color())
+    if solved_at is not None:
+        rewards_axis.axhline(solved_at, color="grey", linestyle="--", linewidth=0.8, label=f"solved ({solved_at:g})")
+    for number, first in enumerate(resume_starts):
+        for axis in (rewards_axis, solved_axis):
+            axis.axvline(first - 0.5, color="black", linestyle=":", linewidth=0.8,
+                         label="resumed (--keep)" if number == 0 and axis is rewards_axis else None)
+    rewards_axis.set_title(f"{' vs '.join(frames)}: reward per trial")
     rewards_axis.set_ylabel("reward per trial")
     rewards_axis.legend(loc="lower right")
-    landing_axis.set_ylabel("landing rate")
-    landing_axis.set_xlabel("trial")
+    solved_axis.set_ylabel(f"solved rate\n(up to {ROLLING_WINDOW})")
+    solved_axis.set_xlabel("trial")
     figure.tight_layout()
     return figure
 
@@ -287,5 +412,5 @@ def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
     frames = {folder.path.name: folder.trials() for folder in folders}
     table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
     Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-    plot_learning_curves(frames).savefig(plot_path, dpi=100)
+    plot_learning_curves(frames, solved_at=folders[0]._solved_at()).savefig(plot_path, dpi=100)
     return table

@@ -6,9 +6,13 @@ Names are read by ``config.Settings``: an UPPERCASE name here that it does not k
 """
 import os
 
+# --- The environment ---
+ENV_ID = "LunarLander-v3"        # any Gymnasium environment with Box observations and Discrete actions, e.g.
+                                 # CartPole-v1, Acrobot-v1, MountainCar-v0 (their scales: gym/environments.py)
+
 # --- The memory (resonator vectors and the decision) ---
-STATE_VECTOR_SIZE = 9            # resonator dimension: 8 LunarLander state dims + 1 success dim
-OUTPUT_VECTOR_SIZE = 4           # number of actions (LunarLander: noop, left, main, right engine)
+STATE_VECTOR_SIZE = None         # resonator dimension, the state dims + 1 success dim; None: from ENV_ID (LunarLander: 9)
+OUTPUT_VECTOR_SIZE = None        # number of actions; None: from ENV_ID (LunarLander: 4: noop, left, main, right engine)
 NOISE = 0.1                      # std of the Gaussian noise added to each action's score
 NOISE_FINAL = None               # None: NOISE throughout; else the noise falls linearly from NOISE to this...
 NOISE_DECAY_TRIALS = 200         # ...over this many trials (a noise schedule), then stays there
@@ -22,15 +26,17 @@ EPSILON = 0.0                    # chance of a uniformly random action instead o
 EPSILON_FINAL = None             # None: EPSILON throughout; else it falls linearly from EPSILON to this...
 EPSILON_DECAY_TRIALS = 200       # ...over this many trials, then stays there (evaluation never explores)
 PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
-VECTOR_COMPONENT_WEIGHTS = [1.0] * 8  # weight of each normalised state dim in the resonator
+VECTOR_COMPONENT_WEIGHTS = None  # weight of each normalised state dim in the resonator (a list, one per dim); None: all 1.0
 SUCCESS_COMPONENT_WEIGHT = 1.0   # weight of the success value in the resonator (0: success plays no part in nearness)
 
 # --- Trials ---
-MAX_TRIAL_LENGTH = 400           # steps per trial at most
+MAX_TRIAL_LENGTH = None          # steps per trial at most; None: the environment's own limit (LunarLander: the seed's 400)
 USE_HIT_POINTS = True            # end a trial as a death when hit points fall below 0
 HIT_POINTS = 1000                # hit points at the start of a trial
 METABOLIC_COST = 0.2             # hit points lost each step on top of the step's reward
 POPULATION_SIZE = 1              # landers acting at once on one shared memory (1 = the seed)
+VECTOR_ENV = "sync"              # how a population's environments step: "sync" (one process, gymnasium.vector's
+                                 # SyncVectorEnv) or "async" (a process per environment, AsyncVectorEnv)
 
 # --- Success and credit ---
 SUCCESS_WINDOW = 20              # trials in the running mean of success
@@ -76,11 +82,11 @@ DISPLAY = True                   # render the lander in a window (falls back to 
 READ_ONLY = False                # decide from memory but store nothing
 DROP_COLLECTION = True           # drop the instance's collection when a Trainer starts
 
-# --- The environment (gymnasium's LunarLander-v3 arguments) ---
-GRAVITY = -10.0                  # between -12 and 0
-ENABLE_WIND = False              # wind and turbulence push the lander
-WIND_POWER = 15.0                # between 0 and 20, used with ENABLE_WIND
-TURBULENCE_POWER = 1.5           # between 0 and 2, used with ENABLE_WIND
+# --- LunarLander's own arguments (None: its defaults; refused on another environment) ---
+GRAVITY = None                   # between -12 and 0 (None: -10)
+ENABLE_WIND = None               # wind and turbulence push the lander (None: off)
+WIND_POWER = None                # between 0 and 20, used with ENABLE_WIND (None: 15)
+TURBULENCE_POWER = None          # between 0 and 2, used with ENABLE_WIND (None: 1.5)
 
 # --- Milvus ---
 MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded server; else e.g. http://localhost:19530

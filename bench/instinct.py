@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from main import USER_ERRORS, add_instinct_flags, run_instinct  # noqa: E402
+from cli import USER_ERRORS, add_instinct_flags, run_instinct  # noqa: E402
 
 QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5}
 

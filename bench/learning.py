@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import experiments  # noqa: E402
-from main import USER_ERRORS, whole_number  # noqa: E402
-from settings import PRESETS  # noqa: E402
+from cli import USER_ERRORS, preset_names, whole_number  # noqa: E402
+from config import presets  # noqa: E402
 
 QUICK = {"variants": ["seed", "episodic", "landing"], "seeds": [0, 1], "trials": 200, "population": 8,
          "eval_episodes": 30}
@@ -35,7 +35,7 @@ def parse_arguments() -> argparse.Namespace:
                                      epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"the quick run: {QUICK}")
     parser.add_argument("--variants", nargs="+", help=f"variants: {', '.join(experiments.VARIANTS)} or a preset "
-                                                      f"({', '.join(PRESETS) or 'none defined'})")
+                                                      f"({preset_names()})")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (each trains its own memory)")
     parser.add_argument("--trials", type=whole_number(1), help="training trials per seed")
     parser.add_argument("--population", type=whole_number(1), help="landers flying at once on each memory")
@@ -69,11 +69,11 @@ def main() -> None:
     arguments = parse_arguments()
     plan = dict(QUICK if arguments.quick else FULL)
     plan.update({key: value for key, value in vars(arguments).items() if key in plan and value is not None})
-    unknown = [v for v in plan["variants"] if v not in experiments.VARIANTS and v not in PRESETS]
-    if unknown:
-        sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
-                 f"or presets {list(PRESETS)}")
     try:
+        unknown = [v for v in plan["variants"] if v not in experiments.VARIANTS and v not in presets()]
+        if unknown:
+            sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
+                     f"or presets {list(presets())}")
         result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
                                                 jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
     except USER_ERRORS as error:

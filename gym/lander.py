@@ -66,7 +66,7 @@ def save_gif(frames: list, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    from main import USER_ERRORS, add_flight_flags
+    from cli import USER_ERRORS, add_flight_flags
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instance", help="memory to fly with (INSTANCE_NAME)")

@@ -1,27 +1,28 @@
-"""Making the LunarLander environment and normalising its observations.
+"""LunarLander, the seed's environment: its id, its observation scales, and whether a window can open.
 
 This folder is named ``gym/`` as the seed named it; nothing here imports the old ``gym``
 package (Gymnasium replaced it), so code imports ``gym.lander_environment`` from this project.
+Every environment's scales and trial rules live in ``gym/environments.py``.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 from typing import Optional
 
-import gymnasium
 import numpy as np
 
-ENV_ID = "LunarLander-v3"   # the seed's LunarLander-v2 was removed from Gymnasium
+from gym.environments import DEFAULT_ENV_ID, profile
+
+ENV_ID = DEFAULT_ENV_ID   # the seed's LunarLander-v2 was removed from Gymnasium
 # Scales that bring each observation component to roughly [-1, 1]:
 # x, y ÷ 1.5 · vx, vy ÷ 5 · angle ÷ π · angular velocity ÷ 5 · legs already 0/1.
-OBSERVATION_SCALE = np.array([1.5, 1.5, 5.0, 5.0, math.pi, 5.0, 1.0, 1.0], dtype=np.float32)
+OBSERVATION_SCALE = profile(ENV_ID).scale
 
 
 def normalise(observations: np.ndarray) -> np.ndarray:
     """Scale raw LunarLander observations (one per row, or one flat) to roughly [-1, 1]."""
-    return np.asarray(observations, dtype=np.float32) / OBSERVATION_SCALE
+    return profile(ENV_ID).normalise(observations)
 
 
 def display_available() -> bool:
@@ -29,16 +30,6 @@ def display_available() -> bool:
     if not sys.platform.startswith("linux"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def make_lander(settings, render_mode: Optional[str] = None) -> gymnasium.Env:
-    """LunarLander-v3 with the settings' gravity, wind and turbulence.
-
-    :param render_mode: ``None``, ``"human"`` (a window) or ``"rgb_array"`` (frames, for videos).
-    """
-    return gymnasium.make(ENV_ID, render_mode=render_mode, gravity=settings.gravity,
-                          enable_wind=settings.enable_wind, wind_power=settings.wind_power,
-                          turbulence_power=settings.turbulence_power)
 
 
 def render_mode_for(display: bool) -> Optional[str]:

@@ -1,12 +1,19 @@
-"""One real embedded Milvus server for the whole test session, in a fresh temporary folder."""
+"""Fixtures: one real embedded Milvus server for the tests that test Milvus (started once, in a
+fresh temporary folder, only when such a test runs), and in-process memories for the others."""
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from config import Settings
+from EngramBrain import EngramBrain
+from gym.environments import make_population
+from memory import InProcessMemory
 from milvus_server import embedded_server_uri
+from policy import Policy
+from population import PopulationLoop, remembering
 
 _names = itertools.count()
 
@@ -25,6 +32,12 @@ def settings(milvus_data_dir) -> Settings:
 
 
 @pytest.fixture
+def local_settings(tmp_path) -> Settings:
+    """settings.py's values without a window, seeded, for tests that start no server."""
+    return Settings.from_module(milvus_data_dir=str(tmp_path / "no_server"), milvus_uri="", display=False, seed=0)
+
+
+@pytest.fixture
 def collection_name(request) -> str:
     """A collection name of its own for each test."""
     return f"t{next(_names)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
@@ -38,3 +51,16 @@ def main_on_test_server(monkeypatch, milvus_data_dir) -> None:
 
     monkeypatch.setattr(settings_module, "MILVUS_DATA_DIR", milvus_data_dir)
     monkeypatch.setattr(settings_module, "MILVUS_URI", "")
+
+
+def in_process_loop(settings: Settings, memory: InProcessMemory | None = None, learn: bool = True,
+                    callbacks=(), render_mode=None) -> tuple:
+    """The population loop as the Trainer wires it, on an in-process memory (a real FAISS index):
+    (loop, memory)."""
+    memory = memory or InProcessMemory(settings.resonator_size, settings.index_nlist, settings.search_nprobe)
+    brain = EngramBrain.from_settings(settings, memory, np.random.default_rng(settings.seed))
+    envs = make_population(settings, settings.population_size, render_mode)
+    remember = remembering(memory, brain.resonator_factory, settings) if learn else None
+    loop = PopulationLoop(envs, Policy(brain, settings), settings, settings.seed, remember=remember,
+                          callbacks=callbacks)
+    return loop, memory

@@ -1,4 +1,5 @@
-"""The EngramBrain scores each action by the mean outcome of the neighbours that took it."""
+"""The EngramBrain scores each action by the mean outcome of the neighbours that took it (read from
+a real in-process FAISS memory; the seed's own calls on a real Milvus store)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,21 @@ import pytest
 from engram import Engram, EngramStore
 from EngramBrain import EngramBrain
 from IResonatorFactory import IResonatorFactory
+from memory import EngramColumns, InProcessMemory, new_ids
 from WeightedResonatorFactory import WeightedResonatorFactory
 
 HERE = (0.0,) * 8
+
+
+def memory_of(*engrams: tuple) -> InProcessMemory:
+    """An exact in-process memory of (vector, action, outcome) engrams."""
+    memory = InProcessMemory(9, exact=True)
+    count = len(engrams)
+    memory.add(EngramColumns.of(id=new_ids(count), vector=[vector for vector, _, _ in engrams],
+                                action=[action for _, action, _ in engrams],
+                                outcome=[outcome for _, _, outcome in engrams], trial=np.zeros(count),
+                                reward=np.zeros(count), next_vector=np.zeros((count, 9)), ended=np.ones(count)))
+    return memory
 
 
 def make_brain(store, noise=0.0, probabilistic=False, seed=0) -> EngramBrain:
@@ -18,16 +31,12 @@ def make_brain(store, noise=0.0, probabilistic=False, seed=0) -> EngramBrain:
 
 
 @pytest.fixture(scope="module")
-def handmade_store(milvus_data_dir) -> EngramStore:
+def handmade_store() -> InProcessMemory:
     """Engrams around one situation: action 1 went well (+0.8, +0.4), action 2 badly (-0.5),
     action 3 both ways (+1, -1, -0.4); nobody took action 0."""
-    from config import Settings
-    store = EngramStore("handmade", reset=True,
-                        settings=Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri=""))
     near = [(0.01 * i,) + (0.0,) * 8 for i in range(6)]
-    store.insert_many([Engram(near[0], 1, 0.8), Engram(near[1], 1, 0.4), Engram(near[2], 2, -0.5),
-                       Engram(near[3], 3, 1.0), Engram(near[4], 3, -1.0), Engram(near[5], 3, -0.4)])
-    return store
+    return memory_of((near[0], 1, 0.8), (near[1], 1, 0.4), (near[2], 2, -0.5), (near[3], 3, 1.0),
+                     (near[4], 3, -1.0), (near[5], 3, -0.4))
 
 
 def test_each_action_scores_the_mean_outcome_of_its_neighbours_and_zero_if_none(handmade_store):
@@ -52,12 +61,12 @@ def test_a_batch_of_situations_is_scored_like_each_alone(handmade_store):
     batch = brain.consult(np.zeros((3, 8), dtype=np.float32), 0.0)
     assert batch.scores.shape == (3, 4)
     np.testing.assert_allclose(batch.scores, np.tile(brain.decide(HERE, 0.0), (3, 1)))
-    squared_distances = [(0.01 * i) ** 2 for i in range(6)]  # Milvus's L2 is the squared distance
+    squared_distances = [(0.01 * i) ** 2 for i in range(6)]  # L2 as Milvus and FAISS give it: squared
     assert batch.neighbour_distance == pytest.approx([np.mean(squared_distances)] * 3, rel=1e-3)
 
 
-def test_an_empty_memory_gives_uniform_random_scores(settings, collection_name):
-    brain = make_brain(EngramStore(collection_name, reset=True, settings=settings))
+def test_an_empty_memory_gives_uniform_random_scores():
+    brain = make_brain(InProcessMemory(9))
     scores = np.stack([brain.decide(HERE, 0.0) for _ in range(200)])
     assert ((scores >= 0) & (scores < 1)).all()
     assert np.bincount(scores.argmax(axis=1), minlength=4).min() > 25
@@ -70,6 +79,12 @@ def test_probabilistic_choice_samples_in_proportion_to_score_minus_min():
     counts = np.bincount(choices, minlength=4)
     assert counts[0] == counts[3] == 0
     assert counts[2] / counts[1] == pytest.approx(3.0, rel=0.15)
+
+
+def test_feedback_to_an_in_process_memory_is_remembered_too():
+    memory = InProcessMemory(9)
+    make_brain(memory).apply_feedback([0.5] * 8, 2, -0.25, success=0.75)
+    assert memory.count() == 1 and memory.engrams().action.tolist() == [2]
 
 
 def test_feedback_becomes_an_engram_with_the_trials_success_and_is_stored(settings, collection_name):
@@ -127,15 +142,11 @@ def test_an_unknown_weighting_is_refused(handmade_store):
 
 
 @pytest.fixture(scope="module")
-def crowded_store(milvus_data_dir) -> EngramStore:
+def crowded_store() -> InProcessMemory:
     """Around one situation: ten near engrams of action 0 that went so-so (+0.2), and two a little
     farther of action 1 that went well (+0.9)."""
-    from config import Settings
-    store = EngramStore("crowded", reset=True, search_backend="replica",
-                        settings=Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri=""))
-    store.insert_many([Engram((0.001 * i,) + (0.0,) * 8, 0, 0.2) for i in range(10)]
-                      + [Engram((0.5 + 0.01 * i,) + (0.0,) * 8, 1, 0.9) for i in range(2)])
-    return store
+    return memory_of(*[((0.001 * i,) + (0.0,) * 8, 0, 0.2) for i in range(10)],
+                     *[((0.5 + 0.01 * i,) + (0.0,) * 8, 1, 0.9) for i in range(2)])
 
 
 def test_one_memory_per_action_picks_the_action_whose_own_neighbours_are_best(crowded_store):

@@ -9,7 +9,7 @@ from pymilvus import DataType
 
 import milvus_columns
 from config import Settings
-from engram import CollectionMismatchError, Engram, EngramError, EngramStore, MilvusUnavailableError
+from engram import CollectionMismatchError, Engram, EngramError, EngramStore, MilvusUnavailableError, connect
 
 
 def random_engrams(count: int, dimension: int = 9, seed: int = 0) -> list:
@@ -80,7 +80,7 @@ def test_clear_forgets_every_engram_and_drop_deletes_the_collection(settings, co
     store.clear()
     assert store.get_count() == 0
     store.drop()
-    assert not store.client.has_collection(collection_name)
+    assert not connect(settings).has_collection(collection_name)
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,7 @@ def test_an_invalid_collection_name_is_refused_before_milvus_sees_it(settings, n
 
 
 def test_an_existing_collection_of_another_dimension_is_refused_and_kept(settings, collection_name):
-    store = EngramStore(collection_name, reset=True, settings=settings)
-    client = store.client
-    client.drop_collection(collection_name)
+    client = connect(settings)  # another program's collection of that name
     schema = client.create_schema(auto_id=True)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=5)
@@ -141,8 +139,7 @@ def test_an_existing_collection_of_another_dimension_is_refused_and_kept(setting
 @pytest.mark.parametrize("auto_id", [True, False], ids=["milvus_drawn_ids", "without_the_new_fields"])
 def test_a_collection_made_by_an_earlier_version_is_kept_only_when_started_afresh(settings, collection_name,
                                                                                    auto_id):
-    client = EngramStore(collection_name, reset=True, settings=settings).client
-    client.drop_collection(collection_name)
+    client = connect(settings)  # what an earlier version of the project made
     schema = client.create_schema(auto_id=auto_id)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=9)
@@ -186,7 +183,8 @@ def test_every_seal_every_engrams_are_sealed_and_indexed_without_an_explicit_flu
     store = EngramStore(collection_name, reset=True, settings=settings.replace(seal_every=1024))
     store.insert_many(random_engrams(1100))
     deadline = time.monotonic() + 60
-    while store.client.describe_index(collection_name, "vector")["indexed_rows"] < 1100:
+    client = connect(settings)
+    while client.describe_index(collection_name, "vector")["indexed_rows"] < 1100:
         assert time.monotonic() < deadline, "the sealed engrams were not indexed within 60 s"
         time.sleep(1)
     assert store.get_count() == 1100

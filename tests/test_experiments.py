@@ -13,7 +13,7 @@ from PIL import Image
 import experiments
 
 PROJECT = Path(__file__).resolve().parent.parent
-LEARNING_KEYS = {"train_mean", "last100_mean", "landing_rate", "eval_mean", "eval_std", "eval_landing_rate"}
+LEARNING_KEYS = {"train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate"}
 
 
 def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
-from engram import GRPC_OPTIONS
+from milvus_memory import GRPC_OPTIONS
 from milvus_server import (CREDENTIAL_FILE, LOG_LIMIT_BYTES, STATE_FILE, embedded_server_token,
                            embedded_server_uri, release_embedded_server)
 

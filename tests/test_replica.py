@@ -11,19 +11,20 @@ import pytest
 
 from config import Settings, SettingsError
 from engram import Engram, EngramError, EngramStore
-from replica import EngramReplica, EngramRows
+from memory import EngramColumns
+from replica import EngramReplica
 from runs import RunFolder
 from Trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def random_rows(count: int, seed: int = 0, dimension: int = 9) -> EngramRows:
+def random_rows(count: int, seed: int = 0, dimension: int = 9) -> EngramColumns:
     rng = np.random.default_rng(seed)
     vectors = rng.random((count, dimension), dtype=np.float32)
-    return EngramRows(ids=np.arange(1, count + 1), vectors=vectors, actions=np.arange(count) % 4,
-                      outcomes=rng.uniform(-1, 1, count).astype(np.float32), trials=np.zeros(count, np.int64),
-                      rewards=np.zeros(count, np.float32), next_vectors=vectors, ended=np.ones(count, bool))
+    return EngramColumns.of(id=np.arange(1, count + 1), vector=vectors, action=np.arange(count) % 4,
+                            outcome=rng.uniform(-1, 1, count), trial=np.zeros(count), reward=np.zeros(count),
+                            next_vector=vectors, ended=np.ones(count))
 
 
 def brute_force(vectors: np.ndarray, queries: np.ndarray, limit: int) -> np.ndarray:
@@ -38,7 +39,7 @@ def test_a_small_replica_searches_exactly_the_same_ids_as_brute_force():
     queries = np.random.default_rng(1).random((20, 9), dtype=np.float32)
     rows, _ = replica.search(queries, 50)
     assert replica.exact
-    np.testing.assert_array_equal(rows, brute_force(engrams.vectors, queries, 50))
+    np.testing.assert_array_equal(rows, brute_force(engrams.vector, queries, 50))
 
 
 def test_a_large_replica_uses_ivf_lists_and_finds_at_least_nine_tenths_of_the_true_neighbours():
@@ -48,7 +49,7 @@ def test_a_large_replica_uses_ivf_lists_and_finds_at_least_nine_tenths_of_the_tr
         replica.add(engrams.select(slice(start, start + 10_000)))
     queries = np.random.default_rng(2).random((50, 9), dtype=np.float32)
     rows, _ = replica.search(queries, 50)
-    truth = brute_force(engrams.vectors, queries, 50)
+    truth = brute_force(engrams.vector, queries, 50)
     recall = np.mean([len(np.intersect1d(found, true)) / 50 for found, true in zip(rows, truth)])
     assert not replica.exact and recall >= 0.9
 
@@ -57,8 +58,8 @@ def test_one_memory_per_action_holds_only_that_actions_engrams():
     replica = EngramReplica(9, nlist=1024, nprobe=16)
     engrams = random_rows(400)
     replica.add(engrams)
-    rows, _ = replica.search(engrams.vectors[:5], 20, action=2)
-    assert (replica.rows().actions[rows] == 2).all()
+    rows, _ = replica.search(engrams.vector[:5], 20, action=2)
+    assert (replica.rows().action[rows] == 2).all()
     replica.add(random_rows(4, seed=9))  # ids 1-4 again: updated, not added
     assert len(replica) == 400
 
@@ -75,7 +76,7 @@ def test_the_replica_answers_as_milvus_does_on_one_collection(replica_settings, 
     milvus = EngramStore(collection_name, reset=True, settings=replica_settings, search_backend="milvus")
     milvus.insert_many(engrams)
     replica = EngramStore(collection_name, reset=False, settings=replica_settings)
-    assert replica.search_backend == "replica" and len(replica.replica) == 2000
+    assert replica.search_backend == "replica" and len(replica.memory.engrams()) == 2000
     queries = rng.random((10, 9)).astype(np.float32)
     for action in (None, 1):
         for ours, theirs in zip(replica.nearest_many(queries, 40, action), milvus.nearest_many(queries, 40, action)):
@@ -89,7 +90,7 @@ def test_a_batch_refused_before_it_is_sent_leaves_the_replica_as_milvus(replica_
     store.insert_many([Engram((0.0,) * 9, 1, 0.5)])
     with pytest.raises(EngramError, match="action 7 is outside the action space"):
         store.insert_many([Engram((0.0,) * 9, 1, 0.5), Engram((0.0,) * 9, 7, 0.5)])  # a bad action: none sent
-    assert len(store.replica) == store.get_count() == 1
+    assert len(store.memory.engrams()) == store.get_count() == 1
 
 
 def test_a_second_process_s_engrams_reach_the_replica_within_the_refresh_bound(replica_settings, collection_name):
@@ -108,7 +109,7 @@ def test_a_second_process_s_engrams_reach_the_replica_within_the_refresh_bound(r
         assert time.monotonic() - acknowledged < 1.0 + 2.0, "another writer's engram did not arrive in time"
         time.sleep(0.05)
     writer.wait(timeout=30)
-    assert len(store.replica) == 2
+    assert len(store.memory.engrams()) == 2
 
 
 def test_resuming_loads_the_whole_memory_into_the_replica(replica_settings, collection_name, tmp_path):
@@ -118,16 +119,16 @@ def test_resuming_loads_the_whole_memory_into_the_replica(replica_settings, coll
     first.close()
     resumed = Trainer(collection_name, clear_collection=False, settings=replica_settings, quiet=True,
                       run_folder=folder)
-    held = resumed.store.replica.rows()
+    held = resumed.store.memory.engrams()
     assert len(held) == first.store.get_count() == first.steps_taken
-    np.testing.assert_array_equal(np.sort(held.ids), np.sort(first.store.replica.rows().ids))
+    np.testing.assert_array_equal(np.sort(held.id), np.sort(first.store.memory.engrams().id))
     resumed.close()
 
 
 @pytest.mark.parametrize("changes, complaint", [
     ({"search_backend": "faiss"}, "SEARCH_BACKEND: expected one of ('milvus', 'replica'), got 'faiss'"),
-    ({"replica_refresh": 0}, "REPLICA_REFRESH: expected seconds, more than 0"),
-    ({"replica_refresh": "1s"}, "REPLICA_REFRESH: expected seconds"),
+    ({"replica_refresh": 0}, "REPLICA_REFRESH: expected a finite number of seconds, more than 0"),
+    ({"replica_refresh": "1s"}, "REPLICA_REFRESH: expected a finite number of seconds"),
 ])
 def test_a_bad_backend_or_refresh_is_refused_when_the_settings_are_built(changes, complaint):
     with pytest.raises(SettingsError, match=complaint.replace("(", r"\(").replace(")", r"\)")):
@@ -139,3 +140,13 @@ def test_the_search_backend_flag_selects_the_replica():
 
     assert settings_from(vars(parse_arguments(["--search-backend", "replica"]))).search_backend == "replica"
     assert settings_from(vars(parse_arguments([]))).search_backend == "milvus"  # settings.py's default
+
+
+def test_a_flat_index_searches_exactly_at_any_size():
+    replica = EngramReplica(9, nlist=1024, nprobe=16, exact=True)  # INDEX_TYPE = "FLAT"
+    engrams = random_rows(20_000)
+    replica.add(engrams)
+    queries = np.random.default_rng(4).random((10, 9), dtype=np.float32)
+    rows, _ = replica.search(queries, 20)
+    assert replica.exact
+    np.testing.assert_array_equal(rows, brute_force(engrams.vector, queries, 20))

@@ -31,7 +31,7 @@ def test_a_state_of_the_wrong_length_is_refused():
 
 @pytest.mark.parametrize("weights", [[1.0] * 7, [1.0] * 9, [1.0] * 7 + [float("nan")], "heavy"])
 def test_weights_of_the_wrong_length_or_kind_are_refused_at_the_settings(weights):
-    with pytest.raises(SettingsError, match="VECTOR_COMPONENT_WEIGHTS: expected 8 finite numbers"):
+    with pytest.raises(SettingsError, match=r"VECTOR_COMPONENT_WEIGHTS: expected None \(all 1\) or 8 finite numbers"):
         Settings.from_module(vector_component_weights=weights)
 
 

@@ -126,7 +126,7 @@ def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, s
     assert result["episodes"] == len(rewards) == 3
     assert result["mean"] == pytest.approx(rewards.mean(), abs=0.01)
     assert result["std"] == pytest.approx(rewards.std(), abs=0.01)
-    assert result["landing_rate"] == np.mean(rewards >= 200)
+    assert result["solved_rate"] == np.mean(rewards >= 200)
     assert trainer.store.get_count() == before
 
 
@@ -152,7 +152,7 @@ def test_the_same_evaluation_gives_the_same_figures(trained_run, settings, colle
 def test_metrics_convert_to_a_dataframe_in_one_call(trained_run):
     trainer, _ = trained_run
     frame = trainer.metrics_frame()
-    assert len(frame) == 4 and {"reward", "length", "landed", "engrams"} <= set(frame.columns)
+    assert len(frame) == 4 and {"reward", "length", "solved", "end", "engrams"} <= set(frame.columns)
 
 
 def test_compare_tables_two_real_runs_and_overlays_their_curves(trained_run, settings, tmp_path, capsys):
@@ -206,7 +206,7 @@ def test_evaluation_never_explores_whatever_the_run_explored_with(trained_run, s
 
 def test_plotting_a_run_leaves_the_users_matplotlib_backend_alone(tmp_path):
     script = ("import matplotlib; matplotlib.use('svg'); import pandas as pd; from runs import plot_learning_curves; "
-              "frame = pd.DataFrame({'trial': [0, 1], 'reward': [1.0, 2.0], 'landed': [False, True]}); "
+              "frame = pd.DataFrame({'trial': [0, 1], 'reward': [1.0, 2.0], 'solved': [False, True]}); "
               "plot_learning_curves({'run': frame}).savefig(r'%s'); print(matplotlib.get_backend())"
               % (tmp_path / "curve.png"))
     plotted = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=60)
@@ -231,6 +231,7 @@ def test_compare_without_plot_writes_under_runs_not_the_current_folder(trained_r
 
 def test_a_milvus_token_is_never_written_into_a_run_folder(tmp_path):
     folder = RunFolder(tmp_path / "secret")
-    folder.start_afresh(Settings.from_module(milvus_token="root:hunter2"))
+    with folder.starting(Settings.from_module(milvus_token="root:hunter2"), afresh=True):
+        pass
     assert "hunter2" not in (folder.path / "settings.json").read_text()
     assert folder.settings().milvus_token == Settings.from_module().milvus_token

@@ -1,0 +1,146 @@
+"""What listens to the population loop: progress, the run folder, re-valuation, signals, and yours.
+
+Why its own module: the loop (``population.py``) flies trials; saving them, showing them, re-valuing
+the memory and stopping on Ctrl-C are each a ``population.TrialCallback`` here, so that training,
+evaluation and the instinct experiment are the same loop with other callbacks. A callback of your
+own subclasses ``TrialCallback`` (``on_start``, ``on_step``, ``on_trial_end`` — return False to
+stop —, ``on_end``), as in Stable-Baselines3.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Iterable, Optional
+
+import gymnasium
+import numpy as np
+from tqdm import tqdm
+
+from interrupts import StopRequest
+from population import Flight, PopulationLoop, TrialCallback, TrialRecord
+from revaluation import revalue
+from runs import ROLLING_WINDOW, RunFolder
+
+
+class StopOnSignal(TrialCallback):
+    """The first Ctrl-C or SIGTERM stops the loop at its next step (``TrainingInterrupted``): the
+    trials in flight are dropped, every finished one was remembered and recorded."""
+
+    def __init__(self) -> None:
+        self._request: Optional[StopRequest] = None
+
+    def on_start(self, loop: PopulationLoop) -> None:
+        self._request = StopRequest().__enter__()
+
+    def on_step(self, loop: PopulationLoop, landers, actions, rewards) -> None:
+        self._request.check()
+
+    def on_end(self, loop: PopulationLoop) -> None:
+        self._request.__exit__(None, None, None)
+
+
+class ProgressReport(TrialCallback):
+    """A progress bar over the trials to fly, with the rolling mean reward and solved rate of the
+    run's last ``ROLLING_WINDOW`` trials (those before a resume included), and one printed line per
+    trial, unless ``quiet``.
+
+    :param trials: how many trials this run flies.
+    :param earlier: the run's trials before this one (a resume), oldest first: (reward, solved).
+    :param lines: print a line per trial (else only the bar).
+    :param label: the bar's label.
+    """
+
+    def __init__(self, trials: int, earlier: Iterable[tuple] = (), lines: bool = True, label: str = "") -> None:
+        self.trials, self.lines, self.label = trials, lines, label
+        self.recent = deque(earlier, maxlen=ROLLING_WINDOW)
+        self._bar: Optional[tqdm] = None
+
+    def on_start(self, loop: PopulationLoop) -> None:
+        unit = "trial" if loop.remember is not None else "episode"
+        self._bar = tqdm(total=self.trials, unit=unit, desc=self.label or None, leave=False)
+
+    def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> None:
+        self.recent.append((record.reward, record.solved))
+        if self.lines:
+            tqdm.write(trial_line(record, loop.policy.best_success))
+        rewards, solved = zip(*self.recent)
+        self._bar.set_postfix(mean100=f"{np.mean(rewards):.1f}", solved=f"{np.mean(solved):.0%}", refresh=False)
+        self._bar.update(1)
+
+    def on_end(self, loop: PopulationLoop) -> None:
+        self._bar.close()
+
+    @property
+    def rolling_mean(self) -> float:
+        """The mean reward of the run's last ``ROLLING_WINDOW`` trials (NaN before any)."""
+        return float(np.mean([reward for reward, _ in self.recent])) if self.recent else float("nan")
+
+    @property
+    def rolling_solved(self) -> int:
+        return int(sum(solved for _, solved in self.recent))
+
+
+def trial_line(record: TrialRecord, best_success: float) -> str:
+    """The line printed for a finished trial."""
+    return (f"trial {record.trial:5d}  reward {record.reward:8.1f}  steps {record.length:4d}"
+            f"  {'solved' if record.solved else '      '} {record.end:<9s}"
+            f"  mean success {record.mean_success:+.3f}  best {best_success:+.3f}"
+            f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
+
+
+class RunFolderLog(TrialCallback):
+    """Each finished trial appended to the run folder's ``trials.csv`` as it ends; the summary and
+    the learning curve written when the loop stops (however it stops)."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+
+    def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> None:
+        self.folder.append([record])
+
+    def on_end(self, loop: PopulationLoop) -> None:
+        self.folder.write_summary(loop.steps / max(loop.seconds, 1e-9))
+
+
+class Revaluation(TrialCallback):
+    """Every ``REVALUE_EVERY`` finished trials, re-value the memory's outcomes (``revaluation.py``)."""
+
+    def __init__(self, memory, settings, quiet: bool) -> None:
+        self.memory, self.settings, self.quiet = memory, settings, quiet
+        self._since = 0
+
+    def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> None:
+        self._since += 1
+        if self._since < self.settings.revalue_every:
+            return
+        self._since = 0
+        report = revalue(self.memory, self.settings, self.settings.revalue_sweeps)
+        if not self.quiet:
+            tqdm.write(f"re-valued {report.engrams} engrams in {report.seconds:.1f} s "
+                       f"(mean change of an outcome {report.mean_change:.4f})")
+
+
+class EachTrial(TrialCallback):
+    """Calls ``function(record)`` after each trial; its returning False stops the loop (the
+    ``callback`` of ``Trainer.train``)."""
+
+    def __init__(self, function: Callable[[TrialRecord], Optional[bool]]) -> None:
+        self.function = function
+
+    def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> Optional[bool]:
+        return self.function(record)
+
+
+class FollowLander(TrialCallback):
+    """Calls ``function(env, action, reward)`` after each step of one lander (while it flies a
+    trial): how ``watch`` records the very flight ``evaluate`` scores.
+
+    :param lander: which lander to follow (0: the one that renders).
+    """
+
+    def __init__(self, function: Callable[[gymnasium.Env, int, float], None], lander: int = 0) -> None:
+        self.function, self.lander = function, lander
+
+    def on_step(self, loop: PopulationLoop, landers: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        position = np.flatnonzero(landers == self.lander)
+        if len(position):
+            self.function(loop.envs.envs[self.lander], int(actions[position[0]]), float(rewards[position[0]]))

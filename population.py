@@ -1,0 +1,317 @@
+"""The population loop: a population of landers flying trials on one memory, as one
+``gymnasium.vector`` environment.
+
+Why its own module: training, evaluation, watching and the instinct experiment's newcomers all fly
+the same way — decide for every flying lander in one consultation of the memory, step every
+environment at once, and at each trial's end hand the finished trial over — and differ only in
+what happens around it: whether the trial is remembered, and which callbacks (``callbacks.py``:
+the run folder, progress, re-valuation, stopping on signals) listen. This is that loop, once.
+
+One step::
+
+    states = normalise(observations of the flying landers)
+    decision = policy.act(states, each trial's noise and ε)         # one consultation of the memory
+    observations, rewards, terminated, truncated = envs.step(actions)
+    queue (state, action, reward) per lander, in column buffers
+    for each finished trial: remember(flights) (one batch), record it, call back, start the next
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+import gymnasium
+import numpy as np
+
+from credit import trial_engrams, value_in_reward_units
+from IResonatorFactory import IResonatorFactory
+from memory import EngramColumns, Memory, NotStoredError
+from policy import Policy
+
+FIRST_CAPACITY = 256   # steps a lander's buffers hold at first; they double as a trial grows
+IDLE = -1              # the trial number of a lander with no trial to fly (the population's last trials)
+
+
+@dataclass
+class TrialRecord:
+    """The figures of one finished trial (one row of a run's ``trials.csv``).
+
+    :param solved: the trial's reward reached the environment's ``spec.reward_threshold``
+        (LunarLander: 200, a landing).
+    :param end: why it ended (``gym.environments.END_CAUSES``: at_rest, crashed, flew_off, ended,
+        timed_out, died).
+    :param success: the trial's success in [-1, 1]; ``mean_success`` the running mean after it.
+    :param engrams: the memory's engrams once this trial was stored.
+    :param neighbour_distance: the mean distance of the neighbours its decisions resonated with.
+    :param wall_time: seconds of training up to its end (counted on across resumes).
+    """
+
+    trial: int
+    lander: int
+    reward: float
+    length: int
+    solved: bool
+    end: str
+    success: float
+    mean_success: float
+    engrams: int
+    neighbour_distance: float
+    noise: float
+    epsilon: float
+    wall_time: float
+
+
+def trial_columns() -> List[str]:
+    """The columns of ``trials.csv``: the fields of ``TrialRecord``."""
+    return [f.name for f in fields(TrialRecord)]
+
+
+@dataclass
+class Flight:
+    """One finished trial, as columns: what the memory is taught from.
+
+    :param success: the trial's success in [-1, 1] (the environment's, from its total reward).
+    :param states: the normalised state at each decision, shape ``(steps, state_size)``.
+    :param values: the memory's best value of each state, in reward units (NaN where it knew nothing).
+    :param final_state: the normalised state the last step led to.
+    :param terminated: the environment ended the trial (not a time limit or a death).
+    """
+
+    trial: int
+    lander: int
+    noise: float
+    epsilon: float
+    success: float
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    values: np.ndarray
+    distances: np.ndarray
+    final_state: np.ndarray
+    terminated: bool
+    end: str
+
+    @property
+    def reward(self) -> float:
+        return float(self.rewards.sum())
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)
+
+
+class TrialCallback:
+    """Hooks into the loop (the shape of Stable-Baselines3's ``BaseCallback``). Override what you need.
+
+    ``on_trial_end`` returning ``False`` stops the loop once the trials in flight have finished.
+    """
+
+    def on_start(self, loop: "PopulationLoop") -> None:
+        """Before the first step."""
+
+    def on_step(self, loop: "PopulationLoop", landers: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """After each step: the landers that flew it, their actions and rewards."""
+
+    def on_trial_end(self, loop: "PopulationLoop", record: TrialRecord, flight: Flight) -> Optional[bool]:
+        """After a trial has ended (and was remembered, if the loop remembers)."""
+        return None
+
+    def on_end(self, loop: "PopulationLoop") -> None:
+        """When the loop stops, however it stops."""
+
+
+class _Buffers:
+    """Every lander's trial in progress, as column arrays (lander × step), appended one step at a
+    time for all flying landers at once."""
+
+    def __init__(self, landers: int, state_size: int, capacity: int = FIRST_CAPACITY) -> None:
+        self.steps = np.zeros(landers, np.int64)
+        self.states = np.zeros((landers, capacity, state_size), np.float32)
+        self.actions = np.zeros((landers, capacity), np.int64)
+        self.rewards = np.zeros((landers, capacity))
+        self.values = np.zeros((landers, capacity))
+        self.distances = np.zeros((landers, capacity))
+
+    def append(self, landers: np.ndarray, states, actions, rewards, values, distances) -> None:
+        at = self.steps[landers]
+        if at.max(initial=0) >= self.actions.shape[1]:
+            self._grow()
+        for column, values_now in ((self.states, states), (self.actions, actions), (self.rewards, rewards),
+                                   (self.values, values), (self.distances, distances)):
+            column[landers, at] = values_now
+        self.steps[landers] += 1
+
+    def take(self, lander: int) -> dict:
+        """A lander's trial so far, copied out; its buffers start afresh."""
+        steps = self.steps[lander]
+        self.steps[lander] = 0
+        return {name: getattr(self, name)[lander, :steps].copy()
+                for name in ("states", "actions", "rewards", "values", "distances")}
+
+    def _grow(self) -> None:
+        for name in ("states", "actions", "rewards", "values", "distances"):
+            column = getattr(self, name)
+            setattr(self, name, np.concatenate([column, np.zeros_like(column)], axis=1))
+
+
+class PopulationLoop:
+    """Flies trials with a population of landers on one memory (see the module's docstring).
+
+    **Seeds.** Trial ``n`` resets its environment with seed ``first_seed + n`` (None: fresh entropy),
+    so a trial flies the same way whichever lander flies it; the policy's random generator is seeded
+    by the caller.
+
+    **Aim.** Decisions aim at the policy's running mean success + ``SUCCESS_MARGIN``; each finished
+    trial's success goes into that window before the next decision.
+
+    :param envs: the population, a ``gymnasium.vector`` environment without autoreset
+        (``gym.environments.make_population``).
+    :param policy: how the landers decide (``policy.Policy``).
+    :param settings: the trial rules and the environment's profile.
+    :param first_seed: trial ``n`` uses environment seed ``first_seed + n``; None: fresh entropy.
+    :param remember: stores finished trials in the memory and returns its engram count after them
+        (None: the loop only reads the memory).
+    :param callbacks: ``TrialCallback`` s, called in order.
+    :param clock_offset: seconds of earlier training, added to each record's ``wall_time``.
+    :param engrams: the memory's engram count before the first trial (records carry the count).
+    :param records: the list each finished trial's record is appended to, as it finishes (a new one
+        by default).
+    """
+
+    def __init__(self, envs: gymnasium.vector.VectorEnv, policy: Policy, settings, first_seed: Optional[int],
+                 remember: Optional[Callable[[List[Flight]], int]] = None,
+                 callbacks: Sequence[TrialCallback] = (), clock_offset: float = 0.0, engrams: int = 0,
+                 records: Optional[List[TrialRecord]] = None) -> None:
+        self.envs, self.policy, self.settings = envs, policy, settings
+        self.environment = settings.environment
+        self.first_seed, self.remember, self.callbacks = first_seed, remember, list(callbacks)
+        self.clock_offset = clock_offset
+        self.engrams = engrams        # the memory's engram count, as the last remembered trial left it
+        self.steps = 0                # environment steps flown by trials (idle landers' steps not counted)
+        self.seconds = 0.0            # seconds the last run() took
+        self.records: List[TrialRecord] = [] if records is None else records
+        self.next_trial = 0           # one past the highest trial number started
+        self._trials = np.full(envs.num_envs, IDLE, np.int64)
+        self._exploration = np.zeros((envs.num_envs, 2))  # each lander's trial: noise, epsilon
+        self._buffers = _Buffers(envs.num_envs, self.environment.state_size)
+        self._started = time.monotonic()
+
+    @property
+    def wall_time(self) -> float:
+        return self.clock_offset + time.monotonic() - self._started
+
+    def run(self, trial_numbers: Iterable[int]) -> List[TrialRecord]:
+        """Fly the trials with these numbers (started in this order; they finish in any order) and
+        return their records in finishing order."""
+        to_fly = iter(trial_numbers)
+        records_before, self._started = len(self.records), time.monotonic()
+        for callback in self.callbacks:
+            callback.on_start(self)
+        try:
+            observations = self._reset(np.ones(self.envs.num_envs, bool), to_fly)
+            while (self._trials != IDLE).any():
+                observations, done, stop = self._step(observations)
+                if stop:
+                    to_fly = iter(())
+                if done.any():  # their next trials, or a throwaway episode for a lander left idle
+                    observations = self._reset(done, to_fly, observations)
+        finally:
+            self.seconds = time.monotonic() - self._started
+            self.clock_offset += self.seconds
+            for callback in self.callbacks:
+                callback.on_end(self)
+        return self.records[records_before:]
+
+    def _reset(self, landers: np.ndarray, to_fly: Iterator[int], observations: Optional[np.ndarray] = None
+               ) -> np.ndarray:
+        """Start the next trials on these landers (in lander order); a lander left without one idles."""
+        seeds: list = [None] * self.envs.num_envs
+        for lander in np.flatnonzero(landers):
+            trial = next(to_fly, IDLE)
+            self._trials[lander] = trial
+            if trial != IDLE:
+                self.next_trial = max(self.next_trial, trial + 1)
+                seeds[lander] = None if self.first_seed is None else self.first_seed + trial
+                self._exploration[lander] = self.policy.exploration(trial)
+        fresh, _ = self.envs.reset(seed=seeds, options={"reset_mask": landers})
+        if observations is None:
+            return fresh
+        observations = observations.copy()
+        observations[landers] = fresh[landers]
+        return observations
+
+    def _step(self, observations: np.ndarray):
+        """One decision for every flying lander (one consultation), one step of every environment;
+        the trials that ended are remembered and recorded. Returns the observations, which
+        environments' episodes ended, and whether a callback asked to stop."""
+        flying = np.flatnonzero(self._trials != IDLE)
+        states = self.environment.normalise(observations[flying])
+        decision = self.policy.act(states, self._exploration[flying, 0], self._exploration[flying, 1])
+        values = value_in_reward_units(decision.consultation.best_value, decision.query_success, self.settings)
+        actions = np.zeros(self.envs.num_envs, np.int64)
+        actions[flying] = decision.actions
+        observations, rewards, terminated, truncated, infos = self.envs.step(actions + self.environment.action_start)
+        self._buffers.append(flying, states, decision.actions, rewards[flying], values,
+                             decision.consultation.neighbour_distance)
+        self.steps += len(flying)
+        for callback in self.callbacks:
+            callback.on_step(self, flying, decision.actions, rewards[flying])
+        done = terminated | truncated
+        ended = [lander for lander in flying if done[lander]]
+        if not ended:
+            return observations, done, False
+        flights = [self._flight(lander, observations[lander], bool(terminated[lander]), infos) for lander in ended]
+        return observations, done, self._finish(flights)
+
+    def _flight(self, lander: int, observation: np.ndarray, terminated: bool, infos: dict) -> Flight:
+        columns = self._buffers.take(lander)
+        end = infos["end"][lander] if "end" in infos and infos["_end"][lander] else ""
+        noise, epsilon = self._exploration[lander]
+        return Flight(int(self._trials[lander]), int(lander), float(noise), float(epsilon),
+                      self.environment.success(float(columns["rewards"].sum())), **columns,
+                      final_state=self.environment.normalise(observation), terminated=terminated, end=str(end))
+
+    def _finish(self, flights: List[Flight]) -> bool:
+        """Remember the finished trials (one batch), record them, call back; True to stop."""
+        failure = None
+        if self.remember is not None:
+            try:
+                self.engrams = self.remember(flights)
+            except NotStoredError as error:  # the trials still count; the error goes on once they are recorded
+                failure = error
+        stop = False
+        for flight in flights:
+            record = self._record(flight)
+            self.records.append(record)
+            for callback in self.callbacks:
+                if callback.on_trial_end(self, record, flight) is False:
+                    stop = True
+        if failure is not None:
+            raise failure
+        return stop
+
+    def _record(self, flight: Flight) -> TrialRecord:
+        success = flight.success
+        self.policy.record_success(success)
+        distances = flight.distances[np.isfinite(flight.distances)]
+        return TrialRecord(
+            trial=flight.trial, lander=flight.lander, reward=flight.reward, length=flight.length,
+            solved=self.environment.solved(flight.reward), end=flight.end, success=success,
+            mean_success=self.policy.mean_success, engrams=self.engrams,
+            neighbour_distance=float(distances.mean()) if len(distances) else float("nan"),
+            noise=float(flight.noise), epsilon=float(flight.epsilon), wall_time=self.wall_time)
+
+
+def remembering(memory: Memory, factory: IResonatorFactory, settings) -> Callable[[List[Flight]], int]:
+    """A loop's ``remember`` that teaches ``memory``: the finished trials' engrams
+    (``credit.trial_engrams``), added in one batch; it returns how many engrams the memory then holds
+    (counted here, not asked of the memory at every trial)."""
+    held = [memory.count()]
+
+    def remember(flights: List[Flight]) -> int:
+        engrams = EngramColumns.concatenate([trial_engrams(flight, flight.success, factory, settings)
+                                             for flight in flights], settings.resonator_size)
+        held[0] += memory.add(engrams)
+        return held[0]
+    return remember
