@@ -146,8 +146,10 @@ class RunFolder:
         os.replace(pending, self.path / SETTINGS_JSON)
 
     def _undo_start(self, pending: Path, created: bool, aside: Optional[Path]) -> None:
-        """Put the folder back as it was before ``_starting_afresh``."""
-        pending.unlink(missing_ok=True)
+        """Put the folder back as it was before ``_starting_afresh`` (what never got written is not
+        removed: on a read-only file system even that would fail)."""
+        if pending.exists():
+            pending.unlink()
         if created and self.path.is_dir():
             shutil.rmtree(self.path)
         if aside is not None and aside.exists():

@@ -168,3 +168,31 @@ def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags
     assert "NOISE (--noise): expected a finite number >= 0" in error and "POPULATION_SIZE (--population):" in error
     assert not connect(settings).has_collection(collection_name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_memory(
+        own_server_settings, tmp_path, monkeypatch):
+    from engram import EngramStore, MilvusUnavailableError
+    from milvus_memory import EngramCollection
+
+    settings = own_server_settings.replace(population_size=1, max_trial_length=30)
+    folder = RunFolder(tmp_path / "undropped")
+    with Trainer("undropped", settings=settings, quiet=True, run_folder=folder) as trainer:
+        trainer.train(2)
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    start_afresh = EngramCollection.start_afresh
+
+    def milvus_dies_at_the_drop(collection):  # the whole embedded Milvus dies, as in a crash
+        state = server_state(settings)
+        os.kill(state["keeper_pid"], signal.SIGKILL)
+        wait_until_dead(state["pid"])
+        return start_afresh(collection)
+
+    monkeypatch.setattr(EngramCollection, "start_afresh", milvus_dies_at_the_drop)
+    with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
+        Trainer("undropped", settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+    store = EngramStore("undropped", settings=settings)  # starts the server again on the crashed folder
+    assert store.get_count() == stored_lengths(folder)
+    store.close()
