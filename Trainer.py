@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import gymnasium
 import numpy as np
 import pandas as pd
 
-from callbacks import EachTrial, FollowLander, ProgressReport, Revaluation, RunFolderLog, StopOnSignal
+from callbacks import EachTrial, FollowLander, Heartbeat, ProgressReport, Revaluation, RunFolderLog, StopOnSignal
 from claims import CollectionClaim
 from config import Settings
 from engram import (EngramCollection, EngramsNotStoredError, EngramStore, MemoryNotFoundError,  # noqa: F401
@@ -21,6 +21,9 @@ from memory import EngramColumns
 from policy import Policy
 from population import Flight, PopulationLoop, TrialRecord, remembering, trial_columns
 from runs import RunFolder, Start
+
+if TYPE_CHECKING:
+    from species import SpeciesWorker
 
 
 class Trainer:
@@ -94,7 +97,8 @@ class Trainer:
                  settings: Optional[Settings] = None, quiet: bool = False,
                  run_folder: Optional[RunFolder] = None,
                  on_step: Optional[Callable[[gymnasium.Env, int, float], None]] = None,
-                 render_mode: Optional[str] = None) -> None:
+                 render_mode: Optional[str] = None, species: Optional["SpeciesWorker"] = None,
+                 clock_offset: Optional[float] = None) -> None:
         settings = (settings or Settings.from_module()).replace(
             **{k: v for k, v in (("instance_name", instance_name), ("drop_collection", clear_collection))
                if v is not None})
@@ -107,59 +111,49 @@ class Trainer:
         self.steps_per_s = float("nan")     # of the last train() call: the rate printed and saved
         self.trials_per_min = float("nan")
         self.unstored = EngramColumns.empty(settings.resonator_size)
+        self.species = species
+        self.worker = 0 if species is None else species.index
         self._milvus_failed = False
-        self._claim = None if settings.read_only else CollectionClaim.take(settings)
+        self._claim = None if settings.read_only or species is not None else CollectionClaim.take(settings)
         try:
-            self._start(render_mode)
+            self._start(render_mode, clock_offset)
         except BaseException:
             self._abandon()  # a Trainer that failed to start keeps neither the collection nor the server
             raise
 
-    def _start(self, render_mode: Optional[str]) -> None:
+    def _start(self, render_mode: Optional[str], clock_offset: Optional[float]) -> None:
         """Everything that can fail first; the memory's drop (a fresh start's) last."""
         settings = self.settings
         self.envs = make_population(settings, settings.population_size, render_mode or render_mode_for(settings.display))
         start = self._open_store()
-        self.rng = np.random.default_rng(settings.seed)
+        self.rng = np.random.default_rng(settings.seed if settings.seed is None or self.worker == 0
+                                         else [settings.seed, self.worker])
         self.brain = EngramBrain.from_settings(settings, self.store, self.rng)
-        self.policy = Policy(self.brain, settings, start.earlier["success"].astype(float))
+        own = start.earlier[start.earlier["worker"] == self.worker] if "worker" in start.earlier else start.earlier
+        self.policy = Policy(self.brain, settings, own["success"].astype(float))
         self.engram_count = self.store.get_count()
         self._teach = remembering(self.store.memory, self.brain.resonator_factory, settings)
         self.unstored = start.unstored
         self._earlier = list(zip(start.earlier["reward"].astype(float), start.earlier["solved"].astype(bool))) \
             if "solved" in start.earlier else []
-        self._trained_seconds = float(start.earlier["wall_time"].max()) if len(start.earlier) else 0.0
+        self._trained_seconds = clock_offset if clock_offset is not None else \
+            float(start.earlier["wall_time"].max()) if len(start.earlier) else 0.0
         self.next_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+        if self.run_folder is not None:
+            self.run_folder.worker_started(self.worker, self.store.collection.writer)
 
     def _open_store(self) -> Start:
-        """Open the collection: a reader only an existing one, a fresh start after checking every
-        other thing, then emptying it. Returns what the run folder knew."""
+        """Open the collection: a reader only an existing one, a species' worker the species' one, a
+        fresh start after checking every other thing, then emptying it. Returns what the run
+        folder knew."""
         settings = self.settings
-        if settings.read_only:
+        if settings.read_only or self.species is not None:
             self.store = read_memory(settings)
-            return Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
-        collection = EngramCollection(settings.instance_name, settings)  # a mismatched one is refused here
-        afresh = settings.drop_collection
-        if self.run_folder is None:
-            self.store = EngramStore(settings.instance_name, reset=afresh, settings=settings, collection=collection,
-                                     consistency=consistency_for(settings))
-            start = Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
-        else:
-            with self.run_folder.starting(settings, afresh) as start:
-                self.store = EngramStore(settings.instance_name, reset=afresh, settings=settings,
-                                         collection=collection, consistency=consistency_for(settings))
-        self._say_how_it_started(start)
+            earlier = self.run_folder.trials() if self.run_folder is not None and self.run_folder.path.is_dir() \
+                else pd.DataFrame(columns=trial_columns())
+            return Start(earlier, EngramColumns.empty(settings.resonator_size))
+        self.store, start = open_for_training(settings, self.run_folder)
         return start
-
-    def _say_how_it_started(self, start: Start) -> None:
-        name, dropped = self.settings.instance_name, self.store.engrams_dropped
-        if start.moved_to is not None or dropped:
-            kept = f"; its earlier run is kept in {start.moved_to}/" if start.moved_to is not None else ""
-            print(f"{name}: starting afresh, dropped its {dropped} engrams{kept} (--keep resumes instead).",
-                  file=sys.stderr)
-        if start.credit_changes:
-            print(f"{name}: this resume changes the credit rule ({'; '.join(start.credit_changes)}): "
-                  "engrams stored before and after it are credited differently.", file=sys.stderr)
 
     def _abandon(self) -> None:
         if hasattr(self, "envs"):
@@ -202,10 +196,12 @@ class Trainer:
         loop = PopulationLoop(self.envs, self.policy, self.settings, self.settings.seed,
                               remember=None if self.settings.read_only else self._remember,
                               callbacks=self._callbacks(trials, callback), clock_offset=self._trained_seconds,
-                              engrams=self.engram_count, records=self.metrics)
+                              engrams=self.engram_count, records=self.metrics, worker=self.worker)
         first = len(self.metrics)
+        numbers = range(self.next_trial, self.next_trial + trials) if self.species is None \
+            else self.species.trial_numbers(trials)
         try:
-            loop.run(range(self.next_trial, self.next_trial + trials))
+            loop.run(numbers)
         except MilvusUnavailableError:
             self._milvus_failed = True  # so that close() does not wait for it once more
             raise
@@ -226,7 +222,9 @@ class Trainer:
         if self.settings.revalue_every and not self.settings.read_only:
             listeners.append(Revaluation(self.store.memory, self.settings, self.quiet))
         if self.run_folder is not None:
-            listeners.append(RunFolderLog(self.run_folder))
+            listeners.append(RunFolderLog(self.run_folder, self.worker, summarise=self.species is None))
+        if self.species is not None:
+            listeners.append(Heartbeat(self.species))
         if not self.quiet:
             listeners.append(ProgressReport(trials, self._run_so_far()))
         if callback is not None:
@@ -283,6 +281,8 @@ class Trainer:
                 self.store.flush()
         finally:
             self.envs.close()
+            if self.run_folder is not None and not self._milvus_failed:
+                self.run_folder.worker_ended(self.worker)
             self._release_claim()
             self.store.close()
 
@@ -290,3 +290,43 @@ class Trainer:
         if self._claim is not None:
             self._claim.release()
             self._claim = None
+
+
+def open_for_training(settings: Settings, run_folder: Optional[RunFolder]) -> Tuple[EngramStore, Start]:
+    """Open the instance's memory to train it, and its run folder: everything that can fail is
+    checked first (an existing collection's schema; the folder can be written, a resume's rows
+    read) and a fresh start drops the memory last, the folder put back as it was if that fails. A
+    resume first records the trials a killed worker stored but did not write down
+    (``species.recover_unrecorded_trials``). Says what it dropped and kept.
+
+    :raises CollectionInUseError: a species trains the instance elsewhere (its ledger says so).
+    """
+    from species import recover_unrecorded_trials, refuse_if_trained_elsewhere
+
+    refuse_if_trained_elsewhere(settings)
+    collection = EngramCollection(settings.instance_name, settings)  # a mismatched one is refused here
+    afresh = settings.drop_collection
+    if run_folder is None:
+        store = EngramStore(settings.instance_name, reset=afresh, settings=settings, collection=collection,
+                            consistency=consistency_for(settings))
+        start = Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
+    else:
+        if not afresh and collection.exists and recover_unrecorded_trials(run_folder, collection, settings):
+            print(f"{settings.instance_name}: recorded the trials a stopped worker had stored but not written "
+                  "down (end: recovered).", file=sys.stderr)
+        with run_folder.starting(settings, afresh) as start:
+            store = EngramStore(settings.instance_name, reset=afresh, settings=settings, collection=collection,
+                                consistency=consistency_for(settings))
+    _say_how_it_started(settings, store, start)
+    return store, start
+
+
+def _say_how_it_started(settings: Settings, store: EngramStore, start: Start) -> None:
+    name, dropped = settings.instance_name, store.engrams_dropped
+    if start.moved_to is not None or dropped:
+        kept = f"; its earlier run is kept in {start.moved_to}/" if start.moved_to is not None else ""
+        print(f"{name}: starting afresh, dropped its {dropped} engrams{kept} (--keep resumes instead).",
+              file=sys.stderr)
+    if start.credit_changes:
+        print(f"{name}: this resume changes the credit rule ({'; '.join(start.credit_changes)}): "
+              "engrams stored before and after it are credited differently.", file=sys.stderr)

@@ -8,6 +8,7 @@ stop —, ``on_end``), as in Stable-Baselines3.
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Callable, Iterable, Optional
 
@@ -79,26 +80,57 @@ class ProgressReport(TrialCallback):
         return int(sum(solved for _, solved in self.recent))
 
 
-def trial_line(record: TrialRecord, best_success: float) -> str:
-    """The line printed for a finished trial."""
+def trial_line(record: TrialRecord, best_success: Optional[float] = None) -> str:
+    """The line printed for a finished trial (with the best success so far, when known)."""
+    best = f"  best {best_success:+.3f}" if best_success is not None else ""
     return (f"trial {record.trial:5d}  reward {record.reward:8.1f}  steps {record.length:4d}"
             f"  {'solved' if record.solved else '      '} {record.end:<9s}"
-            f"  mean success {record.mean_success:+.3f}  best {best_success:+.3f}"
+            f"  mean success {record.mean_success:+.3f}{best}"
             f"  engrams {record.engrams:8d}  distance {record.neighbour_distance:.3f}")
 
 
 class RunFolderLog(TrialCallback):
-    """Each finished trial appended to the run folder's ``trials.csv`` as it ends; the summary and
-    the learning curve written when the loop stops (however it stops)."""
+    """Each finished trial appended to the run folder's ``trials.csv`` (a species' worker: its own
+    file) as it ends; the summary and the learning curve written when the loop stops (however it
+    stops), unless ``summarise`` is off (a species' command writes them once its workers end).
 
-    def __init__(self, folder: RunFolder) -> None:
-        self.folder = folder
+    :param worker: whose file the rows go to.
+    """
+
+    def __init__(self, folder: RunFolder, worker: int = 0, summarise: bool = True) -> None:
+        self.folder, self.worker, self.summarise = folder, worker, summarise
 
     def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> None:
-        self.folder.append([record])
+        self.folder.append([record], self.worker)
 
     def on_end(self, loop: PopulationLoop) -> None:
-        self.folder.write_summary(loop.steps / max(loop.seconds, 1e-9))
+        if self.summarise:
+            self.folder.write_summary(loop.steps / max(loop.seconds, 1e-9))
+
+
+class Heartbeat(TrialCallback):
+    """A species' worker says it is alive in the species ledger every ``HEARTBEAT_S`` (and when it
+    starts), and leaves the ledger when the loop stops."""
+
+    def __init__(self, worker) -> None:
+        from milvus_memory import HEARTBEAT_S
+
+        self.worker, self.every_s = worker, HEARTBEAT_S
+        self._next = 0.0
+
+    def on_start(self, loop: PopulationLoop) -> None:
+        self._beat()
+
+    def on_step(self, loop: PopulationLoop, landers, actions, rewards) -> None:
+        if time.monotonic() >= self._next:
+            self._beat()
+
+    def on_end(self, loop: PopulationLoop) -> None:
+        self.worker.ledger.leave(self.worker.worker_id)
+
+    def _beat(self) -> None:
+        self.worker.ledger.heartbeat(self.worker.worker_id, self.worker.place)
+        self._next = time.monotonic() + self.every_s
 
 
 class Revaluation(TrialCallback):

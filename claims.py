@@ -24,11 +24,12 @@ class CollectionInUseError(RuntimeError):
 class CollectionClaim:
     """The machine-wide right to write one collection, held by the Trainers of one process.
 
-    Why refuse a second process rather than share: a second Trainer starting afresh would drop the
-    first one's memory, and both would write the same run folder; a population in one Trainer is
-    the way to share a memory. Trainers of one process (a notebook re-running a cell) share the
-    claim. It is a file lock, so the kernel releases it when the process ends, however it ends; it
-    covers one machine (not several machines on one remote Milvus).
+    Why refuse a second plain start rather than share: it would drop the first one's memory, or
+    write its run folder's files under it; sharing a memory is what a species' workers do
+    (``species.py``: ``--workers``, ``--join``), each with its own file. Trainers of one process (a
+    notebook re-running a cell) share the claim. It is a file lock, so the kernel releases it when
+    the process ends, however it ends; it covers one machine (a species across machines meets in
+    its ledger in Milvus).
     """
 
     held: Dict[Path, "CollectionClaim"] = {}
@@ -53,6 +54,20 @@ class CollectionClaim:
         claim.users += 1
         return claim
 
+    @classmethod
+    def taken(cls, settings: Settings) -> bool:
+        """Whether another process of this machine holds the claim now (a species trains here)."""
+        path = cls.path_for(settings)
+        if path in cls.held or not path.exists():
+            return path in cls.held
+        with open(path) as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
     def _locked(self, instance_name: str) -> "CollectionClaim":
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,9 +76,10 @@ class CollectionClaim:
             holder = self.file.read().strip() or "another process"
             self.file.close()
             raise CollectionInUseError(
-                f"instance {instance_name!r} is being trained by {holder} on this machine; two Trainers "
-                "writing one memory would corrupt each other's run. Wait for it to finish, use another "
-                "--instance, or train a population in one Trainer (--population) to share a memory.") from None
+                f"instance {instance_name!r} is being trained by {holder} on this machine; a second plain start "
+                "would drop or mix into its memory and its run. Add a worker to that species with --join "
+                f"(python main.py --instance {instance_name} --join), wait for it to finish, or use another "
+                "--instance.") from None
         self.file.truncate(0)
         self.file.write(f"process {os.getpid()}")
         self.file.flush()

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from gym.environments import LANDER_ONLY, EnvironmentProfile, UnsupportedEnvironmentError, profile
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
+INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,246}$")    # room for the species ledger's "_species"
 SETTINGS_MODULE = "settings"  # settings.py: the one file users edit
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
 NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
@@ -96,6 +97,7 @@ class Settings:
     hit_points: float
     metabolic_cost: float
     population_size: int
+    workers: int
     vector_env: str
     success_window: int
     success_margin: float
@@ -283,6 +285,14 @@ def _problems(s: Settings) -> list:
         (_is_number(s.metabolic_cost) and s.metabolic_cost >= 0,
          f"METABOLIC_COST: expected a finite number >= 0, got {s.metabolic_cost!r}"),
         (s.vector_env in VECTOR_ENVS, f"VECTOR_ENV: expected one of {VECTOR_ENVS}, got {s.vector_env!r}"),
+        (_is_int(s.workers) and 1 <= s.workers <= 64,
+         f"WORKERS: expected a whole number from 1 to 64, got {s.workers!r}"),
+        (not _is_int(s.workers) or not _is_int(s.population_size) or s.workers <= s.population_size,
+         f"WORKERS = {s.workers!r}: each worker flies at least one lander; expected at most POPULATION_SIZE "
+         f"({s.population_size!r}) workers"),
+        (not _is_int(s.workers) or s.workers == 1 or s.revalue_every == 0,
+         f"REVALUE_EVERY = {s.revalue_every!r} with WORKERS = {s.workers!r}: re-valuation rewrites every outcome "
+         "and would race the other workers' writes; expected REVALUE_EVERY = 0 with several workers"),
         (_is_int(s.population_size) and 1 <= s.population_size <= 1024,
          f"POPULATION_SIZE: expected a whole number from 1 to 1024, got {s.population_size!r}"),
         (_is_int(s.success_window) and s.success_window >= 1,
@@ -308,9 +318,9 @@ def _problems(s: Settings) -> list:
         (s.revalue_every == 0 or s.search_backend == "replica",
          f"REVALUE_EVERY = {s.revalue_every!r} needs SEARCH_BACKEND = \"replica\" (a pass searches the memory "
          f"once per action for every engram), got {s.search_backend!r}"),
-        (isinstance(s.instance_name, str) and COLLECTION_NAME.match(s.instance_name) is not None,
-         f"INSTANCE_NAME: expected letters, digits and '_' (at most 255, not starting with a digit: it names "
-         f"a Milvus collection), got {s.instance_name!r}"),
+        (isinstance(s.instance_name, str) and INSTANCE_NAME.match(s.instance_name) is not None,
+         f"INSTANCE_NAME: expected letters, digits and '_' (at most 247, not starting with a digit: it names "
+         f"a Milvus collection, and <name>_species its species' ledger), got {s.instance_name!r}"),
         (_is_int(s.trials) and s.trials >= 0, f"TRIALS: expected a whole number >= 0, got {s.trials!r}"),
         (s.seed is None or (_is_int(s.seed) and s.seed >= 0),
          f"SEED: expected a whole number >= 0 (Gymnasium's and NumPy's seeds), or None for fresh entropy, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 from cli import USER_ERRORS, add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
 from config import SEARCH_BACKENDS, Settings, SettingsError
@@ -55,6 +56,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                        help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
     train.add_argument("--population", dest="population_size", type=int,
                        help="landers acting at once on the shared memory (POPULATION_SIZE)")
+    train.add_argument("--workers", type=int,
+                       help="processes training one species on this machine, each flying its share of the "
+                            "population and the trials (WORKERS)")
+    train.add_argument("--join", action="store_true",
+                       help="add a worker to a species already training this instance (from another terminal, "
+                            "or another machine on the same MILVUS_URI); never drops the memory")
     train.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
                        help="render lander 0 in a window (DISPLAY); ignored without a display")
     train.add_argument("--read-only", action=argparse.BooleanOptionalAction, default=None,
@@ -98,8 +105,10 @@ def run_train(arguments: dict) -> int:
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
-    if folder is not None and not settings.drop_collection:
+    if folder is not None and (not settings.drop_collection or arguments["join"]):
         settings = on_the_runs_environment(settings, folder, arguments.get("env_id"))
+    if arguments["join"] or settings.workers > 1:
+        return run_species(settings, arguments)
     with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
         try:
             mean_reward = trainer.train(settings.trials)
@@ -110,6 +119,36 @@ def run_train(arguments: dict) -> int:
     if folder is not None:
         print(f"saved in {folder.path}/")
     return 0
+
+
+def run_species(settings: Settings, arguments: dict) -> int:
+    """A species of several workers (``--workers N``), or one more worker for a species in training (``--join``)."""
+    import species
+    from interrupts import TrainingInterrupted
+
+    runs_dir = Path(arguments["runs_dir"])
+    if arguments["join"]:
+        with species.join_species(settings, runs_dir, arguments["quiet"]) as worker:
+            try:
+                mean_reward = worker.train(settings.trials)
+            except TrainingInterrupted as interruption:
+                print(f"interrupted ({interruption}). {what_was_saved(worker, worker.run_folder)}", file=sys.stderr)
+                return 130
+        print(f"worker {worker.worker} " + final_line(worker, mean_reward))
+        return 0
+    result = species.train_species(settings, runs_dir, arguments["quiet"])
+    solved_at = settings.environment.solved_at
+    solved = f", {result['last_solved']} solved (reward >= {solved_at:g})" if solved_at is not None else ""
+    print(f"{settings.instance_name}: {result['trials']} trials by {result['workers']} workers, mean reward "
+          f"{result['mean_reward']:.1f}; the run's last {result['last_trials']}: mean {result['last_mean']:.1f}{solved}; "
+          f"{result['engrams']} engrams in memory; {result['steps_per_s']:.1f} steps/s")
+    print(f"saved in {runs_dir / settings.instance_name}/")
+    if result["interrupted"]:
+        print(f"interrupted ({result['interrupted']}): every worker stopped between steps; their finished trials "
+              f"are saved; --keep resumes: python main.py --instance {settings.instance_name} --keep --workers "
+              f"{settings.workers}", file=sys.stderr)
+        return 130
+    return 1 if result["died"] else 0
 
 
 def on_the_runs_environment(settings: Settings, folder: RunFolder, typed_env: str | None) -> Settings:

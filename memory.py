@@ -175,6 +175,10 @@ class Memory(ABC):
     def count(self) -> int:
         """How many engrams the memory holds."""
 
+    def known(self) -> Optional[int]:
+        """How many engrams this process holds a copy of (None: it holds none, only Milvus knows)."""
+        return None
+
     def engrams(self) -> EngramColumns:
         """Every engram, as columns, in the row order ``NeighbourTable.rows`` refers to (re-valuation
         reads them). Only memories that hold their engrams in this process have them."""
@@ -216,6 +220,9 @@ class InProcessMemory(Memory):
         return len(engrams)
 
     def count(self) -> int:
+        return len(self.replica)
+
+    def known(self) -> Optional[int]:
         return len(self.replica)
 
     def engrams(self) -> EngramColumns:

@@ -37,6 +37,7 @@ IDLE = -1              # the trial number of a lander with no trial to fly (the 
 class TrialRecord:
     """The figures of one finished trial (one row of a run's ``trials.csv``).
 
+    :param worker: which worker of the species flew it (0 when one process trains).
     :param solved: the trial's reward reached the environment's ``spec.reward_threshold``
         (LunarLander: 200, a landing).
     :param end: why it ended (``gym.environments.END_CAUSES``: at_rest, crashed, flew_off, ended,
@@ -48,6 +49,7 @@ class TrialRecord:
     """
 
     trial: int
+    worker: int
     lander: int
     reward: float
     length: int
@@ -177,16 +179,18 @@ class PopulationLoop:
     :param engrams: the memory's engram count before the first trial (records carry the count).
     :param records: the list each finished trial's record is appended to, as it finishes (a new one
         by default).
+    :param worker: the worker of the species this loop flies for (its records say so).
     """
 
     def __init__(self, envs: gymnasium.vector.VectorEnv, policy: Policy, settings, first_seed: Optional[int],
                  remember: Optional[Callable[[List[Flight]], int]] = None,
                  callbacks: Sequence[TrialCallback] = (), clock_offset: float = 0.0, engrams: int = 0,
-                 records: Optional[List[TrialRecord]] = None) -> None:
+                 records: Optional[List[TrialRecord]] = None, worker: int = 0) -> None:
         self.envs, self.policy, self.settings = envs, policy, settings
         self.environment = settings.environment
         self.first_seed, self.remember, self.callbacks = first_seed, remember, list(callbacks)
         self.clock_offset = clock_offset
+        self.worker = worker
         self.engrams = engrams        # the memory's engram count, as the last remembered trial left it
         self.steps = 0                # environment steps flown by trials (idle landers' steps not counted)
         self.seconds = 0.0            # seconds the last run() took
@@ -296,7 +300,7 @@ class PopulationLoop:
         self.policy.record_success(success)
         distances = flight.distances[np.isfinite(flight.distances)]
         return TrialRecord(
-            trial=flight.trial, lander=flight.lander, reward=flight.reward, length=flight.length,
+            trial=flight.trial, worker=self.worker, lander=flight.lander, reward=flight.reward, length=flight.length,
             solved=self.environment.solved(flight.reward), end=flight.end, success=success,
             mean_success=self.policy.mean_success, engrams=self.engrams,
             neighbour_distance=float(distances.mean()) if len(distances) else float("nan"),
@@ -306,12 +310,14 @@ class PopulationLoop:
 def remembering(memory: Memory, factory: IResonatorFactory, settings) -> Callable[[List[Flight]], int]:
     """A loop's ``remember`` that teaches ``memory``: the finished trials' engrams
     (``credit.trial_engrams``), added in one batch; it returns how many engrams the memory then holds
-    (counted here, not asked of the memory at every trial)."""
+    (counted here, not asked of Milvus at every trial; an in-process copy's own size where there is
+    one, so that other workers' engrams count too)."""
     held = [memory.count()]
 
     def remember(flights: List[Flight]) -> int:
         engrams = EngramColumns.concatenate([trial_engrams(flight, flight.success, factory, settings)
                                              for flight in flights], settings.resonator_size)
         held[0] += memory.add(engrams)
-        return held[0]
+        known = memory.known()  # a copy in this process also holds what other writers stored
+        return held[0] if known is None else known
     return remember

@@ -31,6 +31,10 @@ ENGRAMS_PER_LIST = 64           # IVF lists get at least this many engrams (FAIS
 RETRAIN_GROWTH = 2.0            # train the lists again when the memory has grown this many times
 FIRST_CAPACITY = 4096           # rows allocated at first; the arrays double as they fill
 ALL_ACTIONS = None              # the key of the index over every engram (the seed's shared search)
+# One thread per process: a decision's search of a few queries is too small to split, and with the
+# other core busy OpenMP's threads wait for each other (a population of 4 flew 7x slower with two
+# threads than with one on a loaded 2-core machine). A species' workers are how both cores are used.
+faiss.omp_set_num_threads(1)
 
 
 class _VectorIndex:

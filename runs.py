@@ -50,6 +50,8 @@ RUNS_DIR = Path("runs")
 COMPARISON_PNG = RUNS_DIR / "comparison.png"  # compare's plot by default: generated files stay under runs/
 ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLander's "solved" rule
 TRIALS_CSV = "trials.csv"
+WORKER_TRIALS_CSV = "trials-w{}.csv"   # worker k >= 1 of a species writes its own rows here
+WORKERS_DIR = "workers"                # workers/w<k>.json: who worker k is in Milvus, and whether it ended cleanly
 SETTINGS_JSON = "settings.json"
 RESUME_SETTINGS_JSON = "settings-resume-{}.json"
 FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial that resume flew
@@ -59,11 +61,11 @@ SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
 UNSTORED_JSONL = "unstored_engrams.jsonl"
-RUN_FILES = (TRIALS_CSV, SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON, CURVE_PNG, EVALUATION_JSON,
-             UNSTORED_JSONL)  # what a run writes in its folder (a fresh start clears them, keeping others)
+RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
+             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, f"{WORKERS_DIR}/*")  # what a run writes in its folder (a fresh start clears them, keeping others)
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
-INTEGER_COLUMNS = ("trial", "lander", "length", "engrams")
+INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")
 NUMBER_COLUMNS = ("reward", "success", "mean_success", "neighbour_distance", "noise", "wall_time")
 REQUIRED_COLUMNS = ("trial", "reward", "length", "success", "engrams", "wall_time")
 OLD_COLUMN_NAMES = {"landed": "solved"}  # trials.csv of earlier versions said "landed" for LunarLander's 200
@@ -181,12 +183,53 @@ class RunFolder:
                 if before[name] != now[name]]
 
     def _has_trials(self) -> bool:
-        """Whether trials.csv has a row past its header (read no further: it may be long, or damaged)."""
-        csv_path = self.path / TRIALS_CSV
-        if not csv_path.exists():
-            return False
-        with open(csv_path, errors="replace") as handle:
-            return len(list(itertools.islice(handle, 2))) > 1
+        """Whether a trials file has a row past its header (read no further: it may be long, or damaged)."""
+        for csv_path in self.trial_files():
+            with open(csv_path, errors="replace") as handle:
+                if len(list(itertools.islice(handle, 2))) > 1:
+                    return True
+        return False
+
+    def trial_files(self) -> List[Path]:
+        """trials.csv and each worker's, those that exist."""
+        found = [self.path / TRIALS_CSV] if (self.path / TRIALS_CSV).exists() else []
+        return found + sorted(self.path.glob(WORKER_TRIALS_CSV.format("*")), key=lambda path: path.name)
+
+    def trials_file(self, worker: int) -> Path:
+        """Where worker ``worker`` appends its rows (worker 0: trials.csv)."""
+        return self.path / (TRIALS_CSV if worker == 0 else WORKER_TRIALS_CSV.format(worker))
+
+    def reserve_worker(self, first: int = 1) -> int:
+        """A worker number no other worker of this folder has: its trials file is made, exclusively."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        worker = first
+        while True:
+            try:
+                with open(self.trials_file(worker), "x", newline="") as handle:
+                    csv.DictWriter(handle, fieldnames=trial_columns()).writeheader()
+                return worker
+            except FileExistsError:
+                worker += 1
+
+    def worker_started(self, worker: int, writer: int) -> None:
+        """Note who worker ``worker`` is in Milvus (its writer stamp), until it ends cleanly."""
+        (self.path / WORKERS_DIR).mkdir(exist_ok=True)
+        (self.path / WORKERS_DIR / f"w{worker}.json").write_text(json.dumps({"writer": writer, "pid": os.getpid(),
+                                                                              "clean": False}))
+
+    def worker_ended(self, worker: int) -> None:
+        path = self.path / WORKERS_DIR / f"w{worker}.json"
+        if path.exists():
+            path.write_text(json.dumps({**json.loads(path.read_text()), "clean": True}))
+
+    def unclean_workers(self) -> dict:
+        """Worker -> writer stamp of each worker that did not end cleanly (killed, say)."""
+        found = {}
+        for path in sorted((self.path / WORKERS_DIR).glob("w*.json")):
+            state = json.loads(path.read_text())
+            if not state.get("clean"):
+                found[int(path.stem[1:])] = int(state["writer"])
+        return found
 
     def _settings_files(self) -> List[Path]:
         """settings.json, then each resume's, in order."""
@@ -207,9 +250,9 @@ class RunFolder:
         path.write_text(json.dumps({**_without_secrets(settings.as_dict()), **(extra or {})}, indent=2))
 
     # --- writing as it goes ---
-    def append(self, records: Iterable[TrialRecord]) -> None:
-        """Append trial records to ``trials.csv`` and flush them to disk."""
-        csv_path = self.path / TRIALS_CSV
+    def append(self, records: Iterable[TrialRecord], worker: int = 0) -> None:
+        """Append trial records to ``trials.csv`` (a worker's to its own file) and flush them to disk."""
+        csv_path = self.trials_file(worker)
         new_file = not csv_path.exists()
         with open(csv_path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=trial_columns())
@@ -247,15 +290,23 @@ class RunFolder:
 
     # --- reading ---
     def trials(self) -> pd.DataFrame:
-        """The per-trial metrics so far (empty if none), every value checked.
+        """The per-trial metrics so far of every worker (empty if none), in the order they finished,
+        every value checked.
 
         :raises RunFolderError: the folder does not exist, or a row is damaged (the message names it).
         """
-        csv_path = self.path / TRIALS_CSV
         if not self.path.is_dir():
             raise RunFolderError(f"run folder {self.path} does not exist. {_runs_beside(self.path)}")
-        if not csv_path.exists():
+        frames = [self._trials_of(csv_path) for csv_path in self.trial_files()]
+        frames = [frame for frame in frames if len(frame)]
+        if not frames:
             return pd.DataFrame(columns=trial_columns())
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat(frames, ignore_index=True).sort_values(["wall_time", "trial"], kind="stable",
+                                                               ignore_index=True)
+
+    def _trials_of(self, csv_path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_csv(csv_path).rename(columns=OLD_COLUMN_NAMES)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:

@@ -35,6 +35,8 @@ USE_HIT_POINTS = True            # end a trial as a death when hit points fall b
 HIT_POINTS = 1000                # hit points at the start of a trial
 METABOLIC_COST = 0.2             # hit points lost each step on top of the step's reward
 POPULATION_SIZE = 1              # landers acting at once on one shared memory (1 = the seed)
+WORKERS = 1                      # processes that train one species on this machine, sharing its memory (main.py
+                                 # --workers; each flies its share of the population); 1 = one process, the seed's
 VECTOR_ENV = "sync"              # how a population's environments step: "sync" (one process, gymnasium.vector's
                                  # SyncVectorEnv) or "async" (a process per environment, AsyncVectorEnv)
 

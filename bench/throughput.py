@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from config import SEARCH_BACKENDS, Settings  # noqa: E402
 from engram import Engram, EngramStore  # noqa: E402
-from gym.lander_environment import make_lander  # noqa: E402
+from gym.environments import make_env  # noqa: E402
 from Trainer import Trainer  # noqa: E402
 
 POPULATIONS = (1, 8, 32, 64)
@@ -46,7 +46,7 @@ SETTLE_TOLERANCE = 0.2         # latency has settled when two probes 5 s apart d
 
 
 def env_only_steps_per_s(settings: Settings, steps: int) -> float:
-    env = make_lander(settings)
+    env = make_env(settings)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -84,7 +84,7 @@ def settle(store: EngramStore, rng: np.random.Generator) -> float:
     """
     started = time.monotonic()
     store.flush()
-    while store.client.describe_index(store.name, "vector")["pending_index_rows"] > 0:
+    while store.collection.pending_index_rows() > 0:
         time.sleep(1)
     previous = np.median(search_latencies_ms(store, LANDERS_PER_DECISION, 5, rng))
     while time.monotonic() - started < SETTLE_TIMEOUT_S:

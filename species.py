@@ -1,0 +1,351 @@
+"""A species across processes and machines: many workers, one memory.
+
+Why its own module: a ``Trainer`` flies one process's landers; a species is several such workers
+on one collection — on this machine (``--workers N``, which starts N worker processes and watches
+them) or joining from another terminal or machine (``--join``, the same command everywhere, with
+nothing shared but the Milvus server). Each worker writes its trials' engrams to the one
+collection and reads the others' (the replica polls them within ``REPLICA_REFRESH``; the Milvus
+backend searches them directly).
+
+- **Trial numbers** are taken from the species ledger in blocks (``milvus_memory.SpeciesLedger``),
+  so they are unique across the species and follow its progress (exploration schedules read
+  them). **Seeds**: trial ``n`` flies environment seed ``SEED + n`` whoever flies it; worker ``k``'s
+  decisions draw from ``numpy.random.default_rng([SEED, k])`` (worker 0: ``SEED``, as one process).
+  Which worker flies which trial, and when another's engrams arrive, depend on timing: a species'
+  run is reproducible trial by trial, not bit for bit.
+- **Aim**: each worker's landers aim at the running mean success of that worker's own trials.
+- **The run folder** keeps each worker's rows in its own file (worker 0: ``trials.csv``, worker
+  ``k``: ``trials-w<k>.csv``, each row naming its worker), merged for ``summary.json``, the curve,
+  ``compare`` and ``--keep``; ``--keep --workers N`` resumes the whole species.
+- **Faults**: a worker killed (``kill -9``) loses only its trials in flight; the others go on and
+  the species' command reports it, does not restart it, and finishes. A trial whose engrams were
+  stored just before the kill but not yet its row is recorded from its engrams (end ``recovered``),
+  so the memory and the run folder agree. Ctrl-C stops every worker cleanly. Re-valuation is
+  refused with several workers (it would race their writes).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from callbacks import trial_line
+from claims import CollectionClaim
+from config import Settings
+from engram import MemoryNotFoundError
+from memory import ID_RANGE
+from milvus_memory import TRIAL_BLOCK, WORKER_ID_FROM, EngramCollection, SpeciesLedger, worker_place
+from population import TrialRecord, trial_columns
+from runs import RunFolder
+
+PROJECT = Path(__file__).resolve().parent
+WATCH_EVERY_S = 0.5            # how often the species' command reads its workers' rows and exit codes
+PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
+RECOVERED = "recovered"        # the end cause of a trial recorded from its engrams after its worker died
+
+
+class SpeciesNotTrainingError(MemoryNotFoundError):
+    """``--join`` found no species of that instance training (here or in the ledger)."""
+
+
+@dataclass
+class SpeciesWorker:
+    """One worker of a species: its number in the run folder, its ledger and id there.
+
+    :param index: 0 … N−1 for a species' own workers; a joiner takes the next free number.
+    :param first_block: blocks of trial numbers are taken from this one on (after a resumed run's).
+    """
+
+    index: int
+    ledger: SpeciesLedger
+    worker_id: int
+    first_block: int = 0
+
+    @property
+    def place(self) -> str:
+        return worker_place(self.index)
+
+    def trial_numbers(self, count: int) -> Iterator[int]:
+        """``count`` trial numbers from blocks taken from the ledger; the next block is taken while
+        this one is flown, so a worker never waits for a claim to settle."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="species-ledger")
+        try:
+            upcoming = pool.submit(self.ledger.claim_block, self.worker_id, self.first_block)
+            given = 0
+            while given < count:
+                block = upcoming.result()
+                upcoming = pool.submit(self.ledger.claim_block, self.worker_id, block + 1)
+                for trial in range(block * TRIAL_BLOCK, (block + 1) * TRIAL_BLOCK):
+                    if given == count:
+                        break
+                    given += 1
+                    yield trial
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:
+    worker_id = int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
+    return SpeciesWorker(index, SpeciesLedger(settings), worker_id, math.ceil(first_trial / TRIAL_BLOCK))
+
+
+def refuse_if_trained_elsewhere(settings: Settings, ledger: Optional[SpeciesLedger] = None) -> None:
+    """A plain start of an instance whose species trains (on another machine: its workers are alive in
+    the ledger) is refused: it would drop or mix into that species' memory."""
+    alive = (ledger or SpeciesLedger(settings)).alive()
+    if alive:
+        from claims import CollectionInUseError
+
+        raise CollectionInUseError(
+            f"instance {settings.instance_name!r} is being trained by a species ({'; '.join(alive)}); a plain "
+            f"start would drop or mix into its memory. Add a worker to it with --join (python main.py --instance "
+            f"{settings.instance_name} --join), wait for it to finish, or use another --instance.")
+
+
+def recover_unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> int:
+    """For each worker of the run folder that did not end cleanly: the trials whose engrams it stored
+    but whose rows it had not written when it died, recorded from the engrams (end ``recovered``);
+    returns how many. Afterwards the memory and the run folder agree, engram for step."""
+    recovered = 0
+    recorded = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
+    for worker, writer in folder.unclean_workers().items():
+        own = set(recorded.loc[recorded["worker"] == worker, "trial"].astype(int)) if "worker" in recorded else set()
+        steps = pd.concat([pd.DataFrame({"trial": page.trial, "reward": page.reward}) for page in
+                           collection.pages(f"writer == {writer}", "Strong")] or [pd.DataFrame(columns=["trial", "reward"])])
+        missing = steps[~steps["trial"].isin(own)].groupby("trial")["reward"].agg(["sum", "count"])
+        wall_time = float(recorded["wall_time"].max()) if len(recorded) else 0.0
+        records = [_recovered(int(trial), worker, float(row["sum"]), int(row["count"]), wall_time, settings)
+                   for trial, row in missing.iterrows()]
+        if records:
+            folder.append(records, worker)
+        folder.worker_ended(worker)
+        recovered += len(records)
+    return recovered
+
+
+def _recovered(trial: int, worker: int, reward: float, length: int, wall_time: float, settings: Settings
+               ) -> TrialRecord:
+    environment = settings.environment
+    return TrialRecord(trial=trial, worker=worker, lander=-1, reward=reward, length=length,
+                       solved=environment.solved(reward), end=RECOVERED, success=environment.success(reward),
+                       mean_success=float("nan"), engrams=-1, neighbour_distance=float("nan"), noise=float("nan"),
+                       epsilon=float("nan"), wall_time=wall_time)
+
+
+def shares(total: int, parts: int) -> List[int]:
+    """``total`` split into ``parts`` whole shares, the first ones one larger where it does not divide."""
+    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
+
+
+# --- the species' command: start the memory, start the workers, watch them ---
+def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> dict:
+    """Train one species with ``WORKERS`` processes on this machine: the memory and the run folder are
+    started here (afresh: the memory dropped last, as for one process; ``--keep``: resumed), then
+    each worker flies its share of the population and of the trials. Returns the run's figures.
+
+    :raises CollectionInUseError: the instance trains already (here, or elsewhere in the ledger).
+    """
+    from Trainer import open_for_training
+
+    claim = CollectionClaim.take(settings)
+    try:
+        ledger = SpeciesLedger(settings)
+        folder = RunFolder.for_instance(settings.instance_name, runs_dir)
+        store, start = open_for_training(settings, folder)
+        try:
+            if settings.drop_collection:
+                ledger.start_afresh()
+            else:
+                ledger.create()
+            first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+            watch = _SpeciesWatch(settings, folder, start.earlier, store.collection, quiet)
+            watch.run(first_trial)
+        finally:
+            store.close()
+        return watch.figures()
+    finally:
+        claim.release()
+
+
+class _SpeciesWatch:
+    """Starts the workers and follows them: their rows (a line each, one progress bar), their
+    deaths (reported, their unrecorded trials recovered), and Ctrl-C (passed on to each, once)."""
+
+    def __init__(self, settings: Settings, folder: RunFolder, earlier: pd.DataFrame, collection: EngramCollection,
+                 quiet: bool) -> None:
+        self.settings, self.folder, self.collection, self.quiet = settings, folder, collection, quiet
+        self.earlier_trials = len(earlier)
+        self.clock_offset = float(earlier["wall_time"].max()) if len(earlier) else 0.0
+        self.processes: Dict[int, subprocess.Popen] = {}
+        self.died: Dict[int, str] = {}
+        self.interrupted: Optional[str] = None
+        self._read: Dict[int, int] = {}
+        self._rows = 0
+
+    def run(self, first_trial: int) -> None:
+        from tqdm import tqdm
+
+        settings = self.settings
+        previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+        self.bar = tqdm(total=settings.trials, unit="trial", disable=self.quiet, leave=False)
+        try:
+            landers, trials = shares(settings.population_size, settings.workers), shares(settings.trials, settings.workers)
+            for index in range(settings.workers):
+                self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
+            while any(process.poll() is None for process in self.processes.values()):
+                time.sleep(WATCH_EVERY_S)
+                self._follow()
+            self._follow()
+        finally:
+            self.bar.close()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+        recover_unrecorded_trials(self.folder, self.collection, settings)
+        self.folder.write_summary(self.steps_per_s())
+
+    def _start_worker(self, index: int, landers: int, trials: int, first_trial: int) -> subprocess.Popen:
+        """A worker process in its own session (a terminal's Ctrl-C reaches this command, which passes
+        it on once), stopped cleanly if this command dies."""
+        task = {"settings": self.settings.replace(population_size=landers, workers=1, drop_collection=False).as_dict(),
+                "worker": index, "runs_dir": str(self.folder.path.parent), "trials": trials,
+                "first_trial": first_trial, "clock_offset": self.clock_offset}
+        process = subprocess.Popen([sys.executable, str(PROJECT / "species.py"), "work"], stdin=subprocess.PIPE,
+                                   cwd=PROJECT, start_new_session=True, preexec_fn=_stop_with_parent)
+        process.stdin.write(json.dumps(task).encode())
+        process.stdin.close()
+        return process
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.interrupted is None:
+            self.interrupted = signal.Signals(signum).name
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+
+    def _follow(self) -> None:
+        """Print and count the rows written since the last look; notice workers that died."""
+        for index in self.processes:
+            for row in self._new_rows(index):
+                self._rows += 1
+                self.bar.update(1)
+                if not self.quiet:
+                    self.bar.write(f"w{index} " + trial_line(_record_of(row)))
+        for index, process in self.processes.items():
+            code = process.poll()
+            if code is not None and code not in (0, 130) and index not in self.died:
+                cause = signal.Signals(-code).name if code < 0 else f"exit code {code}"
+                self.died[index] = cause
+                print(f"worker {index} (pid {process.pid}) ended by {cause}: its trials in flight are lost, its "
+                      f"finished ones are kept; the other workers go on (it is not restarted).", file=sys.stderr)
+
+    def _new_rows(self, index: int) -> List[dict]:
+        path = self.folder.trials_file(index)
+        if not path.exists():
+            return []
+        with open(path, newline="") as handle:
+            handle.seek(self._read.get(index, 0))
+            text = handle.read()
+        complete = text[:text.rfind("\n") + 1]
+        self._read[index] = self._read.get(index, 0) + len(complete.encode())
+        lines = [line for line in complete.splitlines() if line and not line.startswith("trial,")]
+        return list(csv.DictReader(lines, fieldnames=trial_columns()))
+
+    def steps_per_s(self) -> float:
+        """This run's steps over the time its workers flew (each worker's clock starts with its loop)."""
+        trials = self.folder.trials().iloc[self.earlier_trials:] if self.earlier_trials else self.folder.trials()
+        flown = trials[trials["end"] != RECOVERED] if "end" in trials else trials
+        seconds = float(flown["wall_time"].max()) - self.clock_offset if len(flown) else 0.0
+        return float(flown["length"].sum()) / seconds if seconds > 0 else float("nan")
+
+    def figures(self) -> dict:
+        frame = self.folder.trials()
+        run = frame.iloc[self.earlier_trials:]
+        last = frame.tail(100)
+        return {"trials": len(run), "mean_reward": float(run["reward"].mean()) if len(run) else float("nan"),
+                "last_trials": len(last), "last_mean": float(last["reward"].mean()) if len(last) else float("nan"),
+                "last_solved": int(last["solved"].sum()) if len(last) else 0, "steps_per_s": self.steps_per_s(),
+                "engrams": self.collection.count(), "died": dict(self.died), "interrupted": self.interrupted,
+                "workers": self.settings.workers}
+
+
+def _record_of(row: dict) -> TrialRecord:
+    """A row of a trials file back as a record (for its printed line)."""
+    kinds = {f.name: f.type for f in fields(TrialRecord)}
+    converters = {"int": lambda text: int(float(text)), "float": float, "bool": lambda text: text == "True", "str": str}
+    return TrialRecord(**{name: converters[kinds[name]](row[name]) for name in trial_columns()})
+
+
+def _stop_with_parent() -> None:
+    """In a worker, before it runs: SIGTERM (a clean stop) when the species' command dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+# --- a worker ---
+def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
+    """This process joins a species already training (from another terminal, or another machine on
+    the same Milvus): it never drops or resets the memory; it flies ``TRIALS`` trials with
+    ``POPULATION_SIZE`` landers and takes the next free worker number of its run folder.
+
+    :raises SpeciesNotTrainingError: no species of the instance is training.
+    """
+    from Trainer import Trainer
+
+    ledger = SpeciesLedger(settings)
+    if not CollectionClaim.taken(settings) and not ledger.alive():
+        raise SpeciesNotTrainingError(
+            f"no species of {settings.instance_name!r} is training (on this machine, or anywhere its ledger "
+            f"{ledger.name} knows of) to join; start one: python main.py --instance {settings.instance_name} "
+            f"--workers 2")
+    folder = RunFolder.for_instance(settings.instance_name, runs_dir)
+    earlier = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
+    worker = new_worker(folder.reserve_worker(), settings,
+                        int(earlier["trial"].max()) + 1 if len(earlier) else 0)
+    trainer = Trainer(settings=settings.replace(drop_collection=False, workers=1), quiet=quiet, run_folder=folder,
+                      species=worker)
+    return trainer
+
+
+def _work() -> int:
+    """A species' worker process (started by ``train_species``): its task arrives on stdin as JSON."""
+    from cli import USER_ERRORS
+    from interrupts import TrainingInterrupted
+    from Trainer import Trainer
+
+    task = json.loads(sys.stdin.read())
+    settings = Settings.from_dict(task["settings"])
+    worker = new_worker(task["worker"], settings, task["first_trial"])
+    try:
+        with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance(settings.instance_name,
+                                                                                       task["runs_dir"]),
+                     species=worker, clock_offset=task["clock_offset"]) as trainer:
+            trainer.train(task["trials"])
+    except TrainingInterrupted:
+        return 130
+    except USER_ERRORS as error:
+        print(f"error (worker {task['worker']}): {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["work"]:
+        sys.exit("usage: python species.py work  (started by `python main.py --workers N`, not by hand)")
+    sys.exit(_work())

@@ -1,0 +1,127 @@
+"""A species across processes: workers share one memory, join from another terminal, and a killed
+worker or a Ctrl-C loses nothing of what finished (real processes, a real embedded Milvus)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from config import Settings, SettingsError
+from milvus_memory import EngramCollection
+from runs import RunFolder
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def main_py(*arguments: str, data_dir: str, runs_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "main.py", "--no-display", "--quiet", "--runs-dir", str(runs_dir),
+                             *arguments], cwd=PROJECT, env=dict(os.environ, MILVUS_DATA_DIR=data_dir, MILVUS_URI=""),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def memory_and_folder_agree(settings: Settings, name: str, folder: RunFolder) -> None:
+    """Engrams in Milvus = steps of the saved trials, no engram twice, no trial number twice."""
+    collection = EngramCollection(name, settings.replace(instance_name=name))
+    ids = [engram_id for page in collection.pages("", "Strong") for engram_id in page.id.tolist()]
+    trials = folder.trials()
+    assert len(ids) == len(set(ids)) == collection.count() == int(trials["length"].sum())
+    assert trials["trial"].is_unique
+
+
+def wait_for_rows(folder: RunFolder, rows: int, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not (folder.path.is_dir() and len(folder.trials()) >= rows):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.3)
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_two_workers_train_one_species_and_see_each_others_engrams(settings, collection_name, tmp_path):
+    species = main_py("--instance", collection_name, "--workers", "2", "--population", "4", "--trials", "24",
+                      "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
+    output, errors = species.communicate(timeout=300)
+    assert species.returncode == 0, errors
+    assert "24 trials by 2 workers" in output
+    folder = RunFolder(tmp_path / collection_name)
+    trials = folder.trials()
+    assert len(trials) == 24 and set(trials["worker"]) == {0, 1}
+    memory_and_folder_agree(settings, collection_name, folder)
+    own = trials[trials["worker"] == 1].sort_values("wall_time")
+    assert (own["engrams"] > own["length"].cumsum()).iloc[-1]  # its replica holds the other worker's engrams too
+    assert json.loads((folder.path / "summary.json").read_text())["trials"] == 24
+
+
+def test_a_join_adds_a_worker_a_plain_start_is_refused_and_ctrl_c_stops_them_all(settings, collection_name,
+                                                                                tmp_path):
+    folder = RunFolder(tmp_path / collection_name)
+    species = main_py("--instance", collection_name, "--workers", "2", "--population", "2", "--trials", "5000",
+                      "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
+    try:
+        wait_for_rows(folder, 4, species)
+        plain = main_py("--instance", collection_name, "--trials", "1", data_dir=settings.milvus_data_dir,
+                        runs_dir=tmp_path)
+        _, refused = plain.communicate(timeout=120)
+        assert plain.returncode == 2 and "--join" in refused
+        before = EngramCollection(collection_name, settings.replace(instance_name=collection_name)).count()
+        joined = main_py("--instance", collection_name, "--join", "--trials", "3", "--population", "1",
+                         "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
+        _, errors = joined.communicate(timeout=180)
+        assert joined.returncode == 0, errors
+        assert len(RunFolder(folder.path).trials().query("worker == 2")) == 3  # its own file: trials-w2.csv
+        assert EngramCollection(collection_name, settings.replace(instance_name=collection_name)).count() > before
+        workers = [json.loads((folder.path / "workers" / f"w{k}.json").read_text())["pid"] for k in (0, 1)]
+    finally:
+        species.send_signal(signal.SIGINT)
+        _, errors = species.communicate(timeout=120)
+    assert species.returncode == 130, errors
+    assert "every worker stopped between steps" in errors
+    assert not any(alive(pid) for pid in workers)
+    memory_and_folder_agree(settings, collection_name, folder)
+
+
+def test_a_killed_worker_loses_only_its_trials_in_flight_and_keep_resumes_the_species(settings, collection_name,
+                                                                                     tmp_path):
+    folder = RunFolder(tmp_path / collection_name)
+    species = main_py("--instance", collection_name, "--workers", "2", "--population", "4", "--trials", "40",
+                      "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
+    wait_for_rows(folder, 6, species)
+    victim = json.loads((folder.path / "workers" / "w1.json").read_text())["pid"]
+    os.kill(victim, signal.SIGKILL)
+    _, errors = species.communicate(timeout=300)
+    assert species.returncode == 1 and "worker 1" in errors and "SIGKILL" in errors
+    trials = folder.trials()
+    assert 6 <= len(trials) < 40 and (trials["worker"] == 0).sum() == 20  # the other worker finished its share
+    memory_and_folder_agree(settings, collection_name, folder)
+    resumed = main_py("--instance", collection_name, "--keep", "--workers", "2", "--population", "4", "--trials", "8",
+                      "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
+    _, errors = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, errors
+    assert len(folder.trials()) == len(trials) + 8
+    memory_and_folder_agree(settings, collection_name, folder)
+
+
+def test_joining_an_instance_nobody_trains_is_one_message(settings, collection_name, tmp_path):
+    joined = main_py("--instance", collection_name, "--join", "--trials", "1", data_dir=settings.milvus_data_dir,
+                     runs_dir=tmp_path)
+    _, errors = joined.communicate(timeout=120)
+    assert joined.returncode == 2
+    assert errors.strip().splitlines()[-1].startswith(f"error: no species of {collection_name!r} is training")
+
+
+@pytest.mark.parametrize("changes, complaint", [
+    ({"workers": 3, "population_size": 2}, "WORKERS = 3: each worker flies at least one lander"),
+    ({"workers": 2, "population_size": 4, "revalue_every": 10, "outcome_rule": "return", "success_weight": 0.0,
+      "search_backend": "replica"}, "REVALUE_EVERY = 10 with WORKERS = 2"),
+])
+def test_workers_that_cannot_share_a_species_are_refused(changes, complaint):
+    with pytest.raises(SettingsError, match=complaint):
+        Settings.from_module(**changes)
