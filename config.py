@@ -287,7 +287,8 @@ def _problems(s: Settings) -> list:
         (s.vector_env in VECTOR_ENVS, f"VECTOR_ENV: expected one of {VECTOR_ENVS}, got {s.vector_env!r}"),
         (_is_int(s.workers) and 1 <= s.workers <= 64,
          f"WORKERS: expected a whole number from 1 to 64, got {s.workers!r}"),
-        (not _is_int(s.workers) or not _is_int(s.population_size) or s.workers <= s.population_size,
+        (not _is_int(s.workers) or not _is_int(s.population_size) or s.population_size < 1
+         or s.workers <= s.population_size,
          f"WORKERS = {s.workers!r}: each worker flies at least one lander; expected at most POPULATION_SIZE "
          f"({s.population_size!r}) workers"),
         (not _is_int(s.workers) or s.workers == 1 or s.revalue_every == 0,

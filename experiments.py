@@ -9,12 +9,13 @@ from __future__ import annotations
 import multiprocessing
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from config import Settings
 from credit import trial_epsilon, trial_noise
@@ -30,7 +31,16 @@ VARIANTS: Dict[str, dict] = {
     "return": {"outcome_rule": "return", "outcome_reward_scale": 200.0},
     "distance": {"neighbour_weighting": "distance"},
     "schedule": {"noise": 0.5, "noise_final": 0.02, "noise_decay_trials": 300},
+    # The landing preset's decision and credit rule without what is LunarLander's own (the resonator's
+    # weights, the 1000-step trials): what it makes of another environment.
+    "landing_rule": {"search_backend": "replica", "per_action_memory": True, "min_results": 50,
+                     "neighbour_weighting": "distance", "untried_action_score": 1.0, "outcome_rule": "return",
+                     "discount": 0.99, "outcome_reward_scale": 300.0, "success_weight": 0.0,
+                     "success_component_weight": 0.0, "noise": 0.0, "epsilon": 1.0, "epsilon_final": 0.02,
+                     "epsilon_decay_trials": 200, "use_hit_points": False},
 }
+BLOCK = 100          # trials per block of the learning curve's table
+LAST_ENDS = 250      # the last trials whose end causes a run's figures count
 # Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
 # (a slightly wider interval), and the normal's 1.96 from 30 on.
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -43,7 +53,7 @@ def variant_settings(variant: str, base: Optional[Settings] = None) -> Settings:
     if variant in VARIANTS:
         return base.replace(**VARIANTS[variant])
     return Settings.from_module(preset=variant, **{name: getattr(base, name) for name in
-                                                   ("milvus_uri", "milvus_token", "milvus_data_dir")})
+                                                   ("env_id", "milvus_uri", "milvus_token", "milvus_data_dir")})
 
 
 def ci95(values: Iterable[float]) -> Optional[float]:
@@ -59,7 +69,8 @@ def ci95(values: Iterable[float]) -> Optional[float]:
 def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_episodes: int,
                  runs_dir: Path, quiet: bool = True) -> dict:
     """Train one variant on one seed (its own collection and run folder), then evaluate it."""
-    name = f"learning_{variant}_s{seed}"
+    environment = "" if settings.environment.is_lunar_lander else "_" + re.sub(r"\W", "_", settings.env_id)
+    name = f"learning{environment}_{variant}_s{seed}"
     settings = settings.replace(instance_name=name, seed=seed, drop_collection=True, read_only=False, display=False)
     trainer = Trainer(settings=settings, quiet=quiet, run_folder=RunFolder.for_instance(name, runs_dir))
     started = time.monotonic()
@@ -71,11 +82,41 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
     figures = summarise(trials_run)
     evaluation = evaluate(settings, eval_episodes)
     RunFolder.for_instance(name, runs_dir).write_evaluation(evaluation)
+    rewards = trials_run["reward"].to_numpy()
     return {"seed": seed, "instance": name, "rewards": trials_run["reward"].round(2).tolist(),
             "train_mean": figures["mean_reward"], "last100_mean": figures["last100_mean"],
             "solved_rate": figures["solved_rate"], "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
             "eval_solved_rate": evaluation["solved_rate"],
+            "blocks": [round(float(block.mean()), 1) for block in np.array_split(rewards, max(1, len(rewards) // BLOCK))],
+            "first_reaching": first_reaching(rewards, targets_of(settings)),
+            "ends": shares_of(trials_run["end"].tail(LAST_ENDS)), "eval_ends": shares_of(pd.Series(
+                [end for end, count in evaluation["ends"].items() for _ in range(count)])),
             "steps_per_s": round(trainer.steps_taken / (time.monotonic() - started), 1)}
+
+
+def targets_of(settings: Settings) -> tuple:
+    """The rolling means a learning curve is timed to: +100 and the "solved" 200 for LunarLander,
+    the environment's threshold for another."""
+    solved_at = settings.environment.solved_at
+    if settings.environment.is_lunar_lander:
+        return (100.0, solved_at)
+    return (solved_at,) if solved_at is not None else ()
+
+
+def first_reaching(rewards: np.ndarray, targets: Iterable[float]) -> dict:
+    """For each target, the first trial whose rolling mean of 100 (a full window) reaches it; None: never."""
+    rolling = pd.Series(rewards).rolling(ROLLING_WINDOW).mean().to_numpy()
+    found = {}
+    for target in targets:
+        reached = np.flatnonzero(rolling >= target)
+        found[f"{target:g}"] = int(reached[0]) + 1 if len(reached) else None
+    return found
+
+
+def shares_of(ends: pd.Series) -> dict:
+    """Each end cause's share of the trials (how landers fail, and how often)."""
+    counts = ends.value_counts()
+    return {str(end): round(float(count / len(ends)), 4) for end, count in counts.items()} if len(ends) else {}
 
 
 def across_seeds(runs: List[dict]) -> dict:
@@ -110,12 +151,14 @@ def plot_learning(result: dict):
 
 def learning_benchmark(variants: List[str], seeds: List[int], trials: int, population: int,
                        eval_episodes: int, runs_dir: Path, base: Optional[Settings] = None,
-                       quiet: bool = True, jobs: int = 1, changes: Optional[dict] = None) -> dict:
+                       quiet: bool = True, jobs: int = 1, changes: Optional[dict] = None,
+                       progress: bool = False) -> dict:
     """Every variant on every seed; per-seed curves and figures, and their means over seeds.
 
     :param changes: settings changed in every variant (lowercase names), to try a variation.
     :param jobs: runs at once, each in its own process (they share the embedded server); the
         curves do not depend on it, only the time does.
+    :param progress: a progress bar over the runs.
     """
     base = base or Settings.from_module()
     started = time.monotonic()
@@ -123,13 +166,21 @@ def learning_benchmark(variants: List[str], seeds: List[int], trials: int, popul
              for variant in variants}
     tasks = [(plans[variant], _run_label(variant, changes or {}), seed, trials, eval_episodes, runs_dir, quiet)
              for variant in variants for seed in seeds]
-    if jobs == 1:
-        runs = [learning_run(*task) for task in tasks]
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            runs = list(pool.map(learning_run, *zip(*tasks)))
+    with tqdm(total=len(tasks), unit="run", desc=f"{len(variants)} variant(s) x {len(seeds)} seed(s)",
+              disable=not progress) as bar:
+        if jobs == 1:
+            runs = []
+            for task in tasks:
+                runs.append(learning_run(*task))
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(learning_run, *task) for task in tasks]
+                for _ in as_completed(futures):
+                    bar.update(1)
+                runs = [future.result() for future in futures]
     result = {"trials": trials, "seeds": seeds, "population": population, "eval_episodes": eval_episodes,
-              "variants": {}}
+              "env_id": base.env_id, "variants": {}}
     for number, variant in enumerate(variants):
         variant_runs = runs[number * len(seeds):(number + 1) * len(seeds)]
         result["variants"][variant] = {"settings": _changed(plans[variant], base), **across_seeds(variant_runs),
@@ -235,6 +286,29 @@ def _bar_error(half_width: Optional[float]) -> float:
 
 def _rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
     return None if value is None else round(value, digits)
+
+
+def ends_table(result: dict):
+    """How each variant's trials ended (the last 250 of training, and the evaluation), means over seeds."""
+    rows = {}
+    for variant, entry in result["variants"].items():
+        for label, key in (("training, last 250", "ends"), ("evaluation", "eval_ends")):
+            causes = sorted({cause for run in entry["seeds"] for cause in run[key]})
+            rows[(variant, label)] = {cause: round(float(np.mean([run[key].get(cause, 0.0) for run in entry["seeds"]])),
+                                                   3) for cause in causes}
+    return pd.DataFrame(rows).T.fillna(0.0)
+
+
+def curve_table(result: dict):
+    """Per variant and seed: the mean reward of each block of 100 trials and when the rolling mean first
+    reached each target."""
+    rows = {}
+    for variant, entry in result["variants"].items():
+        for run in entry["seeds"]:
+            rows[(variant, run["seed"])] = {"blocks of 100": " ".join(f"{block:+.0f}" for block in run["blocks"]),
+                                            **{f"first >= {target}": trial for target, trial
+                                               in run["first_reaching"].items()}}
+    return pd.DataFrame(rows).T
 
 
 def figures_table(result: dict):

@@ -331,13 +331,12 @@ class EngramCollection:
                 yield found
 
     def _query_columns(self, condition: str, consistency: str) -> EngramColumns:
-        rows = self._request("reading engrams", lambda: self.client.query(
-            self.name, filter=condition, output_fields=list(COLUMN_NAMES), consistency_level=consistency,
-            timeout=self._timeout))
-        if not rows:
+        columns = self._request("reading engrams", lambda: milvus_columns.query(
+            self.client, self.name, condition, list(COLUMN_NAMES), consistency, self._timeout))
+        if not len(columns["id"]):
             return EngramColumns.empty(self.dimension)
-        columns = {name: [row[name] for row in rows] for name in COLUMN_NAMES}
-        columns["next_vector"] = np.asarray(columns["next_vector"], np.float32).reshape(-1, self.dimension)
+        for name in ("vector", "next_vector"):
+            columns[name] = np.asarray(columns[name], np.float32).reshape(-1, self.dimension)
         return EngramColumns.of(**columns)
 
     def stored_by_others_since(self, since_us: int) -> str:

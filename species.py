@@ -92,7 +92,7 @@ class SpeciesWorker:
                     given += 1
                     yield trial
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # a claim in flight ends before the process may
 
 
 def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:

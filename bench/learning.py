@@ -1,15 +1,18 @@
 """Learning curves of credit rules over fixed seeds, each seed its own memory, then a deterministic
 evaluation (read-only, noise off, fixed episode seeds).
 
-    python bench/learning.py --quick --json bench/results/learning-quick.json     # about 4 minutes here
-    python bench/learning.py --jobs 3 --json bench/results/learning.json          # the full run: ~24 min here
+    python bench/learning.py --quick                                  # writes bench/results/learning-quick.json
+    python bench/learning.py --jobs 2                                 # the full run: bench/results/learning.json
     python bench/learning.py --variants seed episodic --seeds 0 1 2 --trials 1000 --set bootstrap_steps=20
+    python bench/learning.py --env CartPole-v1 --variants seed landing_rule --trials 300
 
 Variants are sets of settings on top of settings.py (``experiments.VARIANTS``) or a preset's name
 from ``settings.PRESETS``. Each run is saved as a run folder (``--runs-dir``), so
 ``python main.py compare`` can overlay any of them. Writes the JSON (per variant: the settings that
-differ, per-seed curves and figures, and train_mean, last100_mean, landing_rate, eval_mean,
-eval_std, eval_landing_rate averaged over seeds) and a PNG of the curves with a band across seeds.
+differ, per-seed curves and figures — blocks of 100 trials, the first trial whose rolling mean of
+100 reached +100 / +200 (another environment: its threshold), how the trials ended — and
+train_mean, last100_mean, solved_rate, eval_mean, eval_std, eval_solved_rate averaged over seeds)
+and a PNG of the curves with a band across seeds.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import experiments  # noqa: E402
 from cli import USER_ERRORS, preset_names, whole_number  # noqa: E402
-from config import presets  # noqa: E402
+from config import Settings, presets  # noqa: E402
 
 QUICK = {"variants": ["seed", "episodic", "landing"], "seeds": [0, 1], "trials": 200, "population": 8,
          "eval_episodes": 30}
@@ -41,9 +44,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--population", type=whole_number(1), help="landers flying at once on each memory")
     parser.add_argument("--eval-episodes", type=whole_number(1), help="evaluation episodes per seed")
     parser.add_argument("--runs-dir", default="bench/results/runs", help="where the run folders go")
-    parser.add_argument("--json", default="bench/results/learning.json", help="the JSON to write")
+    parser.add_argument("--env", dest="env_id", help="the Gymnasium environment (ENV_ID; default settings.py's)")
+    parser.add_argument("--json", help="the JSON to write (default: bench/results/learning.json, "
+                                       "learning-quick.json with --quick)")
     parser.add_argument("--plot", help="the PNG to write (default: the JSON's name with .png)")
-    parser.add_argument("--progress", action="store_true", help="show each run's progress bar")
+    parser.add_argument("--progress", action="store_true", help="show each run's progress bar too")
     parser.add_argument("--jobs", type=whole_number(1), default=1,
                         help="runs at once, each in its own process (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -74,15 +79,22 @@ def main() -> None:
         if unknown:
             sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
                      f"or presets {list(presets())}")
+        base = Settings.from_module(**({"env_id": arguments.env_id} if arguments.env_id else {}))
         result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
-                                                jobs=arguments.jobs, changes=parse_changes(arguments.set), **plan)
+                                                jobs=arguments.jobs, changes=parse_changes(arguments.set),
+                                                base=base, progress=True, **plan)
     except USER_ERRORS as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: the finished runs' folders are in {arguments.runs_dir}; no JSON was written.")
-    plot_path = experiments.save(result, experiments.plot_learning(result), arguments.json, arguments.plot)
+    json_path = arguments.json or f"bench/results/learning{'-quick' if arguments.quick else ''}.json"
+    plot_path = experiments.save(result, experiments.plot_learning(result), json_path, arguments.plot)
     print(experiments.figures_table(result).to_string())
-    print(f"{result['seconds']:.0f} s; wrote {arguments.json} and {plot_path}")
+    print("\nhow the trials ended (shares):")
+    print(experiments.ends_table(result).to_string())
+    print("\nthe curves:")
+    print(experiments.curve_table(result).to_string())
+    print(f"{result['seconds']:.0f} s; wrote {json_path} and {plot_path}")
 
 
 if __name__ == "__main__":

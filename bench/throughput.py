@@ -16,13 +16,20 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 - limit_ratio: the best train_steps_per_s / env_only_steps_per_s;
 - replica_load_s and replica_rss_mb: the seconds a replica takes to load the largest collection
   from Milvus, and the process's resident memory once it holds it;
-- the training rate of presets (--presets; by default "landing", which searches once per action).
+- the training rate of presets (--presets; by default "landing", which searches once per action);
+- replica_vector_env_steps_per_s: populations 8 and 32 with their environments stepped in this
+  process (SyncVectorEnv) and in a process each (AsyncVectorEnv);
+- species_steps_per_s: a species on the replica backend (``species.train_species``: worker
+  processes sharing one collection) at populations 8 and 32, with 1, 2 and the machine's core
+  count of workers, each flying the same number of trials; ``ratio_to_one_worker`` divides each by
+  the one-worker figure of the same population, measured in this run.
 Figures drift with the machine's load: compare ratios from one run, not absolute times.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +46,7 @@ from gym.environments import make_env  # noqa: E402
 from Trainer import Trainer  # noqa: E402
 
 POPULATIONS = (1, 8, 32, 64)
+SPECIES_POPULATIONS = (8, 32)
 LANDERS_PER_DECISION = 32
 FILL_CHUNK = 5000              # engrams per insert while filling a collection
 SETTLE_TIMEOUT_S = 300
@@ -65,6 +73,31 @@ def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
     trainer.close()
     trainer.store.drop()
     return rate
+
+
+def species_steps_per_s(settings: Settings, workers: int, trials: int, runs_dir: Path) -> float:
+    """A species' training rate: its trials' steps over the time its workers flew them."""
+    from species import train_species
+
+    label = f"bench_species_{settings.population_size}_{workers}"
+    species = settings.replace(instance_name=label, workers=workers, trials=trials, search_backend="replica")
+    return train_species(species, runs_dir, quiet=True)["steps_per_s"]
+
+
+def measure_species(settings: Settings, trials: int) -> dict:
+    """Workers 1, 2 and the core count at each population of ``SPECIES_POPULATIONS``."""
+    counts = sorted({1, 2, os.cpu_count() or 1})
+    rates, ratios = {}, {}
+    with tempfile.TemporaryDirectory(prefix="rv-bench-runs-") as runs_dir:
+        for population in SPECIES_POPULATIONS:
+            rates[str(population)], ratios[str(population)] = {}, {}
+            for workers in counts:
+                print(f"species, population {population}, {workers} worker(s) ...", flush=True)
+                rate = species_steps_per_s(settings.replace(population_size=population), workers, trials,
+                                           Path(runs_dir))
+                rates[str(population)][str(workers)] = round(rate, 1)
+                ratios[str(population)][str(workers)] = round(rate / rates[str(population)]["1"], 3)
+    return {"trials": trials, "species_steps_per_s": rates, "ratio_to_one_worker": ratios}
 
 
 def fill(store: EngramStore, target: int, rng: np.random.Generator) -> None:
@@ -148,13 +181,16 @@ def measure_search(settings: Settings, sizes: list, repeats: int) -> dict:
     return figures
 
 
-def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
+def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: bool = False) -> dict:
     # Its own server, stopped as soon as the bench lets go of it (no idle grace), in a folder removed after.
     with tempfile.TemporaryDirectory(prefix="rv-bench-", ignore_cleanup_errors=True) as data_dir:
         settings = Settings.from_module(milvus_data_dir=data_dir, milvus_uri="", display=False, seed=0,
                                         milvus_idle_grace=0.0)
         print("LunarLander alone ...", flush=True)
         env_rate = env_only_steps_per_s(settings, 20_000 if quick else 100_000)
+        species = measure_species(settings, 240 if quick else 1200)
+        if species_only:
+            return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "species": species}
         seconds = 20 if quick else 120
         backends = {}
         for backend in SEARCH_BACKENDS:
@@ -165,6 +201,13 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
                     settings.replace(search_backend=backend, population_size=population),
                     f"{backend}_{population}", seconds), 1)
             backends[backend] = {"train_steps_per_s": train, "limit_ratio": round(max(train.values()) / env_rate, 4)}
+        vector_envs = {}
+        for population in SPECIES_POPULATIONS:  # whether a process per environment pays (AsyncVectorEnv)
+            print(f"training, replica, population {population}, async environments ...", flush=True)
+            vector_envs[str(population)] = {"sync": backends["replica"]["train_steps_per_s"][str(population)],
+                                            "async": round(train_steps_per_s(settings.replace(
+                                                search_backend="replica", population_size=population,
+                                                vector_env="async"), f"async_{population}", seconds), 1)}
         preset_rates = {}
         for preset in presets:
             print(f"training, preset {preset!r}, population 8 ...", flush=True)
@@ -176,12 +219,24 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None) -> dict:
         for backend, figures in measure_search(settings, sizes, repeats=40 if quick else 200).items():
             backends[backend].update(figures)
     return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "backends": backends,
-            "presets_population_8_steps_per_s": preset_rates,
+            "presets_population_8_steps_per_s": preset_rates, "species": species,
+            "replica_vector_env_steps_per_s": vector_envs,
             "settings": {"min_results": settings.min_results, "search_nprobe": settings.search_nprobe,
                          "index_nlist": settings.index_nlist, "seal_every": settings.seal_every}}
 
 
+def print_species(species: dict) -> None:
+    print(f"species on the replica, {species['trials']} trials each: steps/s (÷ one worker)")
+    for population, rates in species["species_steps_per_s"].items():
+        cells = ", ".join(f"{workers} worker(s) {rate:,.0f} ({species['ratio_to_one_worker'][population][workers]:.2f}x)"
+                          for workers, rate in rates.items())
+        print(f"  population {population}: {cells}")
+
+
 def print_table(result: dict) -> None:
+    if "backends" not in result:
+        print_species(result["species"])
+        return
     env_rate = result["env_only_steps_per_s"]
     milvus, replica = result["backends"]["milvus"], result["backends"]["replica"]
     print(f"\nLunarLander alone: {env_rate:,.0f} steps/s")
@@ -201,6 +256,10 @@ def print_table(result: dict) -> None:
           f"resident memory then {replica['replica_rss_mb']:,.0f} MiB")
     for preset, rate in result["presets_population_8_steps_per_s"].items():
         print(f"preset {preset!r}, population 8: {rate:,.0f} steps/s")
+    for population, rates in result["replica_vector_env_steps_per_s"].items():
+        print(f"replica, population {population}: SyncVectorEnv {rates['sync']:,.0f}, AsyncVectorEnv "
+              f"{rates['async']:,.0f} steps/s ({rates['async'] / rates['sync']:.2f}x)")
+    print_species(result["species"])
 
 
 def main(argv=None) -> int:
@@ -212,9 +271,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", nargs="+", type=int,
                         help="collection sizes for the search latencies and the replica's load "
                              "(default: 10000 100000, and 1000000 without --quick)")
+    parser.add_argument("--species-only", action="store_true",
+                        help="measure only LunarLander alone and the species of worker processes")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     arguments = parser.parse_args(argv)
-    result = run(arguments.quick, arguments.presets, arguments.sizes)
+    result = run(arguments.quick, arguments.presets, arguments.sizes, arguments.species_only)
     print_table(result)
     if arguments.json:
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)

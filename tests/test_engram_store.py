@@ -193,3 +193,20 @@ def test_every_seal_every_engrams_are_sealed_and_indexed_without_an_explicit_flu
 def test_an_unknown_consistency_level_is_refused(settings):
     with pytest.raises(EngramError, match="consistency 'Sometimes': expected one of Session"):
         EngramStore("anything", settings=settings, consistency="Sometimes")
+
+
+def test_a_kept_memory_reads_back_every_column_as_it_was_stored(settings, collection_name, search_path):
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    rng = np.random.default_rng(5)
+    vectors = rng.random((300, 9)).astype(np.float32)
+    engrams = [Engram(tuple(v.tolist()), i % 4, float(rng.uniform(-1, 1)), trial=i, reward=float(i) / 2,
+                      next_vector=tuple((v * 2).tolist()), ended=i % 3 == 0) for i, v in enumerate(vectors)]
+    store.insert_many(engrams)
+    read = sorted(((int(page.trial[i]), page.select(i)) for page in store.collection.pages("", "Strong")
+                   for i in range(len(page))), key=lambda pair: pair[0])
+    assert [trial for trial, _ in read] == list(range(300))
+    for (trial, row), engram in zip(read, engrams):
+        np.testing.assert_allclose(row.vector, engram.vector, rtol=1e-6)
+        np.testing.assert_allclose(row.next_vector, engram.next_vector, rtol=1e-6)
+        assert (int(row.action), float(row.reward), bool(row.ended)) == (engram.action, engram.reward, engram.ended)
+        assert float(row.outcome) == pytest.approx(engram.outcome, rel=1e-6)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+import pytest
+
 import experiments
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -18,10 +20,12 @@ LEARNING_KEYS = {"train_mean", "last100_mean", "solved_rate", "eval_mean", "eval
 
 def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_path):
     result = experiments.learning_benchmark(["seed", "return"], seeds=[0, 1], trials=6, population=3,
-                                            eval_episodes=2, runs_dir=tmp_path, base=settings, jobs=2)
+                                            eval_episodes=2, runs_dir=tmp_path, base=settings.replace(max_trial_length=60),
+                                            jobs=2)
     for variant, entry in result["variants"].items():
         assert LEARNING_KEYS <= set(entry)
         assert [len(run["rewards"]) for run in entry["seeds"]] == [6, 6]
+        assert all(run["blocks"] and sum(run["ends"].values()) == pytest.approx(1.0) for run in entry["seeds"])
         assert entry["train_mean"] == round(sum(run["train_mean"] for run in entry["seeds"]) / 2, 4)
         assert (tmp_path / f"learning_{variant}_s1" / "evaluation.json").exists()
     assert result["variants"]["return"]["settings"] == {"outcome_rule": "return", "outcome_reward_scale": 200.0}

@@ -113,8 +113,8 @@ def main_py(*arguments: str, data_dir: str) -> subprocess.Popen:
 def test_trainers_in_separate_processes_share_one_server_with_exact_counts(settings, collection_name, tmp_path):
     from engram import EngramStore
 
-    names = [f"{collection_name}_{n}" for n in range(3)]
-    trainers = [main_py("--instance", name, "--trials", "12", "--population", "3", "--seed", str(n),
+    names = [f"{collection_name}_{n}" for n in range(2)]
+    trainers = [main_py("--instance", name, "--trials", "6", "--population", "3", "--seed", str(n),
                         "--runs-dir", str(tmp_path), data_dir=settings.milvus_data_dir)
                 for n, name in enumerate(names)]
     for trainer in trainers:
@@ -123,7 +123,7 @@ def test_trainers_in_separate_processes_share_one_server_with_exact_counts(setti
         assert "starting the embedded Milvus" not in errors  # each reused the running server
     for name in names:
         folder = RunFolder(tmp_path / name)
-        assert len(folder.trials()) == 12
+        assert len(folder.trials()) == 6
         assert EngramStore(name, settings=settings).get_count() == stored_lengths(folder)
 
 

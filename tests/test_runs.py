@@ -23,14 +23,26 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def trained_run(settings, collection_name, tmp_path):
+    """A run of 4 short trials of its own, for the tests that change it."""
     folder = RunFolder(tmp_path / collection_name)
     trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=80), quiet=True, run_folder=folder)
     trainer.train(4)
     return trainer, folder
 
 
-def test_a_run_folder_holds_settings_one_row_per_trial_a_summary_and_a_curve(trained_run, settings):
-    trainer, folder = trained_run
+@pytest.fixture(scope="module")
+def kept_run(milvus_data_dir, tmp_path_factory):
+    """One run of 4 short trials shared by the tests that only read it: (trainer, folder, its settings)."""
+    settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
+                                    max_trial_length=80, instance_name="kept_run")
+    folder = RunFolder(tmp_path_factory.mktemp("kept") / "kept_run")
+    with Trainer(settings=settings, quiet=True, run_folder=folder) as trainer:
+        trainer.train(4)
+    return trainer, folder, settings
+
+
+def test_a_run_folder_holds_settings_one_row_per_trial_a_summary_and_a_curve(kept_run):
+    trainer, folder, settings = kept_run
     trials = pd.read_csv(folder.path / "trials.csv")
     assert list(trials["trial"]) == [0, 1, 2, 3]
     assert json.loads((folder.path / "settings.json").read_text())["noise"] == settings.noise
@@ -118,10 +130,10 @@ def test_starting_afresh_moves_the_earlier_run_aside_and_says_what_it_drops(trai
     assert f"dropped its {engrams} engrams; its earlier run is kept in {kept}/" in capsys.readouterr().err
 
 
-def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, settings, collection_name):
-    trainer, _ = trained_run
+def test_evaluation_is_read_only_and_its_figures_are_its_episodes(kept_run):
+    trainer, _, settings = kept_run
     before = trainer.store.get_count()
-    result = evaluate(settings.replace(instance_name=collection_name), episodes=3)
+    result = evaluate(settings, episodes=3)
     rewards = np.array(result["rewards"])
     assert result["episodes"] == len(rewards) == 3
     assert result["mean"] == pytest.approx(rewards.mean(), abs=0.01)
@@ -130,11 +142,12 @@ def test_evaluation_is_read_only_and_its_figures_are_its_episodes(trained_run, s
     assert trainer.store.get_count() == before
 
 
-def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(trained_run, settings, collection_name):
+def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(kept_run):
+    _, _, settings = kept_run
+
     def actions_of(noise: float, noise_final) -> list:
         actions = []
-        evaluate(settings.replace(instance_name=collection_name, noise=noise, noise_final=noise_final,
-                                  max_trial_length=80), 2,
+        evaluate(settings.replace(noise=noise, noise_final=noise_final), 2,
                  on_step=lambda env, action, reward: actions.append(action))
         return actions
 
@@ -144,19 +157,20 @@ def test_evaluation_is_noise_free_whatever_noise_the_run_trained_with(trained_ru
     assert actions_of(0.8, 0.3) == quiet_memory
 
 
-def test_the_same_evaluation_gives_the_same_figures(trained_run, settings, collection_name):
-    on_memory = settings.replace(instance_name=collection_name)
+def test_the_same_evaluation_gives_the_same_figures(kept_run):
+    _, _, on_memory = kept_run
     assert evaluate(on_memory, episodes=2) == evaluate(on_memory, episodes=2)
 
 
-def test_metrics_convert_to_a_dataframe_in_one_call(trained_run):
-    trainer, _ = trained_run
+def test_metrics_convert_to_a_dataframe_in_one_call(kept_run):
+    trainer, _, _ = kept_run
     frame = trainer.metrics_frame()
     assert len(frame) == 4 and {"reward", "length", "solved", "end", "engrams"} <= set(frame.columns)
 
 
-def test_compare_tables_two_real_runs_and_overlays_their_curves(trained_run, settings, tmp_path, capsys):
-    _, first = trained_run
+def test_compare_tables_two_real_runs_and_overlays_their_curves(kept_run, tmp_path, capsys):
+    _, first, settings = kept_run
+    settings = settings.replace(instance_name="second_run", max_trial_length=None)
     second = RunFolder(tmp_path / "second_run")
     Trainer("second_run", settings=settings, quiet=True, run_folder=second).train(2)
     assert main.main(["compare", str(first.path), str(second.path), "--plot", str(tmp_path / "both.png")]) == 0
@@ -198,8 +212,8 @@ def test_summaries_of_no_trials_say_so():
     assert summarise(pd.DataFrame()) == {"trials": 0}
 
 
-def test_evaluation_never_explores_whatever_the_run_explored_with(trained_run, settings, collection_name):
-    on_memory = settings.replace(instance_name=collection_name)
+def test_evaluation_never_explores_whatever_the_run_explored_with(kept_run):
+    _, _, on_memory = kept_run
     exploring = on_memory.replace(noise=0.5, epsilon=1.0, epsilon_final=0.5, probabilistic_choice=True)
     assert evaluate(exploring, episodes=2) == evaluate(on_memory.replace(noise=0.0), episodes=2)
 
@@ -222,8 +236,8 @@ def test_seed_none_means_fresh_entropy_while_an_unset_flag_keeps_settings_py():
     assert main.settings_from(vars(main.parse_arguments(["--trials", "3"]))).seed == Settings.from_module().seed
 
 
-def test_compare_without_plot_writes_under_runs_not_the_current_folder(trained_run, tmp_path, monkeypatch):
-    _, folder = trained_run
+def test_compare_without_plot_writes_under_runs_not_the_current_folder(kept_run, tmp_path, monkeypatch):
+    _, folder, _ = kept_run
     monkeypatch.chdir(tmp_path)
     assert main.main(["compare", str(folder.path)]) == 0
     assert (tmp_path / "runs" / "comparison.png").exists() and not (tmp_path / "comparison.png").exists()

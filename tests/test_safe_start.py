@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import main
+from config import Settings
 from engram import EngramStore
 from runs import RunFolder
+from Trainer import Trainer
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("main_on_test_server")
@@ -24,24 +26,36 @@ def snapshot(folder: Path) -> dict:
             for path in sorted(folder.parent.rglob("*")) if path.is_file()}
 
 
+def train_three_trials(settings: Settings, name: str, runs_dir: Path) -> int:
+    """A memory of 3 short trials and its run folder, as `python main.py` leaves them; its engrams."""
+    with Trainer(name, settings=settings.replace(max_trial_length=60), quiet=True,
+                 run_folder=RunFolder.for_instance(name, runs_dir)) as trainer:
+        trainer.train(3)
+    return trainer.store.get_count()
+
+
+@pytest.fixture(scope="module")
+def unchanged(milvus_data_dir, tmp_path_factory):
+    """One trained memory shared by the tests whose failing starts must leave it as it was:
+    (runs folder, instance, engrams)."""
+    settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0)
+    runs_dir = tmp_path_factory.mktemp("unchanged") / "runs"
+    return runs_dir, "unchanged", train_three_trials(settings, "unchanged", runs_dir)
+
+
 @pytest.fixture
-def trained(settings, collection_name, tmp_path, capsys):
-    """A memory of 3 short trials and its run folder, as `python main.py` left them."""
+def trained(settings, collection_name, tmp_path):
+    """A trained memory of the test's own, for tests that change it: (runs folder, engrams)."""
     runs_dir = tmp_path / "runs"
-    assert main.main(["--instance", collection_name, "--trials", "3", "--no-display", "--quiet",
-                      "--runs-dir", str(runs_dir)]) == 0
-    capsys.readouterr()
-    count = EngramStore(collection_name, settings=settings).get_count()
-    assert count > 0
-    return runs_dir, count
+    return runs_dir, train_three_trials(settings, collection_name, runs_dir)
 
 
 def engrams_now(settings, name: str) -> int:
     return EngramStore(name, settings=settings).get_count()
 
 
-def test_a_negative_seed_is_refused_before_the_memory_is_touched(trained, settings, collection_name, capsys):
-    runs_dir, count = trained
+def test_a_negative_seed_is_refused_before_the_memory_is_touched(unchanged, settings, capsys):
+    runs_dir, collection_name, count = unchanged
     before = snapshot(runs_dir / collection_name)
     assert main.main(["--instance", collection_name, "--seed", "-5", "--no-display", "--runs-dir", str(runs_dir)]) == 2
     error = capsys.readouterr().err
@@ -55,9 +69,9 @@ def test_a_negative_seed_is_refused_before_the_memory_is_touched(trained, settin
     (["--population", "2000"], "POPULATION_SIZE (--population): expected a whole number from 1 to 1024"),
     (["--env", "Pendulum-v1"], "ENV_ID (--env): Pendulum-v1: its actions are Box"),
 ])
-def test_a_bad_value_is_one_message_naming_its_flag_and_nothing_changes(trained, settings, collection_name, capsys,
-                                                                        flags, complaint):
-    runs_dir, count = trained
+def test_a_bad_value_is_one_message_naming_its_flag_and_nothing_changes(unchanged, settings, capsys, flags,
+                                                                        complaint):
+    runs_dir, collection_name, count = unchanged
     before = snapshot(runs_dir / collection_name)
     assert main.main(["--instance", collection_name, "--no-display", "--runs-dir", str(runs_dir), *flags]) == 2
     assert complaint in capsys.readouterr().err
@@ -109,8 +123,8 @@ def namespaces_work() -> bool:
 
 
 @pytest.mark.skipif(not namespaces_work(), reason="no user + mount namespaces to make a read-only file system")
-def test_a_fresh_start_on_a_read_only_run_folder_drops_nothing(trained, settings, collection_name):
-    runs_dir, count = trained
+def test_a_fresh_start_on_a_read_only_run_folder_drops_nothing(unchanged, settings):
+    runs_dir, collection_name, count = unchanged
     before = snapshot(runs_dir / collection_name)
     result = read_only_main(["--instance", collection_name, "--trials", "1", "--no-display", "--runs-dir",
                              str(runs_dir)], runs_dir, settings.milvus_data_dir)
@@ -143,8 +157,8 @@ def test_after_a_resume_the_final_line_is_over_the_runs_last_trials(trained, set
     assert f"the run's last 5: mean {rewards.mean():.1f}" in printed
 
 
-def test_evaluate_refuses_a_preset_the_memory_was_not_trained_with(trained, collection_name, capsys):
-    runs_dir, _ = trained
+def test_evaluate_refuses_a_preset_the_memory_was_not_trained_with(unchanged, capsys):
+    runs_dir, collection_name, _ = unchanged
     assert main.main(["evaluate", "--instance", collection_name, "--preset", "landing", "--episodes", "1",
                       "--runs-dir", str(runs_dir)]) == 2
     error = capsys.readouterr().err

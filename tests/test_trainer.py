@@ -47,10 +47,10 @@ def test_display_on_a_machine_without_a_display_still_trains(settings, collectio
     assert capsys.readouterr().err.count("no display") == 1
 
 
-def test_the_same_seed_flies_the_same_trials(settings, collection_name):
+def test_the_same_seed_flies_the_same_trials_on_milvus(settings, collection_name):
     runs = []
     for _ in range(2):
-        trainer = Trainer(collection_name, settings=settings, quiet=True)
+        trainer = Trainer(collection_name, settings=settings.replace(max_trial_length=60), quiet=True)
         trainer.train(3)
         runs.append([(r.reward, r.length) for r in trainer.metrics])
     assert runs[0] == runs[1]
