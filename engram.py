@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 import milvus_columns
 from config import COLLECTION_NAME, SEARCH_BACKENDS, Settings
-from milvus_server import embedded_server_token, embedded_server_uri, release_embedded_server
+from milvus_server import (embedded_server_token, embedded_server_uri, raise_if_credential_refused,
+                           release_embedded_server)
 from replica import EngramReplica, EngramRows
 
 # The collection's fields: named once here, used by the schema, inserts and searches.
@@ -177,6 +178,8 @@ def connect(settings: Settings) -> MilvusClient:
         return MilvusClient(uri=uri, token=token, timeout=settings.milvus_connect_timeout,
                             grpc_options=GRPC_OPTIONS)
     except MilvusException as error:
+        if not settings.milvus_uri:
+            raise_if_credential_refused(error, settings.milvus_data_dir)
         raise MilvusUnavailableError(
             f"could not reach Milvus at MILVUS_URI={uri!r} (waited up to {settings.milvus_connect_timeout:g} s: "
             f"{error.message}). Start that server (e.g. `docker compose up -d` in this project), "
@@ -653,6 +656,8 @@ def retried(settings: Settings, what: str, send: Callable[[], T], resend: Option
         try:
             return send()
         except (MilvusException, grpc.RpcError) as error:
+            if not settings.milvus_uri:
+                raise_if_credential_refused(error, settings.milvus_data_dir)
             if _is_permanent(error):
                 raise
             if time.monotonic() + delay > deadline:
