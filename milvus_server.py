@@ -17,6 +17,9 @@ of its own, apart from storing engrams. With no ``MILVUS_URI`` the store calls
   the server refuses, is never given a new one; the start stops at once with an error that names
   the file (the memory is intact; put the original back). A folder made before authentication
   (root still on Milvus's default password) is upgraded at its next start, its engrams kept;
+- **its owner's**: the keeper and Milvus run with umask 077, and the keeper takes group's and
+  others' access away from the folder's tree at each start (earlier versions left it readable by
+  all), so no other local user can copy the memory's segments or logs;
 - its data lives in ``MILVUS_DATA_DIR`` (default ``.milvus/`` in the project, git-ignored), so the
   memory survives between runs; a server already up on that folder is reused;
 - a small keeper process (``python milvus_server.py keep DIR GRACE FD``, in its own session so a
@@ -50,6 +53,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -75,6 +79,7 @@ KEEPER_LOG = "logs/keeper.log"
 KEEPER_POLL_S = 0.5            # how often the keeper looks for users and for a dead server
 CLIENT_WAIT_MARGIN_S = 15      # a program waits this much beyond the keeper's start timeout, to hear why it failed
 LOGIN_RECHECK_S = 1.0          # a refused login is asked again after this before the start gives up on it
+OWNER_ONLY_UMASK = 0o077       # what the keeper and Milvus create in the folder is readable by its owner only
 MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many starts in a row fail
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
@@ -145,7 +150,7 @@ class EmbeddedMilvus:
         server. Waiting for a starting server happens outside the start lock, so the keeper can
         always take it.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _password_was_set(self.data_dir):
             _read_credential(self.data_dir)  # a missing or damaged one is said before anything starts
         self._join_users()
@@ -171,7 +176,7 @@ class EmbeddedMilvus:
     def _join_users(self) -> None:
         """Hold a shared lock on the users file until this program ends or releases it."""
         if self._users_lock is None:
-            self._users_lock = open(self.data_dir / USERS_FILE, "a")
+            self._users_lock = open(self.data_dir / USERS_FILE, "a", opener=_owner_only)
             fcntl.flock(self._users_lock, fcntl.LOCK_SH)
 
     def _notice_if_open(self, running: dict) -> None:
@@ -188,18 +193,19 @@ class EmbeddedMilvus:
         print(f"starting the embedded Milvus server in {self.data_dir} (about 10 s)", file=sys.stderr, flush=True)
         self._state_path().unlink(missing_ok=True)
         log_path = self.data_dir / KEEPER_LOG
-        log_path.parent.mkdir(exist_ok=True)
+        log_path.parent.mkdir(mode=0o700, exist_ok=True)
         _move_aside_if_large(log_path)
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a") as keeper_lock, open(log_path, "ab") as log:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock, \
+                open(log_path, "ab", opener=_owner_only) as log:
             fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._keeper = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "keep", str(self.data_dir),
                  str(self.idle_grace_s), str(keeper_lock.fileno())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                pass_fds=(keeper_lock.fileno(),))
+                pass_fds=(keeper_lock.fileno(),), umask=OWNER_ONLY_UMASK)
 
     def _keeper_alive(self) -> bool:
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a") as keeper_lock:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock:
             try:
                 fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -387,6 +393,7 @@ class EmbeddedMilvus:
                 self.health_port = _free_port(config, 9091)
             self.etcd_port = int(config.get("etcd_port"))
             self._configure_embedded_etcd(config)
+            _make_owner_only(self.data_dir)  # the package copies its glog.conf with the mode it has (0644)
             self._launch()
             self._wait_until_healthy(deadline)
         if self.isolated and self._relay is None:
@@ -593,7 +600,7 @@ class EmbeddedMilvus:
 
     @contextmanager
     def _start_lock(self) -> Iterator[None]:
-        with open(self.data_dir / LOCK_FILE, "w") as lock:
+        with open(self.data_dir / LOCK_FILE, "w", opener=_owner_only) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -781,9 +788,9 @@ def _password_was_set(data_dir: Path) -> bool:
 
 
 def _note_password_set(data_dir: Path, credential: dict) -> None:
-    (data_dir / PASSWORD_SET_FILE).write_text(f"root's password on this folder is set; {CREDENTIAL_FILE} holds it. "
-                                              "Without that file, or with another one, the server is not "
-                                              "started (it is never made anew).\n")
+    with open(data_dir / PASSWORD_SET_FILE, "w", opener=_owner_only) as marker:
+        marker.write(f"root's password on this folder is set; {CREDENTIAL_FILE} holds it. Without that file, "
+                     "or with another one, the server is not started (it is never made anew).\n")
     if not credential.get("applied"):
         _write_credential(data_dir, dict(credential, applied=True))  # what the version before the marker reads
 
@@ -848,6 +855,24 @@ def _write_credential(data_dir: Path, credential: dict) -> None:
     with os.fdopen(descriptor, "w") as file:
         json.dump(credential, file)
     os.replace(temporary, data_dir / CREDENTIAL_FILE)
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """An ``opener`` for ``open``: a file it creates is readable by its owner only."""
+    return os.open(path, flags, 0o600)
+
+
+def _make_owner_only(data_dir: Path) -> None:
+    """Take group's and others' access away from the folder and everything in it (the versions
+    before this one left directories 0755 and files 0644); links have no modes of their own."""
+    for folder, _, files in os.walk(data_dir):
+        for path in (folder, *(os.path.join(folder, name) for name in files)):
+            try:
+                mode = os.lstat(path).st_mode
+                if mode & 0o077 and not stat.S_ISLNK(mode):
+                    os.chmod(path, stat.S_IMODE(mode) & 0o700)
+            except FileNotFoundError:  # a log moved aside meanwhile
+                continue
 
 
 def _prune_logs(logs: Path) -> None:

@@ -302,6 +302,33 @@ def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_o
     assert time.monotonic() - started < 10
 
 
+def loose_modes(folder: Path) -> list:
+    """Everything under ``folder`` (itself included) that its owner's group or others may use."""
+    loose = []
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # a server's file, gone meanwhile
+            continue
+        expected = 0o700 if stat.S_ISDIR(mode) else 0o600
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) != expected:
+            loose.append(f"{stat.S_IMODE(mode):o} {path}")
+    return loose
+
+
+def test_the_memory_is_readable_by_its_owner_only(milvus_data_dir):
+    client(embedded_server_uri(milvus_data_dir), milvus_data_dir).list_collections()
+    assert loose_modes(Path(milvus_data_dir)) == []
+
+
+def test_a_folder_left_readable_by_all_is_made_its_owners_at_its_next_start(secured_memory):
+    for path in [secured_memory, *secured_memory.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)  # as the versions before this one left them
+    assert open_memory(secured_memory) == ["kept"]
+    assert loose_modes(secured_memory) == []
+
+
 def cpu_burner() -> subprocess.Popen:
     """Something busy beside the starts, as a training would be."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
