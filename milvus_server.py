@@ -831,12 +831,14 @@ def refuses_login(error: BaseException) -> bool:
     """Whether a pymilvus error is the server refusing a user and password. Milvus 2.3's proxy answers
     gRPC UNAUTHENTICATED; pymilvus raises that as it is on a request, and at connect as a
     ``MilvusException`` of code 2 ("Fail connecting to server"), the same as for no server at all,
-    caused by it."""
+    caused by it. (pymilvus also raises errors as their own cause: each is looked at once.)"""
     import grpc
 
-    while error is not None:
+    seen = set()
+    while error is not None and id(error) not in seen:
         if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
             return True
+        seen.add(id(error))
         error = error.__cause__
     return False
 

@@ -302,16 +302,24 @@ def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_o
     assert time.monotonic() - started < 10
 
 
+def test_an_error_pymilvus_raised_as_its_own_cause_is_not_taken_for_a_refused_password():
+    from milvus_server import refuses_login
+
+    unreachable = MilvusException(code=2, message="Fail connecting to server")
+    unreachable.__cause__ = unreachable  # as pymilvus's `raise e from e` leaves it
+    assert not refuses_login(unreachable)
+
+
 def loose_modes(folder: Path) -> list:
-    """Everything under ``folder`` (itself included) that its owner's group or others may use."""
+    """Everything under ``folder`` (itself included) that its owner's group or others may use. (Milvus
+    makes its segment files 0777 less the umask: 0700, its owner's alone like the 0600 of the rest.)"""
     loose = []
     for path in [folder, *folder.rglob("*")]:
         try:
             mode = path.lstat().st_mode
         except FileNotFoundError:  # a server's file, gone meanwhile
             continue
-        expected = 0o700 if stat.S_ISDIR(mode) else 0o600
-        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) != expected:
+        if not stat.S_ISLNK(mode) and mode & 0o077:
             loose.append(f"{stat.S_IMODE(mode):o} {path}")
     return loose
 
