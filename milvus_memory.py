@@ -31,7 +31,8 @@ import milvus_columns
 from config import COLLECTION_NAME, Settings
 from memory import (COLUMN_NAMES, COLUMNS, ID_RANGE, STAMP_COLUMNS, EngramColumns, EngramError, Memory,
                     NeighbourTable, NotStoredError)
-from milvus_server import embedded_server_token, embedded_server_uri, release_embedded_server
+from milvus_server import (embedded_server_token, embedded_server_uri, raise_if_credential_refused,
+                           release_embedded_server)
 from replica import EngramReplica
 
 FIELDS = {**COLUMNS, **STAMP_COLUMNS}      # the collection's fields, in order
@@ -99,6 +100,13 @@ def connect(settings: Settings) -> MilvusClient:
         return MilvusClient(uri=uri, token=token, timeout=settings.milvus_connect_timeout,
                             grpc_options=GRPC_OPTIONS)
     except MilvusException as error:
+        if not settings.milvus_uri:
+            raise_if_credential_refused(error, settings.milvus_data_dir)
+        if not settings.milvus_uri:
+            raise MilvusUnavailableError(
+                f"could not reach the embedded Milvus on {settings.milvus_data_dir} at {uri} (waited up to "
+                f"{settings.milvus_connect_timeout:g} s: {error.message}). See its logs in "
+                f"{settings.milvus_data_dir}/logs; run again (its keeper restarts it).") from None
         raise MilvusUnavailableError(
             f"could not reach Milvus at MILVUS_URI={uri!r} (waited up to {settings.milvus_connect_timeout:g} s: "
             f"{error.message}). Start that server (e.g. `docker compose up -d` in this project), "
@@ -115,6 +123,8 @@ def retried(settings: Settings, what: str, send: Callable[[], T], resend: Option
         try:
             return send()
         except (MilvusException, grpc.RpcError) as error:
+            if not settings.milvus_uri:
+                raise_if_credential_refused(error, settings.milvus_data_dir)
             if _is_permanent(error):
                 raise
             if time.monotonic() + delay > deadline:

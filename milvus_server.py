@@ -12,8 +12,14 @@ of its own, apart from storing engrams. With no ``MILVUS_URI`` the store calls
   such namespace can be made, the server runs as before, with its ports open, and says so once;
 - **authenticated**: the proxy asks for a user and password; the folder's first start makes a
   random password for ``root``, kept in ``DIR/credential.json`` (owner-only), and every client of
-  the folder uses it (``embedded_server_token``). A folder made before this is upgraded at its
-  next start, its engrams kept;
+  the folder uses it (``embedded_server_token``). Once it is set, the non-secret marker
+  ``DIR/password-set`` says so: a folder whose ``credential.json`` is missing, or holds a password
+  the server refuses, is never given a new one; the start stops at once with an error that names
+  the file (the memory is intact; put the original back). A folder made before authentication
+  (root still on Milvus's default password) is upgraded at its next start, its engrams kept;
+- **its owner's**: the keeper and Milvus run with umask 077, and the keeper takes group's and
+  others' access away from the folder's tree at each start (earlier versions left it readable by
+  all), so no other local user can copy the memory's segments or logs;
 - its data lives in ``MILVUS_DATA_DIR`` (default ``.milvus/`` in the project, git-ignored), so the
   memory survives between runs; a server already up on that folder is reused;
 - a small keeper process (``python milvus_server.py keep DIR GRACE FD``, in its own session so a
@@ -24,7 +30,10 @@ of its own, apart from storing engrams. With no ``MILVUS_URI`` the store calls
   reuses it; it stops it so that the next start need not wait (see ``EmbeddedMilvus.stop``). The
   server dies with its keeper (Linux's parent-death signal);
 - a server that dies while in use (a crash, an OOM kill) is restarted by the keeper, behind the
-  same port, and the stores reconnect (see ``engram.EngramStore``);
+  same port, and the stores reconnect (see ``engram.EngramStore``). A start that cannot succeed
+  (a refused password; a server that will not come up within ``START_TIMEOUT_S``, retries
+  included) is not retried: the keeper stops the server, writes why into ``server.json`` and
+  exits, and a program waiting for it raises that reason at once;
 - its logs are bounded: Milvus rotates its own, the keeper moves aside any other log past
   ``LOG_LIMIT_BYTES`` when it starts the server.
 
@@ -38,12 +47,13 @@ from __future__ import annotations
 import base64
 import ctypes
 import fcntl
-import itertools
 import json
+import logging
 import os
 import secrets
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -64,8 +74,12 @@ LOCK_FILE = "server.lock"      # serialises starting a server on one data folder
 USERS_FILE = "server.users"    # each program using the server holds a shared lock on it
 KEEPER_LOCK_FILE = "keeper.lock"  # held by the one keeper of a data folder while it lives
 CREDENTIAL_FILE = "credential.json"  # the folder's root password, readable by its owner only
+PASSWORD_SET_FILE = "password-set"   # not secret: root's password was set, so credential.json is never made anew
 KEEPER_LOG = "logs/keeper.log"
 KEEPER_POLL_S = 0.5            # how often the keeper looks for users and for a dead server
+CLIENT_WAIT_MARGIN_S = 15      # a program waits this much beyond the keeper's start timeout, to hear why it failed
+LOGIN_RECHECK_S = 1.0          # a refused login is asked again after this before the start gives up on it
+OWNER_ONLY_UMASK = 0o077       # what the keeper and Milvus create in the folder is readable by its owner only
 MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many starts in a row fail
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
@@ -100,6 +114,11 @@ class EmbeddedMilvusError(RuntimeError):
     """The embedded Milvus server could not be started."""
 
 
+class CredentialError(EmbeddedMilvusError):
+    """The folder's credential is missing, damaged or refused by its server: no retry helps, and the
+    memory itself is intact."""
+
+
 class EmbeddedMilvus:
     """One embedded Milvus server process on one data folder.
 
@@ -131,9 +150,12 @@ class EmbeddedMilvus:
         server. Waiting for a starting server happens outside the start lock, so the keeper can
         always take it.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _password_was_set(self.data_dir):
+            _read_credential(self.data_dir)  # a missing or damaged one is said before anything starts
         self._join_users()
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + START_TIMEOUT_S + CLIENT_WAIT_MARGIN_S
+        self._keeper = None
         running = None
         while running is None:
             with self._start_lock():
@@ -154,7 +176,7 @@ class EmbeddedMilvus:
     def _join_users(self) -> None:
         """Hold a shared lock on the users file until this program ends or releases it."""
         if self._users_lock is None:
-            self._users_lock = open(self.data_dir / USERS_FILE, "a")
+            self._users_lock = open(self.data_dir / USERS_FILE, "a", opener=_owner_only)
             fcntl.flock(self._users_lock, fcntl.LOCK_SH)
 
     def _notice_if_open(self, running: dict) -> None:
@@ -171,18 +193,19 @@ class EmbeddedMilvus:
         print(f"starting the embedded Milvus server in {self.data_dir} (about 10 s)", file=sys.stderr, flush=True)
         self._state_path().unlink(missing_ok=True)
         log_path = self.data_dir / KEEPER_LOG
-        log_path.parent.mkdir(exist_ok=True)
+        log_path.parent.mkdir(mode=0o700, exist_ok=True)
         _move_aside_if_large(log_path)
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a") as keeper_lock, open(log_path, "ab") as log:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock, \
+                open(log_path, "ab", opener=_owner_only) as log:
             fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._keeper = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "keep", str(self.data_dir),
                  str(self.idle_grace_s), str(keeper_lock.fileno())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                pass_fds=(keeper_lock.fileno(),))
+                pass_fds=(keeper_lock.fileno(),), umask=OWNER_ONLY_UMASK)
 
     def _keeper_alive(self) -> bool:
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a") as keeper_lock:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock:
             try:
                 fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -191,16 +214,22 @@ class EmbeddedMilvus:
         return False
 
     def _wait_until_served(self, deadline: float) -> Optional[dict]:
-        """The running server once its keeper has it up; None if that keeper ended (stopped idle)."""
+        """The running server once its keeper has it up; None if another program's keeper ended
+        without a failure (it stopped idle as this program came). A keeper that gave up wrote why
+        before it ended, and that is raised at once."""
         log_path = self.data_dir / KEEPER_LOG
         while time.monotonic() < deadline:
             running = self._running_server()
             if running is not None:
                 return running
-            if self._keeper is not None and self._keeper.poll() is not None:
-                raise EmbeddedMilvusError(f"the embedded Milvus server could not start: {_last_line(log_path)} "
-                                          f"(see {log_path} and {self.data_dir / 'logs'})")
             if not self._keeper_alive():
+                failure = self._read_state().get("failed")
+                if self._keeper is not None:  # this program's keeper: reap it
+                    self._keeper.wait(timeout=10)
+                    failure = failure or (f"the embedded Milvus server could not start: {_last_line(log_path)} "
+                                          f"(see {log_path} and {self.data_dir / 'logs'})")
+                if failure:
+                    raise EmbeddedMilvusError(failure)
                 return None
             time.sleep(0.1)
         raise EmbeddedMilvusError(f"the embedded Milvus server did not become healthy within {START_TIMEOUT_S} s; "
@@ -209,13 +238,16 @@ class EmbeddedMilvus:
     def _running_server(self) -> Optional[dict]:
         """The state of the server on this folder if its keeper has it up (the keeper writes the
         state once the server is healthy and removes it as soon as the server dies)."""
-        try:
-            state = json.loads(self._state_path().read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+        state = self._read_state()
         if _process_alive(state.get("pid")) and _process_alive(state.get("keeper_pid")):
             return state
         return None
+
+    def _read_state(self) -> dict:
+        try:
+            return json.loads(self._state_path().read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
 
     # --- the keeper's side ---
     def keep(self, keeper_lock_fd: int) -> None:
@@ -228,24 +260,50 @@ class EmbeddedMilvus:
         """
         self._keeper_lock_fd = keeper_lock_fd
         self._state_path().unlink(missing_ok=True)
+        try:
+            self._start_secured()
+            self._serve()
+        except Exception as failure:
+            self._give_up(failure)
+            raise
+
+    def _start_secured(self) -> None:
+        """Start the server and make sure of its password, within START_TIMEOUT_S in all; only then
+        are other programs let in and told the port."""
+        deadline = time.monotonic() + START_TIMEOUT_S
         self.isolated = _isolation_available()
         if not self.isolated:
             print("no user + network namespace here: the server's ports are open on all interfaces", flush=True)
-        _ensure_credential(self.data_dir)
-        self._start_with_retries()
+        self._start_with_retries(deadline)
+        self._secure(deadline)
+        if self._relay is not None:
+            self._relay.only_own_connections = False
+        self._write_state()
+
+    def _serve(self) -> None:
         failed_restarts, last_used = 0, time.monotonic()
         while True:
             time.sleep(KEEPER_POLL_S)
             if self.process is None or self.process.poll() is not None:
                 failed_restarts = failed_restarts + 1 if not self._restart() else 0
                 if failed_restarts >= MAX_FAILED_RESTARTS:
-                    self._state_path().unlink(missing_ok=True)
-                    raise EmbeddedMilvusError(f"the server died and {MAX_FAILED_RESTARTS} restarts failed")
+                    raise EmbeddedMilvusError(f"the embedded Milvus server on {self.data_dir} died and "
+                                              f"{MAX_FAILED_RESTARTS} restarts failed; see {self.data_dir / 'logs'}")
                 continue
             if not self._unused():
                 last_used = time.monotonic()
             elif time.monotonic() - last_used >= self.idle_grace_s and self._stop_if_unused():
                 return
+
+    def _give_up(self, failure: Exception) -> None:
+        """Stop the server for good and write why where programs waiting for it read it: a start
+        that could not succeed is not tried again by this keeper (the next program's start may)."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        self._kill()
+        reason = str(failure) if isinstance(failure, EmbeddedMilvusError) else \
+            f"the embedded Milvus server could not start: {failure!r} (see {self.data_dir / KEEPER_LOG})"
+        self._state_path().write_text(json.dumps({"failed": reason, "keeper_pid": os.getpid()}))
 
     def _stop_if_unused(self) -> bool:
         """Under the start lock, so that no program joins between the check and the stop; the keeper
@@ -257,16 +315,17 @@ class EmbeddedMilvus:
             os.close(self._keeper_lock_fd)
             return True
 
-    def _start_with_retries(self) -> None:
+    def _start_with_retries(self, deadline: float) -> None:
         """Start the server; a start that fails (a port taken meanwhile without a namespace, or
-        Milvus 2.3 aborting on a folder left by a killed server, seen once) is retried afresh."""
+        Milvus 2.3 aborting on a folder left by a killed server, seen once) is retried afresh,
+        until the deadline."""
         for attempt in range(1, MAX_FAILED_RESTARTS + 1):
             try:
-                self._start()
+                self._start(deadline)
                 return
             except EmbeddedMilvusError as error:
                 self._kill()
-                if attempt == MAX_FAILED_RESTARTS:
+                if attempt == MAX_FAILED_RESTARTS or time.monotonic() >= deadline:
                     raise
                 print(f"{error}; trying again", flush=True)
 
@@ -287,7 +346,7 @@ class EmbeddedMilvus:
         self._kill()  # reaps it and closes its namespace
         try:
             self._launch()
-            self._wait_until_healthy()
+            self._wait_until_healthy(time.monotonic() + START_TIMEOUT_S)
         except EmbeddedMilvusError as error:
             print(error, flush=True)
             self._kill()
@@ -318,7 +377,7 @@ class EmbeddedMilvus:
             self._namespace.close()
             self._namespace = None
 
-    def _start(self) -> None:
+    def _start(self, deadline: float) -> None:
         from milvus import MilvusServerConfig  # the PyPI package `milvus`
 
         config = MilvusServerConfig(data_dir=str(self.data_dir))
@@ -334,52 +393,95 @@ class EmbeddedMilvus:
                 self.health_port = _free_port(config, 9091)
             self.etcd_port = int(config.get("etcd_port"))
             self._configure_embedded_etcd(config)
+            _make_owner_only(self.data_dir)  # the package copies its glog.conf with the mode it has (0644)
             self._launch()
-            self._wait_until_healthy()
+            self._wait_until_healthy(deadline)
         if self.isolated and self._relay is None:
             self._relay = _Relay(self._dial)
         self.port = self._relay.port if self.isolated else self.proxy_port
-        self._secure()
-        if self._relay is not None:
-            self._relay.only_own_connections = False
-        self._write_state()
 
-    def _secure(self) -> None:
-        """Give root the folder's password once: at its first start, or on a folder made before
-        authentication was on (where root still has Milvus's default password).
+    def _secure(self, deadline: float) -> None:
+        """Make sure root's password is the one in credential.json (see ``_secure_once``).
 
-        After a server was killed, its stale proxy session fails the change ("node not found")
-        until it expires, so the change is retried until it goes through.
+        After a server was killed, its stale proxy session fails a password change ("node not
+        found") until it expires, so that is tried again until the deadline; a refused password
+        or a missing credential is not: no retry helps.
         """
-        credential = _read_credential(self.data_dir)
-        if credential["applied"]:
-            return
         from pymilvus import MilvusException
 
-        deadline = time.monotonic() + START_TIMEOUT_S
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback per refused try
         while True:
             try:
-                self._set_root_password(credential["password"])
-                break
+                self._secure_once()
+                return
             except MilvusException as error:
                 if time.monotonic() > deadline:
                     raise EmbeddedMilvusError(f"could not set the password of the embedded server on "
                                               f"{self.data_dir}: {error}") from None
                 time.sleep(1)
-        _write_credential(self.data_dir, dict(credential, applied=True))
 
-    def _set_root_password(self, password: str) -> None:
-        """Try each password root may have (Milvus's default, or ours from a start that ended before
-        noting it) to log in and as the old one: a proxy may still cache the previous password."""
+    def _secure_once(self) -> None:
+        """A folder whose password was set must have credential.json, and the server must accept its
+        password. A folder still on Milvus's default password (its first start, or its first since
+        authentication came) gets a random one, written to credential.json before it is set, so a
+        start that ends in between loses nothing. The marker is written once the password is set."""
+        if _password_was_set(self.data_dir) or (self.data_dir / CREDENTIAL_FILE).exists():
+            credential = _read_credential(self.data_dir)
+            if not self._accepts(credential["password"]):
+                if _password_was_set(self.data_dir):
+                    raise CredentialError(_refused_message(self.data_dir))
+                self._set_root_password(credential["password"])  # noted by a start that ended before setting it
+        elif self._accepts(DEFAULT_PASSWORD):
+            credential = {"user": USER, "password": secrets.token_urlsafe(24), "applied": False}
+            _write_credential(self.data_dir, credential)
+            self._set_root_password(credential["password"])
+        else:  # set by a version before the marker, whose credential.json has gone since
+            raise CredentialError(_missing_message(self.data_dir))
+        _note_password_set(self.data_dir, credential)
+
+    def _accepts(self, password: str) -> bool:
+        client = self._logged_in(password)
+        if client is not None:
+            client.close()
+        return client is not None
+
+    def _logged_in(self, password: str):
+        """A client logged in as root with ``password``; None if the server refuses it twice (asked
+        again after a moment, so a proxy that answered before it could check is not taken at its word)."""
         from pymilvus import MilvusClient, MilvusException
 
-        failure = None
-        for login, old in itertools.product((DEFAULT_PASSWORD, password), repeat=2):
+        for attempt in range(2):
+            if attempt:
+                time.sleep(LOGIN_RECHECK_S)
             try:
-                MilvusClient(uri=self.uri, token=f"{USER}:{login}", timeout=10).update_password(USER, old, password)
-                return
+                return MilvusClient(uri=self.uri, token=f"{USER}:{password}", timeout=10)
             except MilvusException as error:
-                failure = error
+                if not refuses_login(error):
+                    raise
+        return None
+
+    def _set_root_password(self, password: str) -> None:
+        """Give root ``password``, logged in with Milvus's default or with ``password`` itself (a
+        start that ended before noting it), each tried as the old one too: a proxy may still cache
+        the previous password. ``CredentialError`` if the server refuses both logins."""
+        from pymilvus import MilvusException
+
+        failure = None
+        for login in (DEFAULT_PASSWORD, password):
+            client = self._logged_in(login)
+            if client is None:
+                continue
+            try:
+                for old in (DEFAULT_PASSWORD, password):
+                    try:
+                        client.update_password(USER, old, password)
+                        return
+                    except MilvusException as error:
+                        failure = error
+            finally:
+                client.close()
+        if failure is None:
+            raise CredentialError(_refused_message(self.data_dir))
         raise failure
 
     def _write_state(self) -> None:
@@ -456,8 +558,7 @@ class EmbeddedMilvus:
             raise
         return connection
 
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
+    def _wait_until_healthy(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise EmbeddedMilvusError(
@@ -499,7 +600,7 @@ class EmbeddedMilvus:
 
     @contextmanager
     def _start_lock(self) -> Iterator[None]:
-        with open(self.data_dir / LOCK_FILE, "w") as lock:
+        with open(self.data_dir / LOCK_FILE, "w", opener=_owner_only) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -675,19 +776,78 @@ def _http(connection: socket.socket, method: str, path: str, body: bytes = b"") 
     return answer.partition(b"\r\n\r\n")[2]
 
 
-def _ensure_credential(data_dir: Path) -> None:
-    """Make the folder's random root password at its first start (or first start since this version)."""
-    if not (data_dir / CREDENTIAL_FILE).exists():
-        _write_credential(data_dir, {"user": USER, "password": secrets.token_urlsafe(24), "applied": False})
+def _password_was_set(data_dir: Path) -> bool:
+    """Whether root's password on this folder was changed from Milvus's default: the marker says so,
+    or, for a folder of the version before the marker, credential.json's "applied"."""
+    if (data_dir / PASSWORD_SET_FILE).exists():
+        return True
+    try:
+        return json.loads((data_dir / CREDENTIAL_FILE).read_text()).get("applied") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _note_password_set(data_dir: Path, credential: dict) -> None:
+    with open(data_dir / PASSWORD_SET_FILE, "w", opener=_owner_only) as marker:
+        marker.write(f"root's password on this folder is set; {CREDENTIAL_FILE} holds it. Without that file, "
+                     "or with another one, the server is not started (it is never made anew).\n")
+    if not credential.get("applied"):
+        _write_credential(data_dir, dict(credential, applied=True))  # what the version before the marker reads
 
 
 def _read_credential(data_dir: Path) -> dict:
     path = data_dir / CREDENTIAL_FILE
     try:
-        return json.loads(path.read_text())
+        credential = json.loads(path.read_text())
+        if isinstance(credential, dict) and isinstance(credential.get("password"), str):
+            return credential
     except FileNotFoundError:
-        raise EmbeddedMilvusError(f"{path} is missing: it holds the password of the embedded server on "
-                                  f"{data_dir}. Start the server (it is made at the first start).") from None
+        if _password_was_set(data_dir):
+            raise CredentialError(_missing_message(data_dir)) from None
+        raise CredentialError(f"{path} is missing: it holds the password of the embedded server on "
+                              f"{data_dir}, made at the folder's first start. Start the server first.") from None
+    except (OSError, ValueError):
+        pass
+    raise CredentialError(f"{path} is damaged (expected JSON with the user and password of the embedded "
+                          f"server on {data_dir}). {_credential_advice(data_dir)}")
+
+
+def _missing_message(data_dir: Path) -> str:
+    return (f"{data_dir / CREDENTIAL_FILE} is missing: it holds the password this memory was secured with, "
+            f"and the embedded server is not started without it. {_credential_advice(data_dir)}")
+
+
+def _refused_message(data_dir: Path) -> str:
+    return (f"the embedded Milvus server on {data_dir} refuses the password in {data_dir / CREDENTIAL_FILE}: "
+            f"it is not the one this memory was secured with. {_credential_advice(data_dir)}")
+
+
+def _credential_advice(data_dir: Path) -> str:
+    return (f"The memory itself is intact: put the original {CREDENTIAL_FILE} back into {data_dir}, "
+            f"or, to start a new, empty memory, move {data_dir} aside.")
+
+
+def refuses_login(error: BaseException) -> bool:
+    """Whether a pymilvus error is the server refusing a user and password. Milvus 2.3's proxy answers
+    gRPC UNAUTHENTICATED; pymilvus raises that as it is on a request, and at connect as a
+    ``MilvusException`` of code 2 ("Fail connecting to server"), the same as for no server at all,
+    caused by it. (pymilvus also raises errors as their own cause: each is looked at once.)"""
+    import grpc
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return True
+        seen.add(id(error))
+        error = error.__cause__
+    return False
+
+
+def raise_if_credential_refused(error: BaseException, data_dir: str | os.PathLike) -> None:
+    """Raise ``CredentialError``, naming credential.json, if ``error`` is the embedded server on
+    ``data_dir`` refusing the folder's password: no retry helps."""
+    if refuses_login(error):
+        raise CredentialError(_refused_message(Path(data_dir).resolve())) from None
 
 
 def _write_credential(data_dir: Path, credential: dict) -> None:
@@ -697,6 +857,24 @@ def _write_credential(data_dir: Path, credential: dict) -> None:
     with os.fdopen(descriptor, "w") as file:
         json.dump(credential, file)
     os.replace(temporary, data_dir / CREDENTIAL_FILE)
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """An ``opener`` for ``open``: a file it creates is readable by its owner only."""
+    return os.open(path, flags, 0o600)
+
+
+def _make_owner_only(data_dir: Path) -> None:
+    """Take group's and others' access away from the folder and everything in it (the versions
+    before this one left directories 0755 and files 0644); links have no modes of their own."""
+    for folder, _, files in os.walk(data_dir):
+        for path in (folder, *(os.path.join(folder, name) for name in files)):
+            try:
+                mode = os.lstat(path).st_mode
+                if mode & 0o077 and not stat.S_ISLNK(mode):
+                    os.chmod(path, stat.S_IMODE(mode) & 0o700)
+            except FileNotFoundError:  # a log moved aside meanwhile
+                continue
 
 
 def _prune_logs(logs: Path) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
-from milvus_memory import GRPC_OPTIONS
-from milvus_server import (CREDENTIAL_FILE, LOG_LIMIT_BYTES, STATE_FILE, embedded_server_token,
+from milvus_memory import GRPC_OPTIONS, connect
+from milvus_server import (CREDENTIAL_FILE, LOG_LIMIT_BYTES, STATE_FILE, EmbeddedMilvusError, embedded_server_token,
                            embedded_server_uri, release_embedded_server)
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -194,6 +194,147 @@ def test_the_server_refuses_a_client_without_the_folders_password(milvus_data_di
         with pytest.raises(MilvusException):
             client(uri, milvus_data_dir, token=wrong).list_collections()
     assert isinstance(client(uri, milvus_data_dir).list_collections(), list)
+
+
+OPENER = (  # a program that opens the memory in a folder, creates the collections named, lists them, ends
+    "import sys\n"
+    "from pymilvus import MilvusClient\n"
+    "from milvus_server import embedded_server_token, embedded_server_uri\n"
+    f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
+    "client = MilvusClient(uri=uri, token=embedded_server_token(sys.argv[1]), timeout=60)\n"
+    "for name in sys.argv[2:]:\n"
+    "    client.create_collection(name, dimension=9)\n"
+    "print(sorted(client.list_collections()))\n")
+
+
+def open_memory(folder: Path, *created: str) -> list:
+    """The collections in the memory of ``folder`` (after creating ``created``), its server stopped after."""
+    opened = subprocess.run([sys.executable, "-c", OPENER, str(folder), *created], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=240)
+    assert opened.returncode == 0, opened.stderr
+    assert wait_until_stopped(folder, 20)
+    return json.loads(opened.stdout.replace("'", '"'))
+
+
+def processes_of(folder: Path) -> list:
+    """The live processes of the server on ``folder``: its keeper names it, Milvus works in it."""
+    found = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            arguments = process.joinpath("cmdline").read_bytes().decode(errors="replace").split("\0")
+            if (str(folder) in arguments or os.readlink(process / "cwd") == str(folder)) and alive(int(process.name)):
+                found.append(int(process.name))
+        except OSError:  # ended meanwhile
+            continue
+    return found
+
+
+def wait_until_stopped(folder: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while processes_of(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not processes_of(folder)
+
+
+def evaluate_failing_on(folder: Path) -> tuple:
+    """The error of ``python main.py evaluate`` on the embedded memory in ``folder`` (its one line, no
+    traceback) and how long the command took."""
+    started = time.monotonic()
+    command = subprocess.run([sys.executable, "main.py", "evaluate", "--episodes", "1"], cwd=PROJECT,
+                             env=dict(os.environ, MILVUS_DATA_DIR=str(folder), MILVUS_URI=""),
+                             capture_output=True, text=True, timeout=240)
+    assert command.returncode == 2 and "Traceback" not in command.stderr, command.stderr
+    return command.stderr.strip().splitlines()[-1], time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def secured_memory(tmp_path_factory) -> Path:
+    """A folder whose password was set at its first start, holding the collection 'kept'; its server stopped."""
+    folder = tmp_path_factory.mktemp("secured").resolve()
+    assert open_memory(folder, "kept") == ["kept"]
+    return folder
+
+
+def test_a_missing_credential_is_named_at_once_nothing_replaces_it_and_putting_it_back_opens_the_memory(
+        secured_memory, tmp_path):
+    credential = secured_memory / CREDENTIAL_FILE
+    original = tmp_path / CREDENTIAL_FILE
+    credential.rename(original)
+    try:
+        error, seconds = evaluate_failing_on(secured_memory)
+        assert seconds < 30
+        assert error.startswith(f"error: {credential} is missing") and "intact" in error and "back" in error, error
+        assert f"move {secured_memory} aside" in error
+        assert not credential.exists()
+        assert wait_until_stopped(secured_memory, 5), "a keeper or Milvus of the folder is left running"
+    finally:
+        original.rename(credential)
+    assert open_memory(secured_memory) == ["kept"]
+
+
+def test_a_wrong_credential_is_named_at_once_and_left_as_it_is(secured_memory, tmp_path):
+    credential = secured_memory / CREDENTIAL_FILE
+    original = tmp_path / CREDENTIAL_FILE
+    credential.rename(original)
+    wrong = json.dumps(dict(json.loads(original.read_text()), password="not-the-folders-password"))
+    credential.write_text(wrong)
+    try:
+        error, seconds = evaluate_failing_on(secured_memory)
+        assert seconds < 30
+        assert str(credential) in error and "refuse" in error and "intact" in error, error
+        assert credential.read_text() == wrong
+        assert wait_until_stopped(secured_memory, 5), "a keeper or Milvus of the folder is left running"
+    finally:
+        original.replace(credential)
+
+
+def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_once(settings, milvus_data_dir):
+    embedded_server_uri(milvus_data_dir)
+    credential = Path(milvus_data_dir) / CREDENTIAL_FILE
+    original = credential.read_text()
+    credential.write_text(json.dumps(dict(json.loads(original), password="not-the-folders-password")))
+    started = time.monotonic()
+    try:
+        with pytest.raises(EmbeddedMilvusError, match=f"{credential}.*intact"):
+            connect(settings)
+    finally:
+        credential.write_text(original)
+    assert time.monotonic() - started < 10
+
+
+def test_an_error_pymilvus_raised_as_its_own_cause_is_not_taken_for_a_refused_password():
+    from milvus_server import refuses_login
+
+    unreachable = MilvusException(code=2, message="Fail connecting to server")
+    unreachable.__cause__ = unreachable  # as pymilvus's `raise e from e` leaves it
+    assert not refuses_login(unreachable)
+
+
+def loose_modes(folder: Path) -> list:
+    """Everything under ``folder`` (itself included) that its owner's group or others may use. (Milvus
+    makes its segment files 0777 less the umask: 0700, its owner's alone like the 0600 of the rest.)"""
+    loose = []
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # a server's file, gone meanwhile
+            continue
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            loose.append(f"{stat.S_IMODE(mode):o} {path}")
+    return loose
+
+
+def test_the_memory_is_readable_by_its_owner_only(milvus_data_dir):
+    client(embedded_server_uri(milvus_data_dir), milvus_data_dir).list_collections()
+    assert loose_modes(Path(milvus_data_dir)) == []
+
+
+def test_a_folder_left_readable_by_all_is_made_its_owners_at_its_next_start(secured_memory):
+    for path in [secured_memory, *secured_memory.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)  # as the versions before this one left them
+    assert open_memory(secured_memory) == ["kept"]
+    assert loose_modes(secured_memory) == []
 
 
 def cpu_burner() -> subprocess.Popen:
