@@ -202,15 +202,15 @@ class InProcessMemory(Memory):
     instead of a collection made and dropped for them. Training runs keep their memory in Milvus.
 
     :param dimension: the resonators' length.
-    :param nlist: IVF lists once large (``INDEX_NLIST``); ``exact`` searches exactly at any size.
-    :param nprobe: lists searched per query (``SEARCH_NPROBE``).
+    :param nprobe: IVF lists searched per query (``SEARCH_NPROBE``).
+    :param exact: search exactly at any size (``INDEX_TYPE = "FLAT"``).
     """
 
-    def __init__(self, dimension: int, nlist: int = 1024, nprobe: int = 16, exact: bool = False) -> None:
+    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False) -> None:
         from replica import EngramReplica
 
         self.dimension = dimension
-        self.replica = EngramReplica(dimension, nlist, nprobe, exact)
+        self.replica = EngramReplica(dimension, nprobe, exact)
 
     def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = None) -> NeighbourTable:
         return self.replica.nearest(queries, limit, action)

@@ -428,8 +428,7 @@ class ReplicatedMemory(Memory):
         settings = collection.settings
         self.collection = collection
         self.dimension = collection.dimension
-        self.replica = EngramReplica(self.dimension, settings.index_nlist, settings.search_nprobe,
-                                     exact=settings.index_type == "FLAT")
+        self.replica = EngramReplica(self.dimension, settings.search_nprobe, exact=settings.index_type == "FLAT")
         self._refresh_s = settings.replica_refresh
         self._polled_until_us = now_us()  # engrams stored from now on are found by polling
         self._next_poll = time.monotonic() + self._refresh_s

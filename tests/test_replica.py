@@ -33,7 +33,7 @@ def brute_force(vectors: np.ndarray, queries: np.ndarray, limit: int) -> np.ndar
 
 
 def test_a_small_replica_searches_exactly_the_same_ids_as_brute_force():
-    replica = EngramReplica(9, nlist=1024, nprobe=16)
+    replica = EngramReplica(9, nprobe=16)
     engrams = random_rows(3000)
     replica.add(engrams)
     queries = np.random.default_rng(1).random((20, 9), dtype=np.float32)
@@ -43,7 +43,7 @@ def test_a_small_replica_searches_exactly_the_same_ids_as_brute_force():
 
 
 def test_a_large_replica_uses_ivf_lists_and_finds_at_least_nine_tenths_of_the_true_neighbours():
-    replica = EngramReplica(9, nlist=1024, nprobe=16)  # settings.py's index
+    replica = EngramReplica(9, nprobe=16)  # settings.py's probes
     engrams = random_rows(100_000)
     for start in range(0, 100_000, 10_000):  # grown as in training: the lists are trained as it grows
         replica.add(engrams.select(slice(start, start + 10_000)))
@@ -55,7 +55,7 @@ def test_a_large_replica_uses_ivf_lists_and_finds_at_least_nine_tenths_of_the_tr
 
 
 def test_one_memory_per_action_holds_only_that_actions_engrams():
-    replica = EngramReplica(9, nlist=1024, nprobe=16)
+    replica = EngramReplica(9, nprobe=16)
     engrams = random_rows(400)
     replica.add(engrams)
     rows, _ = replica.search(engrams.vector[:5], 20, action=2)
@@ -143,7 +143,7 @@ def test_the_search_backend_flag_selects_the_replica():
 
 
 def test_a_flat_index_searches_exactly_at_any_size():
-    replica = EngramReplica(9, nlist=1024, nprobe=16, exact=True)  # INDEX_TYPE = "FLAT"
+    replica = EngramReplica(9, nprobe=16, exact=True)  # INDEX_TYPE = "FLAT"
     engrams = random_rows(20_000)
     replica.add(engrams)
     queries = np.random.default_rng(4).random((10, 9), dtype=np.float32)
