@@ -15,6 +15,7 @@ from PIL import Image
 import main
 from engram import connect
 from evaluation import evaluate
+from runs import RunFolder
 from gym.lander import fly
 from Trainer import MemoryNotFoundError, Trainer
 
@@ -137,3 +138,19 @@ def test_the_benchmarks_refuse_bad_arguments_in_one_line(arguments):
     result = run(arguments, PROJECT)
     assert result.returncode == 2 and "expected a whole number >= 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_another_environment_trains_evaluates_watches_compares_and_resumes(milvus_data_dir, tmp_path, capsys):
+    runs = ["--runs-dir", str(tmp_path)]
+    assert main.main(["--env", "CartPole-v1", "--instance", "cart", "--trials", "6", "--population", "2",
+                      "--no-display", "--quiet", *runs]) == 0
+    assert main.main(["evaluate", "--instance", "cart", "--episodes", "2", *runs]) == 0  # the run's environment
+    assert "solved (reward >= 475)" in capsys.readouterr().out
+    assert main.main(["watch", "--instance", "cart", "--gif", str(tmp_path / "cart.gif"), *runs]) == 0
+    with Image.open(tmp_path / "cart.gif") as gif:
+        assert gif.n_frames > 1
+    assert main.main(["--instance", "cart", "--keep", "--trials", "2", "--no-display", "--quiet", *runs]) == 0
+    assert main.main(["compare", str(tmp_path / "cart"), "--plot", str(tmp_path / "cart.png")]) == 0
+    trials = RunFolder(tmp_path / "cart").trials()
+    assert list(trials["trial"].sort_values()) == list(range(8))
+    assert json.loads((tmp_path / "cart" / "settings-resume-1.json").read_text())["env_id"] == "CartPole-v1"
