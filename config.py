@@ -26,6 +26,7 @@ NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
 OUTCOME_RULES = ("reward", "return")
 SEARCH_BACKENDS = ("milvus", "replica")
 VECTOR_ENVS = ("sync", "async")
+STATE_SCALINGS = ("fixed", "spread")
 INDEX_TYPES = ("IVF_FLAT", "FLAT")  # Milvus indexes the replica mirrors (FLAT: exact search, slow past 100k engrams)
 METRIC_TYPES = ("L2",)              # distance weighting and the replica read L2's squared distances
 
@@ -93,6 +94,8 @@ class Settings:
     vector_component_weights: Optional[tuple]
     success_component_weight: float
     max_trial_length: Optional[int]
+    action_repeat: int
+    state_scaling: str
     use_hit_points: bool
     hit_points: float
     metabolic_cost: float
@@ -206,6 +209,14 @@ class Settings:
         return self.vector_component_weights or (1.0,) * self.environment.state_size
 
     @property
+    def spread_weights(self) -> Optional[tuple]:
+        """With ``STATE_SCALING = "spread"``, each resonator component's weight (the state's and the
+        success value's), by which the memory rescales what it learns of their spread; else None."""
+        if self.state_scaling != "spread":
+            return None
+        return (*self.state_weights, self.success_component_weight)
+
+    @property
     def trial_length(self) -> Optional[int]:
         """Steps per trial at most (``MAX_TRIAL_LENGTH``; None: the environment's own, see gym/environments.py)."""
         return self.max_trial_length or self.environment.trial_length
@@ -285,6 +296,12 @@ def _problems(s: Settings) -> list:
         (_is_number(s.metabolic_cost) and s.metabolic_cost >= 0,
          f"METABOLIC_COST: expected a finite number >= 0, got {s.metabolic_cost!r}"),
         (s.vector_env in VECTOR_ENVS, f"VECTOR_ENV: expected one of {VECTOR_ENVS}, got {s.vector_env!r}"),
+        (_is_int(s.action_repeat) and 1 <= s.action_repeat <= 100,
+         f"ACTION_REPEAT: expected a whole number of frames from 1 to 100, got {s.action_repeat!r}"),
+        (s.state_scaling in STATE_SCALINGS, f"STATE_SCALING: expected one of {STATE_SCALINGS}, got {s.state_scaling!r}"),
+        (s.state_scaling != "spread" or s.search_backend == "replica",
+         f"STATE_SCALING = \"spread\" needs SEARCH_BACKEND = \"replica\" (the memory's vectors are rescaled in this "
+         f"process as their spread is learned; Milvus searches them as stored), got {s.search_backend!r}"),
         (_is_int(s.workers) and 1 <= s.workers <= 64,
          f"WORKERS: expected a whole number from 1 to 64, got {s.workers!r}"),
         (not _is_int(s.workers) or not _is_int(s.population_size) or s.population_size < 1

@@ -242,7 +242,7 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
     newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000,
                                noise=trial_noise(trials, species), noise_final=None,
                                epsilon=trial_epsilon(trials, species), epsilon_final=None)
-    empty = InProcessMemory(newcomer.resonator_size, newcomer.search_nprobe, newcomer.index_type == "FLAT")
+    empty = InProcessMemory.for_settings(newcomer)
     return {"seed": seed,
             "trained_last": _group_figures(last),
             "newcomers_trained_memory": _group_figures(fly_read_only(newcomer, newcomers * first_trials)),

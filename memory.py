@@ -204,13 +204,21 @@ class InProcessMemory(Memory):
     :param dimension: the resonators' length.
     :param nprobe: IVF lists searched per query (``SEARCH_NPROBE``).
     :param exact: search exactly at any size (``INDEX_TYPE = "FLAT"``).
+    :param spread_weights: rescale by the spread learned from the memory (``replica.EngramReplica``).
     """
 
-    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False) -> None:
+    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False,
+                 spread_weights: Optional[np.ndarray] = None) -> None:
         from replica import EngramReplica
 
         self.dimension = dimension
-        self.replica = EngramReplica(dimension, nprobe, exact)
+        self.replica = EngramReplica(dimension, nprobe, exact, spread_weights)
+
+    @classmethod
+    def for_settings(cls, settings) -> "InProcessMemory":
+        """An empty in-process memory searched as the settings say (probes, exactness, spread scaling)."""
+        return cls(settings.resonator_size, settings.search_nprobe, settings.index_type == "FLAT",
+                   settings.spread_weights)
 
     def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = None) -> NeighbourTable:
         return self.replica.nearest(queries, limit, action)

@@ -428,7 +428,8 @@ class ReplicatedMemory(Memory):
         settings = collection.settings
         self.collection = collection
         self.dimension = collection.dimension
-        self.replica = EngramReplica(self.dimension, settings.search_nprobe, exact=settings.index_type == "FLAT")
+        self.replica = EngramReplica(self.dimension, settings.search_nprobe, settings.index_type == "FLAT",
+                                     settings.spread_weights)
         self._refresh_s = settings.replica_refresh
         self._polled_until_us = now_us()  # engrams stored from now on are found by polling
         self._next_poll = time.monotonic() + self._refresh_s

@@ -34,6 +34,8 @@ LISTS_PER_ROOT = 4              # IVF lists per square root of the engrams index
 TRAINING_ITERATIONS = 10        # k-means iterations when the lists are trained (FAISS's 25 cost 2.5x as long)
 RETRAIN_GROWTH = 2.0            # train the lists again when the memory has grown this many times
 FIRST_CAPACITY = 4096           # rows allocated at first; the arrays double as they fill
+SPREAD_FIRST = 500              # engrams held when spread scaling first learns the spreads (a few dozen early trials)
+SPREAD_SAMPLE = 1000            # engrams looked at to tell a binary component from a continuous one
 ALL_ACTIONS = None              # the key of the index over every engram (the seed's shared search)
 # One thread per process: a decision's search of a few queries is too small to split, and with the
 # other core busy OpenMP's threads wait for each other (a population of 4 flew 7x slower with two
@@ -104,17 +106,32 @@ class EngramReplica:
     Rows are appended and never removed (engrams are never deleted one by one); an id already held
     is updated in place (a re-valued outcome, another writer's upsert).
 
+    **Spread scaling** (``STATE_SCALING = "spread"``). With ``spread_weights``, the replica searches
+    a rescaled copy of the vectors: each continuous component divided by its standard deviation
+    over the engrams held and multiplied by its weight, so that every one counts by its weight and
+    not by the units it happens to be measured in (binary ones, like LunarLander's leg contacts,
+    stay as they are). The spreads are learned from the memory itself: first at
+    ``SPREAD_FIRST`` engrams, again each time the memory doubles (and at once when a kept memory
+    is loaded), each time the indexes rebuilt; queries are rescaled the same way.
+
     :param dimension: the resonators' length.
     :param nprobe: lists searched per query (``SEARCH_NPROBE``).
     :param exact: search exactly at any size (``INDEX_TYPE = "FLAT"``).
+    :param spread_weights: each component's weight in the resonator (``VECTOR_COMPONENT_WEIGHTS``
+        and ``SUCCESS_COMPONENT_WEIGHT``), to rescale by the spread; None: search the vectors as they are.
     """
 
-    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False) -> None:
+    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False,
+                 spread_weights: Optional[np.ndarray] = None) -> None:
         self.dimension, self.nprobe, self.always_exact = dimension, nprobe, exact
         self._columns = EngramColumns.empty(dimension)
         self._size = 0
         self._row_of: Dict[int, int] = {}
         self._indexes: Dict[Optional[int], _VectorIndex] = {}
+        self.spread_weights = None if spread_weights is None else np.asarray(spread_weights, np.float32)
+        self.factors = np.ones(dimension, np.float32)  # what each component is multiplied by before a search
+        self._scaled = self._columns.vector            # the vectors searched (a rescaled copy with spread scaling)
+        self._scaled_at = 0                            # engrams held when the spreads were last learned
 
     def __len__(self) -> int:
         return self._size
@@ -145,6 +162,9 @@ class EngramReplica:
 
         :param queries: float32 resonators, shape ``(n, dimension)``.
         """
+        queries = np.asarray(queries, dtype=np.float32)
+        if self.spread_weights is not None:
+            queries = queries * self.factors
         return self._index(action).search(np.ascontiguousarray(queries, dtype=np.float32), limit)
 
     def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = ALL_ACTIONS) -> NeighbourTable:
@@ -166,7 +186,7 @@ class EngramReplica:
             index = _VectorIndex(self.dimension, self.nprobe, self.always_exact)
             rows = self._rows_of_action(action)
             if len(rows):
-                index.add(rows, self._columns.vector)
+                index.add(rows, self._scaled)
             self._indexes[action] = index
         return self._indexes[action]
 
@@ -182,10 +202,28 @@ class EngramReplica:
         self._size += len(engrams)
         new_rows = np.arange(start, self._size)
         self._row_of.update(zip(engrams.id.tolist(), new_rows.tolist()))
+        if self.spread_weights is not None:
+            self._scaled[start:self._size] = engrams.vector * self.factors
+            if self._size >= SPREAD_FIRST and self._size >= 2 * self._scaled_at:
+                self._learn_spreads()
+                return
         for action, index in self._indexes.items():
             chosen = new_rows if action is ALL_ACTIONS else new_rows[engrams.action == action]
             if len(chosen):
-                index.add(chosen, self._columns.vector)
+                index.add(chosen, self._scaled)
+
+    def _learn_spreads(self) -> None:
+        """Each continuous component's factor: its weight over its spread in the memory now; the
+        indexes are rebuilt over the rescaled vectors when next searched."""
+        vectors = self._columns.vector[:self._size]
+        spreads = vectors.std(axis=0)
+        continuous = np.array([len(np.unique(column[:SPREAD_SAMPLE])) > 2 for column in vectors.T])
+        weights = np.abs(self.spread_weights)
+        self.factors = np.where(continuous & (spreads > 0), weights / np.where(spreads > 0, spreads, 1.0),
+                                1.0).astype(np.float32)
+        self._scaled[:self._size] = vectors * self.factors
+        self._scaled_at = self._size
+        self._indexes.clear()
 
     def _update(self, rows: np.ndarray, engrams: EngramColumns) -> None:
         """New values for engrams already held. A changed vector or action would leave the indexes
@@ -195,6 +233,8 @@ class EngramReplica:
         for name, values in engrams.as_dict().items():
             getattr(self._columns, name)[rows] = values
         if moved.any():
+            if self.spread_weights is not None:
+                self._scaled[rows] = engrams.vector * self.factors
             self._indexes.clear()
 
     def _reserve(self, size: int) -> None:
@@ -207,6 +247,12 @@ class EngramReplica:
         grown = EngramColumns.empty(self.dimension, capacity)
         for name, values in self._columns.as_dict().items():
             getattr(grown, name)[:self._size] = values[:self._size]
+        if self.spread_weights is not None:
+            scaled = np.zeros_like(grown.vector)
+            scaled[:self._size] = self._scaled[:self._size]
+            self._scaled = scaled
+        else:
+            self._scaled = grown.vector
         self._columns = grown
 
 

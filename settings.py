@@ -28,9 +28,12 @@ EPSILON_DECAY_TRIALS = 200       # ...over this many trials, then stays there (e
 PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
 VECTOR_COMPONENT_WEIGHTS = None  # weight of each normalised state dim in the resonator (a list, one per dim); None: all 1.0
 SUCCESS_COMPONENT_WEIGHT = 1.0   # weight of the success value in the resonator (0: success plays no part in nearness)
+STATE_SCALING = "fixed"          # "fixed": the environment's documented scales (gym/environments.py); "spread": each
+                                 # continuous dim also divided by its spread in the memory, learned as it grows (replica)
 
 # --- Trials ---
-MAX_TRIAL_LENGTH = None          # steps per trial at most; None: the environment's own limit (LunarLander: the seed's 400)
+MAX_TRIAL_LENGTH = None          # frames per trial at most; None: the environment's own limit (LunarLander: the seed's 400)
+ACTION_REPEAT = 1                # frames each decision's action is held for, rewards summed (1: a decision every frame)
 USE_HIT_POINTS = True            # end a trial as a death when hit points fall below 0
 HIT_POINTS = 1000                # hit points at the start of a trial
 METABOLIC_COST = 0.2             # hit points lost each step on top of the step's reward
@@ -53,17 +56,17 @@ REVALUE_EVERY = 0                # every this many trials, re-value every outcom
 REVALUE_SWEEPS = 2               # sweeps of re-valuation per pass (each reads the outcomes the last one wrote)
 REVALUE_BLEND = 0.5              # how far an outcome moves to its re-valued target per sweep (1: all the way)
 
-# --- Presets: named sets of the values above, measured with bench/learning.py (see the README) ---
+# --- Presets: named sets of the values above, measured with bench/learning.py (docs/learning.md) ---
 PRESET = ""                      # "" = the values in this file; a name from PRESETS applies its values on top
 PRESETS = {
-    # The best found (README, "Learning"): credit by the discounted return, the 50 nearest weighted by
-    # distance, success out of the resonator, and the noise falling from 0.3 to 0.01 over 300 trials.
+    # "episodic" (docs/learning.md): credit by the discounted return, the 50 nearest weighted by distance,
+    # success out of the resonator, and the noise falling from 0.3 to 0.01 over 300 trials.
     "episodic": {
         "OUTCOME_RULE": "return", "DISCOUNT": 0.98, "OUTCOME_REWARD_SCALE": 200.0, "SUCCESS_WEIGHT": 0.0,
         "MIN_RESULTS": 50, "NEIGHBOUR_WEIGHTING": "distance", "SUCCESS_COMPONENT_WEIGHT": 0.0,
         "NOISE": 0.3, "NOISE_FINAL": 0.01, "NOISE_DECAY_TRIALS": 300,
     },
-    # "A memory that lands" (README, "Learning"): each action scored from its own 50 nearest engrams on the
+    # "landing" (docs/learning.md): each action scored from its own 50 nearest engrams on the
     # in-process replica, the angle and angular velocity weighted x2, credit by the discounted return,
     # epsilon-greedy exploration, LunarLander's own 1000-step limit and no hit points.
     "landing": {
@@ -71,6 +74,16 @@ PRESETS = {
         "VECTOR_COMPONENT_WEIGHTS": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0],
         "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.99, "OUTCOME_REWARD_SCALE": 300.0,
         "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
+        "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200,
+        "MAX_TRIAL_LENGTH": 1000, "USE_HIT_POINTS": False,
+    },
+    # "steady" (docs/learning.md): landing, with each action held for 4 frames (the discount per decision then
+    # 0.99^4 = 0.96) and each state component scaled by its spread in the memory, learned as it grows.
+    "steady": {
+        "SEARCH_BACKEND": "replica", "PER_ACTION_MEMORY": True, "MIN_RESULTS": 50, "NEIGHBOUR_WEIGHTING": "distance",
+        "VECTOR_COMPONENT_WEIGHTS": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0], "STATE_SCALING": "spread",
+        "ACTION_REPEAT": 4, "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.96,
+        "OUTCOME_REWARD_SCALE": 300.0, "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
         "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200,
         "MAX_TRIAL_LENGTH": 1000, "USE_HIT_POINTS": False,
     },
@@ -97,10 +110,10 @@ MILVUS_DATA_DIR = os.environ.get("MILVUS_DATA_DIR", ".milvus")  # the embedded s
 MILVUS_IDLE_GRACE = 60.0         # seconds the embedded server stays up after its last program ended (a next command reuses it)
 MILVUS_CONNECT_TIMEOUT = 10.0    # seconds to wait for a server before giving up with an error
 MILVUS_RETRY_TIMEOUT = 120.0     # seconds to keep retrying a request while Milvus is down or restarting
-INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection
-METRIC_TYPE = "L2"               # distance between resonators
-INDEX_NLIST = 1024               # IVF clusters
-SEARCH_NPROBE = 16               # IVF clusters searched per query
+INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection: "IVF_FLAT", or "FLAT" (exact, slow when large)
+METRIC_TYPE = "L2"               # distance between resonators (the only one: weights read its squared distances)
+INDEX_NLIST = 1024               # IVF clusters of the Milvus index (the replica's grow with the memory: replica.py)
+SEARCH_NPROBE = 16               # IVF clusters searched per query (by Milvus and the replica)
 SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force
 SEARCH_BACKEND = "milvus"        # who answers decisions' searches: "milvus" (the seed's path: a request per
                                  # search) or "replica" (an in-process FAISS copy of the collection; Milvus

@@ -207,9 +207,33 @@ class TrialRules(gymnasium.Wrapper):
         return "at_rest" if not lander.lander.awake else ENDED
 
 
+class ActionRepeat(gymnasium.Wrapper):
+    """Each decision's action held for ``repeat`` frames, their rewards summed; the episode's end
+    (or the trial's: a time limit, a death) stops it early.
+
+    Why: at 50 frames a second a lander's situation barely changes from one frame to the next, so a
+    decision per frame resonates with near-identical situations and its credit is spread over tiny
+    steps; a decision held a few frames sees its consequences (``ACTION_REPEAT``).
+    """
+
+    def __init__(self, env: gymnasium.Env, repeat: int) -> None:
+        super().__init__(env)
+        self.repeat = repeat
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.repeat):
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return observation, total, terminated, truncated, info
+
+
 def make_env(settings, render_mode: Optional[str] = None) -> gymnasium.Env:
     """One environment of the settings (``ENV_ID``; LunarLander with its gravity and wind), ended
-    by the trial rules.
+    by the trial rules (``MAX_TRIAL_LENGTH`` frames, hit points), each action held
+    ``ACTION_REPEAT`` frames.
 
     :param render_mode: ``None``, ``"human"`` (a window) or ``"rgb_array"`` (frames, for videos).
     """
@@ -217,7 +241,8 @@ def make_env(settings, render_mode: Optional[str] = None) -> gymnasium.Env:
     arguments = {name: getattr(settings, name) for name in LANDER_ONLY if getattr(settings, name) is not None}
     env = gymnasium.make(environment.env_id, render_mode=render_mode, max_episode_steps=settings.trial_length,
                          **arguments)
-    return TrialRules(env, float(settings.hit_points) if settings.use_hit_points else None, settings.metabolic_cost)
+    env = TrialRules(env, float(settings.hit_points) if settings.use_hit_points else None, settings.metabolic_cost)
+    return ActionRepeat(env, settings.action_repeat) if settings.action_repeat > 1 else env
 
 
 def make_population(settings, size: int, render_mode: Optional[str] = None) -> gymnasium.vector.VectorEnv:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from config import Settings  # noqa: E402
 from gym.lander_environment import display_available  # noqa: E402
 
-GIF_FRAME_MS = 20  # LunarLander runs at 50 frames per second
+GIF_FRAME_MS = 20  # LunarLander runs at 50 frames per second (a frame is recorded per decision: x ACTION_REPEAT)
 
 
 class NoDisplayError(RuntimeError):
@@ -53,15 +53,15 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
     for episode, reward in enumerate(result["rewards"]):
         print(f"episode {episode} (seed {seed + episode}): reward {reward:.1f}")
     if gif_path:
-        save_gif(frames, gif_path)
+        save_gif(frames, gif_path, GIF_FRAME_MS * settings.action_repeat)
     return result["rewards"]
 
 
-def save_gif(frames: list, path: str) -> None:
+def save_gif(frames: list, path: str, frame_ms: int = GIF_FRAME_MS) -> None:
     from PIL import Image
 
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=GIF_FRAME_MS, loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     print(f"saved {len(images)} frames to {path}")
 
 

@@ -57,7 +57,7 @@ def in_process_loop(settings: Settings, memory: InProcessMemory | None = None, l
                     callbacks=(), render_mode=None) -> tuple:
     """The population loop as the Trainer wires it, on an in-process memory (a real FAISS index):
     (loop, memory)."""
-    memory = memory or InProcessMemory(settings.resonator_size, settings.search_nprobe)
+    memory = memory or InProcessMemory.for_settings(settings)
     brain = EngramBrain.from_settings(settings, memory, np.random.default_rng(settings.seed))
     envs = make_population(settings, settings.population_size, render_mode)
     remember = remembering(memory, brain.resonator_factory, settings) if learn else None

@@ -154,3 +154,25 @@ def test_a_followed_lander_is_seen_at_every_step_it_flies(local_settings):
                               callbacks=[FollowLander(lambda env, action, reward: seen.append(reward), lander=1)])
     records = loop.run(range(3))
     assert len(seen) == sum(record.length for record in records if record.lander == 1)
+
+
+def test_a_held_action_is_one_decision_of_several_frames_with_their_rewards_summed(local_settings):
+    from gym.environments import ActionRepeat, make_env
+
+    held, frames = ActionRepeat(make_env(local_settings), 3), make_env(local_settings)
+    held.reset(seed=5)
+    frames.reset(seed=5)
+    observation, reward, *_ = held.step(2)
+    rewards = []
+    for _ in range(3):
+        expected, frame_reward, *_ = frames.step(2)
+        rewards.append(frame_reward)
+    np.testing.assert_allclose(observation, expected)
+    assert reward == pytest.approx(sum(rewards))
+
+
+def test_with_action_repeat_a_trial_of_20_frames_is_5_decisions_and_engrams(local_settings):
+    loop, memory = in_process_loop(local_settings.replace(action_repeat=4, max_trial_length=20))
+    records = loop.run(range(2))
+    assert [(record.length, record.end) for record in records] == [(5, "timed_out"), (5, "timed_out")]
+    assert memory.count() == 10

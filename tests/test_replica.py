@@ -150,3 +150,25 @@ def test_a_flat_index_searches_exactly_at_any_size():
     rows, _ = replica.search(queries, 20)
     assert replica.exact
     np.testing.assert_array_equal(rows, brute_force(engrams.vector, queries, 20))
+
+
+def test_spread_scaling_searches_each_component_by_its_weight_not_its_units():
+    rng = np.random.default_rng(6)
+    count = 3000
+    vectors = np.column_stack([rng.normal(0, 10.0, count), rng.normal(0, 0.1, count), rng.integers(0, 2, count),
+                               np.zeros(count)]).astype(np.float32)
+    engrams = EngramColumns.of(id=np.arange(1, count + 1), vector=vectors, action=np.zeros(count),
+                               outcome=np.zeros(count), trial=np.zeros(count), reward=np.zeros(count),
+                               next_vector=vectors, ended=np.ones(count))
+    replica = EngramReplica(4, exact=True, spread_weights=np.array([1.0, 2.0, 1.0, 0.0]))
+    replica.add(engrams)
+    np.testing.assert_allclose(replica.factors[:2], [1.0 / vectors[:, 0].std(), 2.0 / vectors[:, 1].std()], rtol=1e-4)
+    assert list(replica.factors[2:]) == [1.0, 1.0]  # a binary component, and one that never varies, stay as they are
+    queries = rng.normal(0, 1, (5, 4)).astype(np.float32) * [10.0, 0.1, 1.0, 0.0]
+    rows, _ = replica.search(queries.astype(np.float32), 10)
+    np.testing.assert_array_equal(rows, brute_force(vectors * replica.factors, queries * replica.factors, 10))
+
+
+def test_spread_scaling_needs_the_replica():
+    with pytest.raises(SettingsError, match='STATE_SCALING = "spread" needs SEARCH_BACKEND = "replica"'):
+        Settings.from_module(state_scaling="spread", search_backend="milvus")
