@@ -18,7 +18,7 @@ from runs import RUNS_DIR, RunFolderError
 # Every mistake a user can make, reported as one line ("error: ...") instead of a traceback.
 USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
                EmbeddedMilvusError, RunFolderError, NoDisplayError)
-DEFAULT_INSTINCT_VARIANT = "episodic"
+DEFAULT_INSTINCT_VARIANT = "steady"
 
 
 def whole_number(minimum: int):
@@ -69,6 +69,8 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
     parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per group")
     parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
+    parser.add_argument("--second-trials", type=whole_number(1), default=300,
+                        help="trials the second generation trains on the trained memory")
     parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
     parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
 
@@ -79,8 +81,10 @@ def run_instinct(arguments: dict) -> int:
 
     result = experiments.instinct_experiment(
         arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
-        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]))
+        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]),
+        second_trials=arguments["second_trials"])
     plot = experiments.save(result, experiments.plot_instinct(result), Path(arguments["json"]))
     print(experiments.instinct_table(result).to_string())
+    print(experiments.generations_table(result).to_string())
     print(f"wrote {arguments['json']} and {plot}")
     return 0

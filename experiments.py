@@ -202,23 +202,36 @@ def _changed(settings: Settings, base: Settings) -> dict:
             if name not in ignored and value != base.as_dict()[name]}
 
 
+INSTINCT_GROUPS = ("trained_last", "newcomers_trained_memory", "newcomers_empty_memory",
+                   "similar_trained_memory", "similar_empty_memory")
+SIMILAR_ANIMAL = {"gravity": -8.0}   # the "similar animal" of the instinct experiment: a lander of another build
+
+
 def instinct_experiment(variant: str, seeds: List[int], trials: int, population: int, newcomers: int,
                         first_trials: int, runs_dir: Path, base: Optional[Settings] = None,
-                        quiet: bool = True) -> dict:
+                        quiet: bool = True, second_trials: int = 300, similar: Optional[dict] = None) -> dict:
     """Does a trained memory give newcomers an instinct?
 
-    For each seed a population of ``population`` trains a shared memory for ``trials`` trials. Then
-    ``newcomers`` landers that never trained fly ``first_trials`` trials each, read-only (they take
-    from the memory and add nothing), on that memory, and the same number on an empty memory; both
-    groups use the noise and ε the population ended with. The three groups compared are these newcomers
-    and the trained population's last ``newcomers x first_trials`` trials.
+    For each seed a population of ``population`` trains a shared memory for ``trials`` trials. Then:
+
+    - ``newcomers`` landers that never trained fly ``first_trials`` trials each, read-only (they take
+      from the memory and add nothing), on that memory, and as many on an empty memory; both groups
+      use the noise and ε the population ended with. They are compared with the trained
+      population's last ``newcomers x first_trials`` trials;
+    - *a similar animal*: as many newcomers of another build (``similar``: LunarLander with
+      gravity -8 by default) fly on the trained memory, and on an empty one;
+    - *a second generation*: a new population of ``population`` trains ``second_trials`` trials on top
+      of the trained memory (with the exploration the first ended with), and is timed against the
+      first generation: the first trial at which the rolling mean of 100 reached +100 (another
+      environment: its threshold), and the mean of the first 100 trials.
     """
     base = base or Settings.from_module()
     settings = variant_settings(variant, base).replace(population_size=population)
-    per_seed = [_instinct_seed(settings, variant, seed, trials, newcomers, first_trials, runs_dir, quiet)
-                for seed in seeds]
+    similar = SIMILAR_ANIMAL if similar is None else similar
+    per_seed = [_instinct_seed(settings, variant, seed, trials, newcomers, first_trials, runs_dir, quiet,
+                               second_trials, similar) for seed in seeds]
     groups = {}
-    for group in ("trained_last", "newcomers_trained_memory", "newcomers_empty_memory"):
+    for group in INSTINCT_GROUPS:
         means = [seed_result[group]["mean"] for seed_result in per_seed]
         solved = [seed_result[group]["solved_rate"] for seed_result in per_seed]
         groups[group] = {"mean": round(float(np.mean(means)), 2), "mean_ci95": _rounded(ci95(means)),
@@ -226,27 +239,50 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
                          "solved_rate_ci95": _rounded(ci95(solved))}
     return {"variant": variant, "settings": _changed(settings, base), "seeds": seeds, "trials": trials,
             "population": population, "newcomers": newcomers, "first_trials": first_trials,
-            "groups": groups, "per_seed": per_seed}
+            "similar": similar, "second_trials": second_trials, "groups": groups,
+            "generations": _generations(per_seed), "per_seed": per_seed}
 
 
 def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, newcomers: int, first_trials: int,
-                   runs_dir: Path, quiet: bool) -> dict:
+                   runs_dir: Path, quiet: bool, second_trials: int, similar: dict) -> dict:
     name = f"instinct_{variant}_s{seed}"
     species = settings.replace(instance_name=name, seed=seed, drop_collection=True, read_only=False, display=False)
-    trainer = Trainer(settings=species, quiet=quiet, run_folder=RunFolder.for_instance(name, runs_dir))
-    try:
+    with Trainer(settings=species, quiet=quiet, run_folder=RunFolder.for_instance(name, runs_dir)) as trainer:
         trainer.train(trials)
-    finally:
-        trainer.close()
+    first_generation = [record.reward for record in sorted(trainer.metrics, key=lambda record: record.trial)]
     last = sorted(trainer.metrics, key=lambda record: record.trial)[-newcomers * first_trials:]
-    newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000,
-                               noise=trial_noise(trials, species), noise_final=None,
-                               epsilon=trial_epsilon(trials, species), epsilon_final=None)
-    empty = InProcessMemory.for_settings(newcomer)
-    return {"seed": seed,
-            "trained_last": _group_figures(last),
-            "newcomers_trained_memory": _group_figures(fly_read_only(newcomer, newcomers * first_trials)),
-            "newcomers_empty_memory": _group_figures(fly_read_only(newcomer, newcomers * first_trials, empty))}
+    grown = {"noise": trial_noise(trials, species), "noise_final": None,
+             "epsilon": trial_epsilon(trials, species), "epsilon_final": None}
+    newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000, **grown)
+    kin = newcomer.replace(**similar)
+    flown = newcomers * first_trials
+    figures = {"seed": seed, "trained_last": _group_figures(last),
+               "newcomers_trained_memory": _group_figures(fly_read_only(newcomer, flown)),
+               "newcomers_empty_memory": _group_figures(fly_read_only(newcomer, flown,
+                                                                      InProcessMemory.for_settings(newcomer))),
+               "similar_trained_memory": _group_figures(fly_read_only(kin, flown)),
+               "similar_empty_memory": _group_figures(fly_read_only(kin, flown, InProcessMemory.for_settings(kin)))}
+    second = species.replace(drop_collection=False, seed=seed + 700_000, **grown)
+    with Trainer(settings=second, quiet=quiet, run_folder=RunFolder.for_instance(f"{name}_gen2", runs_dir)) as heir:
+        heir.train(second_trials)
+    second_generation = [record.reward for record in sorted(heir.metrics, key=lambda record: record.trial)]
+    target = targets_of(species)[0]
+    figures["generations"] = {
+        "target": target,
+        "first": {"first_reaching": first_reaching(np.array(first_generation), [target])[f"{target:g}"],
+                  "first100_mean": round(float(np.mean(first_generation[:ROLLING_WINDOW])), 2)},
+        "second": {"first_reaching": first_reaching(np.array(second_generation), [target])[f"{target:g}"],
+                   "first100_mean": round(float(np.mean(second_generation[:ROLLING_WINDOW])), 2)}}
+    return figures
+
+
+def _generations(per_seed: List[dict]) -> dict:
+    """Per generation, the trials to reach the target per seed and the mean of the first 100 trials."""
+    return {generation: {"first_reaching": [seed_result["generations"][generation]["first_reaching"]
+                                            for seed_result in per_seed],
+                         "first100_mean": round(float(np.mean([seed_result["generations"][generation]["first100_mean"]
+                                                               for seed_result in per_seed])), 2)}
+            for generation in ("first", "second")}
 
 
 def _group_figures(records: list) -> dict:
@@ -256,13 +292,15 @@ def _group_figures(records: list) -> dict:
 
 
 def plot_instinct(result: dict):
-    """The three groups' mean rewards and landing rates with 95% intervals over seeds."""
+    """The groups' mean rewards and landing rates with 95% intervals over seeds."""
     labels = {"newcomers_empty_memory": "newcomers,\nempty memory",
               "newcomers_trained_memory": "newcomers,\ntrained memory",
-              "trained_last": "trained population,\nlast trials"}
+              "trained_last": "trained population,\nlast trials",
+              "similar_empty_memory": "similar animal,\nempty memory",
+              "similar_trained_memory": "similar animal,\ntrained memory"}
     groups = [result["groups"][key] for key in labels]
-    colours = ["#999999", "#4c72b0", "#55a868"]
-    figure = new_figure(figsize=(10, 4.5))
+    colours = ["#999999", "#4c72b0", "#55a868", "#cccccc", "#8172b2"]
+    figure = new_figure(figsize=(15, 5))
     rewards, landings = figure.subplots(1, 2)
     rewards.bar(labels.values(), [g["mean"] for g in groups], yerr=[_bar_error(g["mean_ci95"]) for g in groups],
                 capsize=6, color=colours)
@@ -273,9 +311,11 @@ def plot_instinct(result: dict):
     landings.bar(labels.values(), rates, yerr=[[min(rate, spread) for rate, spread in zip(rates, spreads)], spreads],
                  capsize=6, color=colours)  # a rate's interval stops at 0
     landings.set_ylabel("solved (LunarLander: a landing, reward >= 200), %")
-    figure.suptitle(f"Instinct: {result['newcomers']} newcomers x {result['first_trials']} first trials vs the "
-                    f"population's last {result['newcomers'] * result['first_trials']}; {len(result['seeds'])} "
-                    f"seeds (95% intervals), memory of {result['trials']} trials")
+    for axis in (rewards, landings):
+        axis.tick_params(axis="x", labelsize=8)
+    figure.suptitle(f"Instinct ({result['variant']}): {result['newcomers']} newcomers x {result['first_trials']} first "
+                    f"trials vs the population's last {result['newcomers'] * result['first_trials']}; a similar animal: "
+                    f"{result['similar']}; {len(result['seeds'])} seeds (95% intervals), memory of {result['trials']} trials")
     figure.tight_layout()
     return figure
 
@@ -322,6 +362,14 @@ def figures_table(result: dict):
 def instinct_table(result: dict):
     """The instinct experiment's groups, a row each (a pandas DataFrame)."""
     return pd.DataFrame(result["groups"]).T[["mean", "mean_ci95", "solved_rate", "solved_rate_ci95"]]
+
+
+def generations_table(result: dict):
+    """The first and the second generation: trials to the target per seed, and the first 100 trials' mean."""
+    target = result["per_seed"][0]["generations"]["target"] if result["per_seed"] else None
+    return pd.DataFrame({generation: {f"first trial at rolling mean >= {target:g} (per seed)": entry["first_reaching"],
+                                      "mean of the first 100 trials": entry["first100_mean"]}
+                         for generation, entry in result["generations"].items()}).T
 
 
 def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:

@@ -1,11 +1,13 @@
 """The instinct experiment: do newcomers that never trained fly better on a trained memory?
 
-    python bench/instinct.py --quick --json bench/results/instinct-quick.json   # about 1.5 minutes
-    python bench/instinct.py --json bench/results/instinct.json                 # 3 seeds x 600 trials: ~16 min
+    python bench/instinct.py --quick --json bench/results/instinct-quick.json   # a few minutes
+    python bench/instinct.py --trials 1000 --json bench/records/instinct.json   # 3 seeds of the steady preset
 
 For each seed a population trains a shared memory; then newcomers fly their first trials read-only
 on it, and as many newcomers fly on an empty memory; both are compared with the population's last
-trials (means, landing rates, 95% intervals over seeds). The same as ``python main.py instinct``.
+trials (means, landing rates, 95% intervals over seeds). A similar animal (gravity -8) flies the
+same way, and a second generation trains on top of the memory, timed against the first. The same
+as ``python main.py instinct``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cli import USER_ERRORS, add_instinct_flags, run_instinct  # noqa: E402
 
-QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5}
+QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5, "second_trials": 100}
 
 
 def main() -> None:

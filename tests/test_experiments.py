@@ -38,15 +38,18 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
     result_path = tmp_path / "instinct.json"
     command = subprocess.run(
         [sys.executable, "main.py", "instinct", "--variant", "seed", "--seeds", "0", "1", "--trials", "6",
-         "--population", "3", "--newcomers", "2", "--first-trials", "2", "--runs-dir", str(tmp_path),
-         "--json", str(result_path)],
+         "--population", "3", "--newcomers", "2", "--first-trials", "2", "--second-trials", "3",
+         "--runs-dir", str(tmp_path), "--json", str(result_path)],
         cwd=PROJECT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "MILVUS_DATA_DIR": milvus_data_dir, "MILVUS_URI": ""})
     assert command.returncode == 0, command.stderr
     result = json.loads(result_path.read_text())
-    assert set(result["groups"]) == {"trained_last", "newcomers_trained_memory", "newcomers_empty_memory"}
+    assert set(result["groups"]) == {"trained_last", "newcomers_trained_memory", "newcomers_empty_memory",
+                                     "similar_trained_memory", "similar_empty_memory"}
     for seed_result in result["per_seed"]:
-        assert {group["trials"] for name, group in seed_result.items() if name != "seed"} == {4}
+        assert {group["trials"] for name, group in seed_result.items() if name not in ("seed", "generations")} == {4}
+        assert set(seed_result["generations"]) == {"target", "first", "second"}
+    assert (tmp_path / "instinct_seed_s0_gen2" / "trials.csv").exists()  # the second generation's own run
     assert result["groups"]["trained_last"]["mean_ci95"] is not None
     assert "newcomers_empty_memory" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
