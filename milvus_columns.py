@@ -80,12 +80,8 @@ def _search_with_internals(client: MilvusClient, collection: str, queries: np.nd
                            timeout: float, filter: str) -> SearchColumns:
     """The same request ``MilvusClient.search`` sends (consistency included: with "Session" it
     waits for this client's own inserts), its response read column by column."""
-    ts_utils, api_level_md, prepare, check_status, _, _ = _internals
-    handler = client._get_connection()
-    context = client._generate_call_context()
-    options = {"consistency_level": consistency}
-    default_consistency = ts_utils.construct_guarantee_ts(collection, options, handler.server_address,
-                                                          context.get_db_name())
+    _, api_level_md, prepare, check_status, _, _ = _internals
+    handler, context, options, default_consistency = _read_request(client, collection, consistency)
     request = prepare.search_requests_with_expr(
         collection_name=collection, anns_field=vector_field, param=search_params, limit=limit,
         data=queries.tolist(), output_fields=output_fields, expr=filter or None,
@@ -114,12 +110,8 @@ def query(client: MilvusClient, collection: str, condition: str, output_fields: 
 def _query_with_internals(client: MilvusClient, collection: str, condition: str, output_fields: List[str],
                           consistency: str, timeout: float) -> Dict[str, np.ndarray]:
     """The request ``MilvusClient.query`` sends, its response read column by column."""
-    ts_utils, api_level_md, prepare, check_status, _, _ = _internals
-    handler = client._get_connection()
-    context = client._generate_call_context()
-    options = {"consistency_level": consistency}
-    default_consistency = ts_utils.construct_guarantee_ts(collection, options, handler.server_address,
-                                                          context.get_db_name())
+    _, api_level_md, prepare, check_status, _, _ = _internals
+    handler, context, options, default_consistency = _read_request(client, collection, consistency)
     request = prepare.query_request(collection, condition, output_fields, [],
                                     use_default_consistency=default_consistency, **options)
     response = handler._stub.Query(request, timeout=timeout, metadata=api_level_md(context))
@@ -135,6 +127,18 @@ def _column(field) -> np.ndarray:
     if field.scalars.WhichOneof("data") == "array_data":
         return np.asarray([row.float_data.data for row in field.scalars.array_data.data], np.float32)
     return _scalar_column(field)
+
+
+def _read_request(client: MilvusClient, collection: str, consistency: str) -> tuple:
+    """What a search or query request is built with, as ``MilvusClient`` builds it: the connection,
+    the call context, the consistency options, and the guarantee timestamp they ask for."""
+    ts_utils = _internals[0]
+    handler = client._get_connection()
+    context = client._generate_call_context()
+    options = {"consistency_level": consistency}
+    default_consistency = ts_utils.construct_guarantee_ts(collection, options, handler.server_address,
+                                                          context.get_db_name())
+    return handler, context, options, default_consistency
 
 
 def _scalar_column(field) -> np.ndarray:
