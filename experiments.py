@@ -31,13 +31,6 @@ VARIANTS: Dict[str, dict] = {
     "return": {"outcome_rule": "return", "outcome_reward_scale": 200.0},
     "distance": {"neighbour_weighting": "distance"},
     "schedule": {"noise": 0.5, "noise_final": 0.02, "noise_decay_trials": 300},
-    # The landing preset's decision and credit rule without what is LunarLander's own (the resonator's
-    # weights, the 1000-step trials): what it makes of another environment.
-    "landing_rule": {"search_backend": "replica", "per_action_memory": True, "min_results": 50,
-                     "neighbour_weighting": "distance", "untried_action_score": 1.0, "outcome_rule": "return",
-                     "discount": 0.99, "outcome_reward_scale": 300.0, "success_weight": 0.0,
-                     "success_component_weight": 0.0, "noise": 0.0, "epsilon": 1.0, "epsilon_final": 0.02,
-                     "epsilon_decay_trials": 200, "use_hit_points": False},
 }
 BLOCK = 100          # trials per block of the learning curve's table
 LAST_ENDS = 250      # the last trials whose end causes a run's figures count

@@ -1,18 +1,22 @@
 """Train, evaluate, watch and compare landers whose only knowledge is a shared memory of engrams.
 
-    python main.py                                   # train instance "lander3" for 1000 trials
-    python main.py --trials 50 --no-display --seed 1 --instance quick
-    python main.py --instance quick --keep --trials 50   # resume: same memory, trial numbers go on
+    python main.py                                   # the seed's rule: instance "lander3", 1000 trials
+    python main.py --preset steady --instance quick --trials 1000 --no-display   # the best preset found
+    python main.py --instance quick --keep --trials 500  # resume: same memory, trial numbers go on
+    python main.py --preset steady --workers 2           # one species on two processes (both cores)
+    python main.py --instance quick --join               # another terminal: one more worker
+    python main.py --env CartPole-v1 --instance cart --trials 300   # another Gymnasium environment
     python main.py evaluate --instance quick --episodes 100
     python main.py watch --instance quick --gif runs/quick/flight.gif
     python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
-    python main.py instinct --seeds 0 1 2 --trials 600     # newcomers on a trained vs an empty memory
+    python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
-trials.csv (a row per trial, as they finish), summary.json and learning_curve.png; training afresh
-moves an earlier run with trials aside to runs/<instance>.1/. Flags override the setting of the
-same name in settings.py for this run only; `python main.py COMMAND --help` lists each command's flags.
+trials.csv (a row per trial, as they finish; a species' worker k in trials-w<k>.csv), summary.json
+and learning_curve.png; training afresh moves an earlier run with trials aside to
+runs/<instance>.1/. Flags override the setting of the same name in settings.py for this run only;
+`python main.py COMMAND --help` lists each command's flags.
 """
 from __future__ import annotations
 
