@@ -86,11 +86,12 @@ PRESETS = {
         "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200, "USE_HIT_POINTS": False,
     },
     # "steady" (docs/learning.md): landing, with each action held for 4 frames (the discount per decision then
-    # 0.99^4 = 0.96) and each state component scaled by its spread in the memory, learned as it grows.
+    # 0.99^4 = 0.96) and each state component scaled by its spread in the memory, learned as it grows; a
+    # population of 8, as it was measured.
     "steady": {
         "SEARCH_BACKEND": "replica", "PER_ACTION_MEMORY": True, "MIN_RESULTS": 50, "NEIGHBOUR_WEIGHTING": "distance",
         "VECTOR_COMPONENT_WEIGHTS": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0], "STATE_SCALING": "spread",
-        "ACTION_REPEAT": 4, "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.96,
+        "ACTION_REPEAT": 4, "POPULATION_SIZE": 8, "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.96,
         "OUTCOME_REWARD_SCALE": 300.0, "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
         "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200,
         "MAX_TRIAL_LENGTH": 1000, "USE_HIT_POINTS": False,
