@@ -131,7 +131,7 @@ def throughput(records: list) -> str:
                          f"(the process then held {replica['replica_rss_mb']:,.0f} MiB).")
         if "species" in record:
             species = record["species"]
-            lines += ["", f"| population | workers | steps/s | ÷ one worker |", "|---|---|---|---|"]
+            lines += ["", "| population | workers | steps/s | ÷ one worker |", "|---|---|---|---|"]
             for population, rates in species["species_steps_per_s"].items():
                 for workers, rate in rates.items():
                     lines.append(f"| {population} | {workers} | {rate:,.0f} | "

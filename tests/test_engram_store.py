@@ -205,7 +205,7 @@ def test_a_kept_memory_reads_back_every_column_as_it_was_stored(settings, collec
     read = sorted(((int(page.trial[i]), page.select(i)) for page in store.collection.pages("", "Strong")
                    for i in range(len(page))), key=lambda pair: pair[0])
     assert [trial for trial, _ in read] == list(range(300))
-    for (trial, row), engram in zip(read, engrams):
+    for (_, row), engram in zip(read, engrams):
         np.testing.assert_allclose(row.vector, engram.vector, rtol=1e-6)
         np.testing.assert_allclose(row.next_vector, engram.next_vector, rtol=1e-6)
         assert (int(row.action), float(row.reward), bool(row.ended)) == (engram.action, engram.reward, engram.ended)
