@@ -38,6 +38,7 @@ class TrialRecord:
     """The figures of one finished trial (one row of a run's ``trials.csv``).
 
     :param worker: which worker of the species flew it (0 when one process trains).
+    :param length: its decisions, an engram each (with ``ACTION_REPEAT``, each held that many frames).
     :param solved: the trial's reward reached the environment's ``spec.reward_threshold``
         (LunarLander: 200, a landing).
     :param end: why it ended (``gym.environments.END_CAUSES``: at_rest, crashed, flew_off, ended,
@@ -192,7 +193,8 @@ class PopulationLoop:
         self.clock_offset = clock_offset
         self.worker = worker
         self.engrams = engrams        # the memory's engram count, as the last remembered trial left it
-        self.steps = 0                # environment steps flown by trials (idle landers' steps not counted)
+        self.steps = 0                # decisions flown by trials, an engram each (idle landers' not counted; with
+                                      # ACTION_REPEAT a decision is that many frames)
         self.seconds = 0.0            # seconds the last run() took
         self.records: List[TrialRecord] = [] if records is None else records
         self.next_trial = 0           # one past the highest trial number started
