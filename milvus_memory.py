@@ -217,11 +217,15 @@ class EngramCollection:
 
     def _count_before_dropping(self) -> int:
         """How many engrams a fresh start drops (for the user to read): the live count where the
-        collection is loaded, else Milvus's row statistics (which also count rows an upsert replaced)."""
-        try:
+        collection is loaded, else Milvus's row statistics once its rows are sealed (they also count
+        rows an upsert replaced): a collection another program released, or one left by a run killed
+        before it loaded it, cannot be queried, and waiting would not help."""
+        state = self._request("reading the collection's load state", lambda: self.client.get_load_state(self.name))
+        if getattr(state.get("state"), "name", "") == "Loaded":
             return self.count()
-        except MilvusException:
-            return int(self.client.get_collection_stats(self.name)["row_count"])
+        self._request("sealing engrams", lambda: self.client.flush(self.name, timeout=self._timeout))  # stats count sealed rows
+        return int(self._request("reading the collection's statistics",
+                                 lambda: self.client.get_collection_stats(self.name))["row_count"])
 
     def _create(self) -> None:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)

@@ -210,3 +210,11 @@ def test_a_kept_memory_reads_back_every_column_as_it_was_stored(settings, collec
         np.testing.assert_allclose(row.next_vector, engram.next_vector, rtol=1e-6)
         assert (int(row.action), float(row.reward), bool(row.ended)) == (engram.action, engram.reward, engram.ended)
         assert float(row.outcome) == pytest.approx(engram.outcome, rel=1e-6)
+
+
+def test_a_fresh_start_drops_a_collection_that_is_not_loaded_at_once(settings, collection_name):
+    EngramStore(collection_name, reset=True, settings=settings).insert_many(random_engrams(20))
+    connect(settings).release_collection(collection_name)  # as another program, or a run killed before loading
+    started = time.monotonic()
+    store = EngramStore(collection_name, reset=True, settings=settings)
+    assert time.monotonic() - started < 30 and store.engrams_dropped == 20 and store.get_count() == 0
