@@ -17,6 +17,8 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 - replica_load_s and replica_rss_mb: the seconds a replica takes to load the largest collection
   from Milvus, and the process's resident memory once it holds it;
 - the training rate of presets (--presets; by default "landing", which searches once per action);
+- default_seconds_per_trial: ``python main.py`` as settings.py sets it (the seed's rule on Milvus,
+  one lander), over its first trials;
 - replica_vector_env_steps_per_s: populations 8 and 32 with their environments stepped in this
   process (SyncVectorEnv) and in a process each (AsyncVectorEnv);
 - species_steps_per_s: a species on the replica backend (``species.train_species``: worker
@@ -73,6 +75,18 @@ def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
     trainer.close()
     trainer.store.drop()
     return rate
+
+
+def default_seconds_per_trial(settings: Settings, trials: int) -> float:
+    """What ``python main.py`` costs: settings.py as it is (the seed's rule, every decision a Milvus
+    search, one lander), seconds per trial over its first ``trials`` trials."""
+    trainer = Trainer("bench_default", settings=settings, quiet=True)
+    started = time.monotonic()
+    trainer.train(trials)
+    seconds = time.monotonic() - started
+    trainer.close()
+    trainer.store.drop()
+    return seconds / trials
 
 
 def species_steps_per_s(settings: Settings, workers: int, trials: int, runs_dir: Path) -> float:
@@ -208,6 +222,8 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
                                             "async": round(train_steps_per_s(settings.replace(
                                                 search_backend="replica", population_size=population,
                                                 vector_env="async"), f"async_{population}", seconds), 1)}
+        print("the default training (python main.py) ...", flush=True)
+        default_trial_s = round(default_seconds_per_trial(settings, 50 if quick else 200), 3)
         preset_rates = {}
         for preset in presets:
             print(f"training, preset {preset!r}, population 8 ...", flush=True)
@@ -220,7 +236,7 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
             backends[backend].update(figures)
     return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "backends": backends,
             "presets_population_8_steps_per_s": preset_rates, "species": species,
-            "replica_vector_env_steps_per_s": vector_envs,
+            "replica_vector_env_steps_per_s": vector_envs, "default_seconds_per_trial": default_trial_s,
             "settings": {"min_results": settings.min_results, "search_nprobe": settings.search_nprobe,
                          "index_nlist": settings.index_nlist, "seal_every": settings.seal_every}}
 
@@ -256,6 +272,7 @@ def print_table(result: dict) -> None:
           f"resident memory then {replica['replica_rss_mb']:,.0f} MiB")
     for preset, rate in result["presets_population_8_steps_per_s"].items():
         print(f"preset {preset!r}, population 8: {rate:,.0f} steps/s")
+    print(f"the default training (python main.py): {result['default_seconds_per_trial']:.2f} s per trial")
     for population, rates in result["replica_vector_env_steps_per_s"].items():
         print(f"replica, population {population}: SyncVectorEnv {rates['sync']:,.0f}, AsyncVectorEnv "
               f"{rates['async']:,.0f} steps/s ({rates['async'] / rates['sync']:.2f}x)")
