@@ -13,7 +13,7 @@ from callbacks import EachTrial, FollowLander, Heartbeat, ProgressReport, Revalu
 from claims import CollectionClaim
 from config import Settings
 from engram import (EngramCollection, EngramsNotStoredError, EngramStore, MemoryNotFoundError,  # noqa: F401
-                    MilvusUnavailableError, consistency_for, read_memory)
+                    MilvusUnavailableError, consistency_for, read_memory, release_unused_server)
 from EngramBrain import EngramBrain
 from gym.environments import make_population
 from gym.lander_environment import render_mode_for
@@ -91,6 +91,11 @@ class Trainer:
         reward: how ``watch`` records the very flight that ``evaluate`` scores.
     :param render_mode: lander 0's render mode (``"human"``, ``"rgb_array"``); by default a window
         when ``DISPLAY`` is on and there is a display.
+    :param species: this Trainer is a worker of a species (``species.py``): it joins the memory (never
+        drops it), takes its trial numbers from the species' ledger, writes its own trials file, and
+        draws its decisions from ``default_rng([SEED, worker])``.
+    :param clock_offset: seconds of training before this Trainer's first trial (a species' worker
+        counts from its run's); by default the run folder's last ``wall_time``.
     """
 
     def __init__(self, instance_name: Optional[str] = None, clear_collection: Optional[bool] = None,
@@ -132,7 +137,7 @@ class Trainer:
         own = start.earlier[start.earlier["worker"] == self.worker] if "worker" in start.earlier else start.earlier
         self.policy = Policy(self.brain, settings, own["success"].astype(float))
         self.engram_count = self.store.get_count()
-        self._teach = remembering(self.store.memory, self.brain.resonator_factory, settings)
+        self._teach = remembering(self.store.memory, self.brain.resonator_factory, settings, self.engram_count)
         self.unstored = start.unstored
         self._earlier = list(zip(start.earlier["reward"].astype(float), start.earlier["solved"].astype(bool))) \
             if "solved" in start.earlier else []
@@ -160,6 +165,8 @@ class Trainer:
             self.envs.close()
         if hasattr(self, "store"):
             self.store.close()
+        else:
+            release_unused_server(self.settings)  # connecting made this process a user of the server
         self._release_claim()
 
     def __enter__(self) -> "Trainer":
@@ -266,7 +273,7 @@ class Trainer:
         if self.run_folder is not None:
             self.run_folder.forget_unstored()
         self.engram_count = self.store.get_count()
-        self._teach = remembering(self.store.memory, self.brain.resonator_factory, self.settings)
+        self._teach = remembering(self.store.memory, self.brain.resonator_factory, self.settings, self.engram_count)
 
     def metrics_frame(self) -> pd.DataFrame:
         """The finished trials as a pandas DataFrame, one row each."""
@@ -292,37 +299,53 @@ class Trainer:
             self._claim = None
 
 
-def open_for_training(settings: Settings, run_folder: Optional[RunFolder]) -> Tuple[EngramStore, Start]:
+def open_for_training(settings: Settings, run_folder: Optional[RunFolder],
+                      search_backend: Optional[str] = None) -> Tuple[EngramStore, Start]:
     """Open the instance's memory to train it, and its run folder: everything that can fail is
     checked first (an existing collection's schema; the folder can be written, a resume's rows
-    read) and a fresh start drops the memory last, the folder put back as it was if that fails. A
-    resume first records the trials a killed worker stored but did not write down
-    (``species.recover_unrecorded_trials``). Says what it dropped and kept.
+    read). A fresh start's drop is the one step the run folder's preparation is undone for; once
+    the memory is dropped the new run folder stands, whatever fails after. A resume records the
+    trials a killed worker stored but did not write down (``species.unrecorded_trials``) with its
+    settings, once it opened. Says what it dropped and kept.
 
+    :param search_backend: who will search the store (``SEARCH_BACKEND`` by default; a species'
+        command, which searches nothing, opens it without a replica).
     :raises CollectionInUseError: a species trains the instance elsewhere (its ledger says so).
     """
-    from species import recover_unrecorded_trials, refuse_if_trained_elsewhere
+    from species import refuse_if_trained_elsewhere, unrecorded_trials
 
-    refuse_if_trained_elsewhere(settings)
     collection = EngramCollection(settings.instance_name, settings)  # a mismatched one is refused here
+    refuse_if_trained_elsewhere(settings, client=collection.client)
     afresh = settings.drop_collection
+    opening = {"settings": settings, "collection": collection, "consistency": consistency_for(settings),
+               "search_backend": search_backend}
+    dropped = 0
     if run_folder is None:
-        store = EngramStore(settings.instance_name, reset=afresh, settings=settings, collection=collection,
-                            consistency=consistency_for(settings))
+        store = EngramStore(settings.instance_name, reset=afresh, **opening)
         start = Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
+    elif afresh:
+        with run_folder.starting(settings, True) as start:
+            dropped = collection.drop_counting()
+        store = EngramStore(settings.instance_name, **opening)  # an empty collection, made now
     else:
-        if not afresh and collection.exists and recover_unrecorded_trials(run_folder, collection, settings):
+        recovered = unrecorded_trials(run_folder, collection, settings) if collection.exists else {}
+        store = None
+        try:
+            with run_folder.starting(settings, False, recovered) as start:
+                store = EngramStore(settings.instance_name, **opening)
+        except BaseException:
+            if store is not None:  # the folder could not note the resume: the store is given back
+                store.close()
+            raise
+        if any(recovered.values()):
             print(f"{settings.instance_name}: recorded the trials a stopped worker had stored but not written "
                   "down (end: recovered).", file=sys.stderr)
-        with run_folder.starting(settings, afresh) as start:
-            store = EngramStore(settings.instance_name, reset=afresh, settings=settings, collection=collection,
-                                consistency=consistency_for(settings))
-    _say_how_it_started(settings, store, start)
+    _say_how_it_started(settings, dropped or store.engrams_dropped, start)
     return store, start
 
 
-def _say_how_it_started(settings: Settings, store: EngramStore, start: Start) -> None:
-    name, dropped = settings.instance_name, store.engrams_dropped
+def _say_how_it_started(settings: Settings, dropped: int, start: Start) -> None:
+    name = settings.instance_name
     if start.moved_to is not None or dropped:
         kept = f"; its earlier run is kept in {start.moved_to}/" if start.moved_to is not None else ""
         print(f"{name}: starting afresh, dropped its {dropped} engrams{kept} (--keep resumes instead).",

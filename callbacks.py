@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from interrupts import StopRequest
+from milvus_memory import HEARTBEAT_S
 from population import Flight, PopulationLoop, TrialCallback, TrialRecord
 from revaluation import revalue
 from runs import ROLLING_WINDOW, RunFolder
@@ -36,7 +37,8 @@ class StopOnSignal(TrialCallback):
         self._request.check()
 
     def on_end(self, loop: PopulationLoop) -> None:
-        self._request.__exit__(None, None, None)
+        if self._request is not None:
+            self._request.__exit__(None, None, None)
 
 
 class ProgressReport(TrialCallback):
@@ -69,15 +71,6 @@ class ProgressReport(TrialCallback):
 
     def on_end(self, loop: PopulationLoop) -> None:
         self._bar.close()
-
-    @property
-    def rolling_mean(self) -> float:
-        """The mean reward of the run's last ``ROLLING_WINDOW`` trials (NaN before any)."""
-        return float(np.mean([reward for reward, _ in self.recent])) if self.recent else float("nan")
-
-    @property
-    def rolling_solved(self) -> int:
-        return int(sum(solved for _, solved in self.recent))
 
 
 def trial_line(record: TrialRecord, best_success: Optional[float] = None) -> str:
@@ -113,8 +106,6 @@ class Heartbeat(TrialCallback):
     starts), and leaves the ledger when the loop stops."""
 
     def __init__(self, worker) -> None:
-        from milvus_memory import HEARTBEAT_S
-
         self.worker, self.every_s = worker, HEARTBEAT_S
         self._next = 0.0
 

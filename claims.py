@@ -76,10 +76,10 @@ class CollectionClaim:
             holder = self.file.read().strip() or "another process"
             self.file.close()
             raise CollectionInUseError(
-                f"instance {instance_name!r} is being trained by {holder} on this machine; a second plain start "
-                "would drop or mix into its memory and its run. Add a worker to that species with --join "
-                f"(python main.py --instance {instance_name} --join), wait for it to finish, or use another "
-                "--instance.") from None
+                f"instance {instance_name!r} is being trained by {holder} on this machine; a second start would "
+                "drop or mix into its memory and its run. Wait for it to finish, or use another --instance; if it "
+                f"is a species (--workers), add a worker to it with python main.py --instance {instance_name} "
+                "--join.") from None
         self.file.truncate(0)
         self.file.write(f"process {os.getpid()}")
         self.file.flush()

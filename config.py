@@ -40,6 +40,11 @@ def user_settings() -> ModuleType:
     syntax error, a misspelt name) must be one message naming its line, not Python's traceback."""
     try:
         return importlib.import_module(SETTINGS_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != SETTINGS_MODULE:
+            raise
+        raise SettingsError(f"{SETTINGS_MODULE}.py was not found on Python's path; run from the repository's "
+                            "folder (where settings.py is), or add it to sys.path in a notebook.") from None
     except SyntaxError as error:
         raise SettingsError(f"{error.filename}, line {error.lineno}: {error.msg}: {(error.text or '').strip()!r}. "
                             "Fix that line of settings.py.") from None
@@ -308,6 +313,9 @@ def _problems(s: Settings) -> list:
          or s.workers <= s.population_size,
          f"WORKERS = {s.workers!r}: each worker flies at least one lander; expected at most POPULATION_SIZE "
          f"({s.population_size!r}) workers"),
+        (not _is_int(s.workers) or s.workers == 1 or not s.read_only,
+         f"READ_ONLY with WORKERS = {s.workers!r}: a species' workers train one memory; expected WORKERS = 1 to "
+         "read a memory (python main.py evaluate, or --read-only without --workers)"),
         (not _is_int(s.workers) or s.workers == 1 or s.revalue_every == 0,
          f"REVALUE_EVERY = {s.revalue_every!r} with WORKERS = {s.workers!r}: re-valuation rewrites every outcome "
          "and would race the other workers' writes; expected REVALUE_EVERY = 0 with several workers"),

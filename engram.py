@@ -16,7 +16,8 @@ from claims import CollectionInUseError  # noqa: F401  (the seed-era home of the
 from config import SEARCH_BACKENDS, Settings
 from memory import EngramColumns, EngramError, NeighbourTable, new_ids
 from milvus_memory import (CONSISTENCY_LEVELS, CollectionMismatchError, EngramCollection,  # noqa: F401
-                           EngramsNotStoredError, MilvusUnavailableError, connect, open_memory, use_server)
+                           EngramsNotStoredError, MilvusUnavailableError, connect, open_memory,
+                           release_unused_server, use_server)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from callbacks import FollowLander, ProgressReport, StopOnSignal
 from config import Settings
-from engram import read_memory
+from engram import read_memory, release_unused_server
 from EngramBrain import EngramBrain
 from gym.environments import make_population
 from memory import Memory
@@ -33,7 +33,11 @@ def fly_read_only(settings: Settings, trials: int, memory: Optional[Memory] = No
     :param memory: the memory to read; by default the settings' instance in Milvus.
     :raises MemoryNotFoundError: no memory has the instance's name (nothing is created).
     """
-    store = read_memory(settings) if memory is None else None
+    try:
+        store = read_memory(settings) if memory is None else None
+    except BaseException:
+        release_unused_server(settings)
+        raise
     envs = None
     try:
         envs = make_population(settings, settings.population_size, render_mode)

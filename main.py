@@ -30,6 +30,9 @@ from config import SEARCH_BACKENDS, Settings, SettingsError
 from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder
 
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
+# Where the memory is: settings.py's and the environment's now, never a run folder's.
+CONNECTION_SETTINGS = ("milvus_uri", "milvus_token", "milvus_data_dir", "milvus_idle_grace", "milvus_connect_timeout",
+                       "milvus_retry_timeout")
 
 
 def add_memory_flags(parser: argparse.ArgumentParser) -> None:
@@ -104,13 +107,13 @@ def settings_from(arguments: dict) -> Settings:
 
 
 def run_train(arguments: dict) -> int:
-    from interrupts import TrainingInterrupted  # imported here so that --help answers at once
+    from interrupts import TrainingInterrupted
     from Trainer import Trainer
 
     settings = settings_from(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
     if folder is not None and (not settings.drop_collection or arguments["join"]):
-        settings = on_the_runs_environment(settings, folder, arguments.get("env_id"))
+        settings = resumed_settings(settings, folder, arguments, joining=arguments["join"])
     if arguments["join"] or settings.workers > 1:
         return run_species(settings, arguments)
     with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
@@ -155,17 +158,32 @@ def run_species(settings: Settings, arguments: dict) -> int:
     return 1 if result["died"] else 0
 
 
-def on_the_runs_environment(settings: Settings, folder: RunFolder, typed_env: str | None) -> Settings:
-    """A resume (``--keep``) trains the environment its run trained (settings.py's other values and
-    the flags apply, as at any start); another one given by ``--env`` is refused."""
+def resumed_settings(settings: Settings, folder: RunFolder, arguments: dict, joining: bool = False) -> Settings:
+    """``--keep`` and ``--join`` go on with the run's own settings (its latest), the flags typed on
+    top, so that a run trained with a preset resumes with it (a joiner is one process: one worker). A ``--preset`` typed is a new rule
+    from here on (settings.py with that preset, as at a start). Another environment is refused:
+    the memory holds its environment's situations."""
     if not (folder.path / SETTINGS_JSON).exists():
         return settings
-    trained = folder.settings().env_id
-    if typed_env is not None and typed_env != trained:
-        raise SettingsError(f"ENV_ID: {folder.path} trained {trained}, and its memory holds that environment's "
-                            f"situations; expected --env {trained} or none to resume it, got {typed_env!r}. "
+    trained = folder.settings()
+    typed_env = arguments.get("env_id")
+    if typed_env is not None and typed_env != trained.env_id:
+        raise SettingsError(f"ENV_ID: {folder.path} trained {trained.env_id}, and its memory holds that environment's "
+                            f"situations; expected --env {trained.env_id} or none to resume it, got {typed_env!r}. "
                             "Train another environment under another --instance.")
-    return settings.replace(env_id=trained)
+    one_process = {"workers": 1} if joining else {}
+    if arguments.get("preset") is not None:
+        return settings.replace(env_id=trained.env_id, **one_process)
+    return _with_typed_flags(trained, arguments, **one_process)
+
+
+def _with_typed_flags(trained: Settings, arguments: dict, **fixed) -> Settings:
+    """A run's saved settings with the flags typed now, and where Milvus is as settings.py and the
+    environment say now (a run folder does not decide which server or data folder is used)."""
+    here = Settings.from_module()
+    flags = {name: value for name, value in arguments.items()
+             if name in Settings.field_names() - {"preset"} and value is not None}
+    return trained.replace(**{**{name: getattr(here, name) for name in CONNECTION_SETTINGS}, **flags, **fixed})
 
 
 def final_line(trainer, mean_reward: float) -> str:
@@ -202,9 +220,7 @@ def memory_settings(arguments: dict) -> Settings:
         raise SettingsError(f"PRESET: {folder.path} was trained with preset {trained.preset!r}, and a memory is "
                             f"read with the settings it was trained with; expected no --preset (or its own), got "
                             f"{arguments['preset']!r}. To read it otherwise, change single settings by their flags.")
-    flags = {name: value for name, value in arguments.items()
-             if name in Settings.field_names() - {"preset"} and value is not None}
-    return trained.replace(**flags)
+    return _with_typed_flags(trained, arguments)
 
 
 def run_evaluate(arguments: dict) -> int:

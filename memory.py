@@ -190,9 +190,6 @@ class Memory(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot re-value outcomes; re-valuation needs "
                                   "SEARCH_BACKEND = \"replica\"")
 
-    def close(self) -> None:
-        """Done with the memory (a Milvus one makes what it stored durable)."""
-
 
 class InProcessMemory(Memory):
     """A memory held in this process only (FAISS, the replica's index) and kept nowhere.

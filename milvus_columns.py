@@ -147,14 +147,6 @@ def _scalar_column(field) -> np.ndarray:
     return np.asarray(getattr(scalars, kind).data) if kind else np.zeros(0)  # no hits: an empty column
 
 
-def split(columns: SearchColumns) -> List[Dict[str, np.ndarray]]:
-    """Per query, its hits' columns and ``"distance"``: the concatenated columns cut at ``counts``."""
-    ends = np.cumsum(columns.counts)
-    starts = ends - columns.counts
-    return [{**{name: values[start:end] for name, values in columns.fields.items()},
-             "distance": columns.distances[start:end]} for start, end in zip(starts, ends)]
-
-
 def write(client: MilvusClient, collection: str, columns: Dict[str, np.ndarray], kinds: Dict[str, DataType],
           upsert: bool, timeout: float) -> None:
     """Insert (or upsert) rows given as columns (name -> array, one row each; vectors and arrays as

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import Callable, Iterator, List, Optional, TypeVar
 
 import grpc
@@ -102,7 +103,6 @@ def connect(settings: Settings) -> MilvusClient:
     except MilvusException as error:
         if not settings.milvus_uri:
             raise_if_credential_refused(error, settings.milvus_data_dir)
-        if not settings.milvus_uri:
             raise MilvusUnavailableError(
                 f"could not reach the embedded Milvus on {settings.milvus_data_dir} at {uri} (waited up to "
                 f"{settings.milvus_connect_timeout:g} s: {error.message}). See its logs in "
@@ -178,11 +178,17 @@ class EngramCollection:
     # --- opening ---
     def start_afresh(self) -> int:
         """Drop the collection (if any) and create it empty; returns how many engrams it held."""
-        dropped = 0
-        if self.exists:
-            dropped = self._count_before_dropping()
-            self.drop()
+        dropped = self.drop_counting()
         self._create()
+        return dropped
+
+    def drop_counting(self) -> int:
+        """Drop the collection, if there is one; returns how many engrams it held. (``open_kept``
+        then creates it empty.)"""
+        if not self.exists:
+            return 0
+        dropped = self._count_before_dropping()
+        self.drop()
         return dropped
 
     def open_kept(self) -> None:
@@ -408,9 +414,6 @@ class MilvusMemory(Memory):
     def count(self) -> int:
         return self.collection.count()
 
-    def close(self) -> None:
-        self.collection.flush()
-
 
 class ReplicatedMemory(Memory):
     """A memory kept in Milvus (the store of record) and answered by an in-process FAISS copy
@@ -472,9 +475,6 @@ class ReplicatedMemory(Memory):
             self.collection.write(revalued, upsert=True)
             self.replica.set_outcomes(chunk, new)
 
-    def close(self) -> None:
-        self.collection.flush()
-
     def _poll_other_writers(self) -> None:
         """At most every ``REPLICA_REFRESH`` seconds, add what other writers stored since the last poll."""
         if time.monotonic() < self._next_poll:
@@ -511,6 +511,7 @@ class SpeciesLedger:
         self.settings = settings
         self.name = species_ledger_name(settings.instance_name)
         self.client = client or connect(settings)
+        self._seen = -1  # the highest block number read from the ledger so far (blocks only grow)
 
     def exists(self) -> bool:
         return self._request("looking for the species", lambda: self.client.has_collection(self.name))
@@ -551,7 +552,11 @@ class SpeciesLedger:
         self._write(worker, worker, place)
 
     def leave(self, worker: int) -> None:
-        self._request("leaving the species", lambda: self.client.delete(self.name, ids=[worker]))
+        """Remove a worker's row, once: if Milvus does not answer, its heartbeat expires within ``ALIVE_S``."""
+        try:
+            self.client.delete(self.name, ids=[worker])
+        except (MilvusException, grpc.RpcError):
+            pass
 
     def alive(self) -> List[str]:
         """Where the workers seen within ``ALIVE_S`` run (none if the ledger does not exist); a worker
@@ -560,11 +565,14 @@ class SpeciesLedger:
             return []
         since = now_us() - int(ALIVE_S * 1e6)
         rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
-        return sorted(row["place"] for row in rows if not _gone_from_here(row["place"]))
+        return sorted(row["place"] for row in rows if not _gone_from_here(row["place"]))  # nor this process
 
     def _last_block(self) -> int:
-        rows = self._query(f"id < {WORKER_ID_FROM}", ["id"])
-        return max((row["id"] for row in rows), default=-1)
+        """The highest block taken (-1: none); only blocks from the last one seen are read, so a long
+        species' claims stay as cheap as its first."""
+        rows = self._query(f"id > {self._seen} and id < {WORKER_ID_FROM}", ["id"])
+        self._seen = max([self._seen] + [row["id"] for row in rows])
+        return self._seen
 
     def _holder(self, block: int) -> Optional[int]:
         rows = self._query(f"id == {block}", ["holder"])
@@ -582,17 +590,20 @@ class SpeciesLedger:
         return retried(self.settings, what, send)
 
 
-def worker_place(index: int) -> str:
-    """How a worker is named in the ledger: ``host:pid (worker k)``."""
-    return f"{socket.gethostname()}:{os.getpid()} (worker {index})"
+def worker_place(label: str) -> str:
+    """How a process is named in the ledger: ``host:pid (label)``."""
+    return f"{socket.gethostname()}:{os.getpid()} ({label})"
 
 
 def _gone_from_here(place: str) -> bool:
-    """Whether a ledger's worker ran on this machine in a process that no longer exists."""
+    """Whether a ledger's worker ran on this machine in a process that no longer exists (or is this
+    process: its own heartbeat is no other trainer)."""
     host, _, rest = place.partition(":")
     pid = rest.split(" ", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -622,9 +633,7 @@ def use_server(settings: Settings) -> Callable[[], None]:
     When the last use of the embedded server ends, the process gives up its share of it (its keeper
     stops it once no program uses it, after ``MILVUS_IDLE_GRACE``): a notebook need not exit to let
     the server go."""
-    from pathlib import Path
-
-    folder = None if settings.milvus_uri else str(Path(settings.milvus_data_dir).resolve())
+    folder = _server_folder(settings)
     _open_uses[folder] = _open_uses.get(folder, 0) + 1
     ended = []
 
@@ -636,6 +645,19 @@ def use_server(settings: Settings) -> Callable[[], None]:
         if folder is not None and _open_uses[folder] == 0:
             release_embedded_server(folder)
     return end
+
+
+def release_unused_server(settings: Settings) -> None:
+    """Give up this process's share of the embedded server if no store of it is open: a start that
+    failed after connecting (a missing memory, a mismatched collection) keeps the server for nobody."""
+    folder = _server_folder(settings)
+    if folder is not None and not _open_uses.get(folder):
+        release_embedded_server(folder)
+
+
+def _server_folder(settings: Settings) -> Optional[str]:
+    """The embedded server's data folder (None: a ``MILVUS_URI`` server)."""
+    return None if settings.milvus_uri else str(Path(settings.milvus_data_dir).resolve())
 
 
 def now_us() -> int:

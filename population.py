@@ -17,6 +17,7 @@ One step::
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
@@ -76,7 +77,8 @@ class Flight:
 
     :param success: the trial's success in [-1, 1] (the environment's, from its total reward).
     :param states: the normalised state at each decision, shape ``(steps, state_size)``.
-    :param values: the memory's best value of each state, in reward units (NaN where it knew nothing).
+    :param values: the memory's best value of each state, in reward units (NaN where it knew nothing,
+        and where nothing reads it: only N-step credit, ``BOOTSTRAP_STEPS``, does).
     :param final_state: the normalised state the last step led to.
     :param terminated: the environment ended the trial (not a time limit or a death).
     """
@@ -201,6 +203,8 @@ class PopulationLoop:
         self._trials = np.full(envs.num_envs, IDLE, np.int64)
         self._exploration = np.zeros((envs.num_envs, 2))  # each lander's trial: noise, epsilon
         self._buffers = _Buffers(envs.num_envs, self.environment.state_size)
+        self._bootstrapping = settings.outcome_rule == "return" and settings.bootstrap_steps > 0  # reads values
+        self._no_values = np.full(envs.num_envs, np.nan)
         self._started = time.monotonic()
 
     @property
@@ -212,9 +216,11 @@ class PopulationLoop:
         return their records in finishing order."""
         to_fly = iter(trial_numbers)
         records_before, self._started = len(self.records), time.monotonic()
-        for callback in self.callbacks:
-            callback.on_start(self)
+        started: List[TrialCallback] = []
         try:
+            for callback in self.callbacks:
+                callback.on_start(self)
+                started.append(callback)
             observations = self._reset(np.ones(self.envs.num_envs, bool), to_fly)
             while (self._trials != IDLE).any():
                 observations, done, stop = self._step(observations)
@@ -225,9 +231,20 @@ class PopulationLoop:
         finally:
             self.seconds = time.monotonic() - self._started
             self.clock_offset += self.seconds
-            for callback in self.callbacks:
-                callback.on_end(self)
+            self._end(started)
         return self.records[records_before:]
+
+    def _end(self, started: List[TrialCallback]) -> None:
+        """Every started callback's ``on_end``, each even if another failed; the first failure goes on
+        (unless the loop itself is failing: then that error is the one to see)."""
+        failure = None
+        for callback in started:
+            try:
+                callback.on_end(self)
+            except Exception as error:  # noqa: BLE001 (re-raised below)
+                failure = failure or error
+        if failure is not None and sys.exc_info()[0] is None:
+            raise failure
 
     def _reset(self, landers: np.ndarray, to_fly: Iterator[int], observations: Optional[np.ndarray] = None
                ) -> np.ndarray:
@@ -254,7 +271,8 @@ class PopulationLoop:
         flying = np.flatnonzero(self._trials != IDLE)
         states = self.environment.normalise(observations[flying])
         decision = self.policy.act(states, self._exploration[flying, 0], self._exploration[flying, 1])
-        values = value_in_reward_units(decision.consultation.best_value, decision.query_success, self.settings)
+        values = value_in_reward_units(decision.consultation.best_value, decision.query_success, self.settings) \
+            if self._bootstrapping else self._no_values[:len(flying)]
         actions = np.zeros(self.envs.num_envs, np.int64)
         actions[flying] = decision.actions
         observations, rewards, terminated, truncated, infos = self.envs.step(actions + self.environment.action_start)
@@ -309,12 +327,16 @@ class PopulationLoop:
             noise=float(flight.noise), epsilon=float(flight.epsilon), wall_time=self.wall_time)
 
 
-def remembering(memory: Memory, factory: IResonatorFactory, settings) -> Callable[[List[Flight]], int]:
+def remembering(memory: Memory, factory: IResonatorFactory, settings,
+                held: Optional[int] = None) -> Callable[[List[Flight]], int]:
     """A loop's ``remember`` that teaches ``memory``: the finished trials' engrams
     (``credit.trial_engrams``), added in one batch; it returns how many engrams the memory then holds
     (counted here, not asked of Milvus at every trial; an in-process copy's own size where there is
-    one, so that other workers' engrams count too)."""
-    held = [memory.count()]
+    one, so that other workers' engrams count too).
+
+    :param held: the memory's count now, if known (else it is asked).
+    """
+    held = [memory.count() if held is None else held]
 
     def remember(flights: List[Flight]) -> int:
         engrams = EngramColumns.concatenate([trial_engrams(flight, flight.success, factory, settings)

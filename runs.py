@@ -34,7 +34,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -101,25 +101,36 @@ class RunFolder:
 
     # --- starting a run ---
     @contextmanager
-    def starting(self, settings: Settings, afresh: bool) -> Iterator[Start]:
-        """Prepare this folder for a run, around the step that changes the memory.
+    def starting(self, settings: Settings, afresh: bool, recovered: Optional[dict] = None) -> Iterator[Start]:
+        """Prepare this folder for a run, around the one step that changes the memory.
 
         Before the ``with`` body runs, everything that can fail has been checked: the folder can be
         written, and for a resume every row of ``trials.csv`` and the kept engrams can be read.
-        Afresh, the new run's settings are written into a folder beside this one and an earlier
-        run with trials is moved aside (to ``<name>.<n>/``). If the body raises (the memory could
-        not be dropped), all of that is undone: the folder is exactly as it was. Only once the
-        body succeeded is the new run put in place (or a resume's settings written).
+        Afresh, the new run's settings are written (to a file of its own in the folder) and an
+        earlier run with trials is moved aside (to ``<name>.<n>/``). If the body raises (the memory
+        could not be dropped), all of that is undone: the folder is exactly as it was. Only once
+        the body succeeded is the new run put in place; a resume then writes its settings, and the
+        ``recovered`` trials, which ``Start.earlier`` already counts.
 
+        :param recovered: a resume's trials that a stopped worker stored but did not write down,
+            worker -> records (``species.unrecorded_trials``).
         :raises RunFolderError: the folder cannot be written or read; nothing was changed.
         """
         if afresh:
             with self._starting_afresh(settings) as start:
                 yield start
-        else:
-            start = Start(self._earlier_trials(), self.unstored(settings.resonator_size))
-            yield start
-            start.credit_changes = self._write_resume_settings(settings, start)
+            return
+        recovered = recovered or {}
+        earlier = self._earlier_trials()
+        extra = [dataclasses.asdict(record) for records in recovered.values() for record in records]
+        if extra:
+            earlier = pd.concat([earlier, pd.DataFrame(extra, columns=trial_columns())], ignore_index=True)
+        start = Start(earlier, self.unstored(settings.resonator_size))
+        yield start
+        for worker, records in recovered.items():
+            self.append(records, worker)
+            self.worker_ended(worker)
+        start.credit_changes = self._write_resume_settings(settings, start)
 
     @contextmanager
     def _starting_afresh(self, settings: Settings) -> Iterator[Start]:
@@ -142,10 +153,18 @@ class RunFolder:
         except BaseException:
             self._undo_start(pending, created, aside)
             raise
-        for name in RUN_FILES:  # what a run without trials left (its other files stay)
-            for path in self.path.glob(name):
-                path.unlink()
-        os.replace(pending, self.path / SETTINGS_JSON)
+        try:
+            for name in RUN_FILES:  # what a run without trials left (its other files stay)
+                for path in self.path.glob(name):
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+            os.replace(pending, self.path / SETTINGS_JSON)
+        except OSError as error:
+            raise RunFolderError(f"the memory was started afresh, but the run folder {self.path} could not be "
+                                 f"finished ({error.strerror or error}); its settings are in {pending}. Make the "
+                                 "folder writable and train afresh again.") from None
 
     def _undo_start(self, pending: Path, created: bool, aside: Optional[Path]) -> None:
         """Put the folder back as it was before ``_starting_afresh`` (what never got written is not
@@ -199,6 +218,26 @@ class RunFolder:
         """Where worker ``worker`` appends its rows (worker 0: trials.csv)."""
         return self.path / (TRIALS_CSV if worker == 0 else WORKER_TRIALS_CSV.format(worker))
 
+    def open_trials_file(self, worker: int) -> None:
+        """Make a worker's trials file (its header) if there is none: its number is taken."""
+        path = self.trials_file(worker)
+        if not path.exists():
+            with open(path, "a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=trial_columns()).writeheader()
+
+    def new_records(self, worker: int, offset: int) -> Tuple[List[TrialRecord], int]:
+        """The rows a worker's file got past byte ``offset`` (whole lines only) as records, and the
+        offset after them: how a species' command follows its workers."""
+        path = self.trials_file(worker)
+        if not path.exists():
+            return [], offset
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read()
+        complete = text[:text.rfind(b"\n") + 1]
+        lines = [line for line in complete.decode().splitlines() if line and not line.startswith("trial,")]
+        return [_record_of(row) for row in csv.DictReader(lines, fieldnames=trial_columns())], offset + len(complete)
+
     def reserve_worker(self, first: int = 1) -> int:
         """A worker number no other worker of this folder has: its trials file is made, exclusively."""
         self.path.mkdir(parents=True, exist_ok=True)
@@ -223,11 +262,12 @@ class RunFolder:
             path.write_text(json.dumps({**json.loads(path.read_text()), "clean": True}))
 
     def unclean_workers(self) -> dict:
-        """Worker -> writer stamp of each worker that did not end cleanly (killed, say)."""
+        """Worker -> writer stamp of each worker that did not end cleanly and whose process is gone
+        (killed, say; a worker still flying, a joiner of this machine, is not one)."""
         found = {}
         for path in sorted((self.path / WORKERS_DIR).glob("w*.json")):
             state = json.loads(path.read_text())
-            if not state.get("clean"):
+            if not state.get("clean") and not _process_alive(state.get("pid")):
                 found[int(path.stem[1:])] = int(state["writer"])
         return found
 
@@ -363,6 +403,13 @@ class RunFolder:
             return None
 
 
+def _record_of(row: dict) -> TrialRecord:
+    """A row of a trials file back as a record."""
+    kinds = {f.name: f.type for f in dataclasses.fields(TrialRecord)}
+    read = {"int": lambda text: int(float(text)), "float": float, "bool": lambda text: text == "True", "str": str}
+    return TrialRecord(**{name: read[kinds[name]](row[name]) for name in trial_columns()})
+
+
 def _checked_values(frame: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
     """Every number where a number belongs, or the first damaged row named."""
     for name in INTEGER_COLUMNS + NUMBER_COLUMNS:
@@ -382,6 +429,18 @@ def _checked_values(frame: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
     if "solved" in frame.columns:
         frame["solved"] = frame["solved"].astype(str).str.lower().isin(("true", "1"))
     return frame
+
+
+def _process_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _runs_beside(path: Path) -> str:

@@ -25,15 +25,16 @@ backend searches them directly).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -45,7 +46,8 @@ from claims import CollectionClaim
 from config import Settings
 from engram import MemoryNotFoundError
 from memory import ID_RANGE
-from milvus_memory import TRIAL_BLOCK, WORKER_ID_FROM, EngramCollection, SpeciesLedger, worker_place
+from milvus_memory import (HEARTBEAT_S, TRIAL_BLOCK, WORKER_ID_FROM, EngramCollection, MilvusUnavailableError,
+                           SpeciesLedger, worker_place)
 from population import TrialRecord, trial_columns
 from runs import RunFolder
 
@@ -74,7 +76,7 @@ class SpeciesWorker:
 
     @property
     def place(self) -> str:
-        return worker_place(self.index)
+        return worker_place(f"worker {self.index}")
 
     def trial_numbers(self, count: int) -> Iterator[int]:
         """``count`` trial numbers from blocks taken from the ledger; the next block is taken while
@@ -100,10 +102,13 @@ def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorke
     return SpeciesWorker(index, SpeciesLedger(settings), worker_id, math.ceil(first_trial / TRIAL_BLOCK))
 
 
-def refuse_if_trained_elsewhere(settings: Settings, ledger: Optional[SpeciesLedger] = None) -> None:
+def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
     """A plain start of an instance whose species trains (on another machine: its workers are alive in
-    the ledger) is refused: it would drop or mix into that species' memory."""
-    alive = (ledger or SpeciesLedger(settings)).alive()
+    the ledger) is refused: it would drop or mix into that species' memory.
+
+    :param client: an open Milvus client to share.
+    """
+    alive = SpeciesLedger(settings, client).alive()
     if alive:
         from claims import CollectionInUseError
 
@@ -113,25 +118,32 @@ def refuse_if_trained_elsewhere(settings: Settings, ledger: Optional[SpeciesLedg
             f"{settings.instance_name} --join), wait for it to finish, or use another --instance.")
 
 
-def recover_unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> int:
-    """For each worker of the run folder that did not end cleanly: the trials whose engrams it stored
-    but whose rows it had not written when it died, recorded from the engrams (end ``recovered``);
-    returns how many. Afterwards the memory and the run folder agree, engram for step."""
-    recovered = 0
+def unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> Dict[int, List[TrialRecord]]:
+    """For each worker of the run folder that did not end cleanly (and whose process is gone): the
+    trials whose engrams it stored but whose rows it had not written when it died, as records made
+    from the engrams (end ``recovered``); worker -> records. Reads only: see ``recover_unrecorded_trials``."""
     recorded = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
+    wall_time = float(recorded["wall_time"].max()) if len(recorded) else 0.0
+    found = {}
     for worker, writer in folder.unclean_workers().items():
         own = set(recorded.loc[recorded["worker"] == worker, "trial"].astype(int)) if "worker" in recorded else set()
         steps = pd.concat([pd.DataFrame({"trial": page.trial, "reward": page.reward}) for page in
                            collection.pages(f"writer == {writer}", "Strong")] or [pd.DataFrame(columns=["trial", "reward"])])
         missing = steps[~steps["trial"].isin(own)].groupby("trial")["reward"].agg(["sum", "count"])
-        wall_time = float(recorded["wall_time"].max()) if len(recorded) else 0.0
-        records = [_recovered(int(trial), worker, float(row["sum"]), int(row["count"]), wall_time, settings)
-                   for trial, row in missing.iterrows()]
+        found[worker] = [_recovered(int(trial), worker, float(row["sum"]), int(row["count"]), wall_time, settings)
+                         for trial, row in missing.iterrows()]
+    return found
+
+
+def recover_unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> int:
+    """Write down ``unrecorded_trials`` and mark those workers clean; returns how many trials. Afterwards
+    the memory and the run folder agree, engram for step."""
+    recovered = unrecorded_trials(folder, collection, settings)
+    for worker, records in recovered.items():
         if records:
             folder.append(records, worker)
         folder.worker_ended(worker)
-        recovered += len(records)
-    return recovered
+    return sum(len(records) for records in recovered.values())
 
 
 def _recovered(trial: int, worker: int, reward: float, length: int, wall_time: float, settings: Settings
@@ -151,8 +163,10 @@ def shares(total: int, parts: int) -> List[int]:
 # --- the species' command: start the memory, start the workers, watch them ---
 def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> dict:
     """Train one species with ``WORKERS`` processes on this machine: the memory and the run folder are
-    started here (afresh: the memory dropped last, as for one process; ``--keep``: resumed), then
-    each worker flies its share of the population and of the trials. Returns the run's figures.
+    started here (afresh: the memory dropped last, as for one process; ``--keep``: resumed, engrams
+    kept from an earlier failure stored first), then each worker flies its share of the population
+    and of the trials. The command is alive in the species' ledger from before the memory is
+    touched until its workers have ended. Returns the run's figures.
 
     :raises CollectionInUseError: the instance trains already (here, or elsewhere in the ledger).
     """
@@ -160,27 +174,60 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
 
     claim = CollectionClaim.take(settings)
     try:
+        refuse_if_trained_elsewhere(settings)
         ledger = SpeciesLedger(settings)
-        folder = RunFolder.for_instance(settings.instance_name, runs_dir)
-        store, start = open_for_training(settings, folder)
-        try:
-            if settings.drop_collection:
-                ledger.start_afresh()
-            else:
-                ledger.create()
-            first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
-            watch = _SpeciesWatch(settings, folder, start.earlier, store.collection, quiet)
-            watch.run(first_trial)
-        finally:
-            store.close()
-        return watch.figures()
+        if settings.drop_collection:
+            ledger.start_afresh()
+        else:
+            ledger.create()
+        with _Alive(ledger, settings):
+            folder = RunFolder.for_instance(settings.instance_name, runs_dir)
+            store, start = open_for_training(settings, folder, search_backend="milvus")
+            try:
+                if len(start.unstored):
+                    store.memory.add(start.unstored, replace=True)
+                    folder.forget_unstored()
+                first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+                watch = _SpeciesWatch(settings, folder, start.earlier, store.collection, quiet)
+                watch.run(first_trial)
+                return watch.figures()
+            finally:
+                store.close()
     finally:
         claim.release()
 
 
+class _Alive:
+    """The species' command's own heartbeat in the ledger, every ``HEARTBEAT_S`` from a thread, so that
+    the species counts as in training while its workers start (and while a step of theirs is long)."""
+
+    def __init__(self, ledger: SpeciesLedger, settings: Settings) -> None:
+        self.ledger, self.worker = ledger, new_worker(-1, settings, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="species-heartbeat")
+
+    def __enter__(self) -> "_Alive":
+        self.ledger.heartbeat(self.worker.worker_id, worker_place("species command"))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.ledger.leave(self.worker.worker_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.ledger.heartbeat(self.worker.worker_id, worker_place("species command"))
+            except MilvusUnavailableError:
+                pass  # the workers' own retries say so; the next beat tries again
+
+
 class _SpeciesWatch:
     """Starts the workers and follows them: their rows (a line each, one progress bar), their
-    deaths (reported, their unrecorded trials recovered), and Ctrl-C (passed on to each, once)."""
+    deaths (reported, their unrecorded trials recovered), and Ctrl-C (passed on to each, once; a
+    second one stops them at once)."""
 
     def __init__(self, settings: Settings, folder: RunFolder, earlier: pd.DataFrame, collection: EngramCollection,
                  quiet: bool) -> None:
@@ -191,7 +238,6 @@ class _SpeciesWatch:
         self.died: Dict[int, str] = {}
         self.interrupted: Optional[str] = None
         self._read: Dict[int, int] = {}
-        self._rows = 0
 
     def run(self, first_trial: int) -> None:
         from tqdm import tqdm
@@ -201,6 +247,8 @@ class _SpeciesWatch:
         self.bar = tqdm(total=settings.trials, unit="trial", disable=self.quiet, leave=False)
         try:
             landers, trials = shares(settings.population_size, settings.workers), shares(settings.trials, settings.workers)
+            for index in range(settings.workers):
+                self.folder.open_trials_file(index)  # the species' own numbers: a joiner takes the next free one
             for index in range(settings.workers):
                 self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
             while any(process.poll() is None for process in self.processes.values()):
@@ -214,36 +262,39 @@ class _SpeciesWatch:
             for process in self.processes.values():
                 if process.poll() is None:
                     process.kill()
+                    process.wait()
         recover_unrecorded_trials(self.folder, self.collection, settings)
         self.folder.write_summary(self.steps_per_s())
 
     def _start_worker(self, index: int, landers: int, trials: int, first_trial: int) -> subprocess.Popen:
         """A worker process in its own session (a terminal's Ctrl-C reaches this command, which passes
-        it on once), stopped cleanly if this command dies."""
-        task = {"settings": self.settings.replace(population_size=landers, workers=1, drop_collection=False).as_dict(),
-                "worker": index, "runs_dir": str(self.folder.path.parent), "trials": trials,
-                "first_trial": first_trial, "clock_offset": self.clock_offset}
+        it on), given absolute paths (it runs in the project's folder, wherever this command was typed)."""
+        settings = self.settings.replace(population_size=landers, workers=1, drop_collection=False,
+                                         milvus_data_dir=str(Path(self.settings.milvus_data_dir).resolve()))
+        task = {"settings": settings.as_dict(), "worker": index, "runs_dir": str(self.folder.path.parent.resolve()),
+                "trials": trials, "first_trial": first_trial, "clock_offset": self.clock_offset,
+                "parent": os.getpid()}
         process = subprocess.Popen([sys.executable, str(PROJECT / "species.py"), "work"], stdin=subprocess.PIPE,
-                                   cwd=PROJECT, start_new_session=True, preexec_fn=_stop_with_parent)
+                                   cwd=PROJECT, start_new_session=True)
         process.stdin.write(json.dumps(task).encode())
         process.stdin.close()
         return process
 
     def _on_signal(self, signum, frame) -> None:
-        if self.interrupted is None:
-            self.interrupted = signal.Signals(signum).name
-            for process in self.processes.values():
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
+        first = self.interrupted is None
+        self.interrupted = self.interrupted or signal.Signals(signum).name
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT if first else signal.SIGKILL)
 
     def _follow(self) -> None:
         """Print and count the rows written since the last look; notice workers that died."""
         for index in self.processes:
-            for row in self._new_rows(index):
-                self._rows += 1
+            records, self._read[index] = self.folder.new_records(index, self._read.get(index, 0))
+            for record in records:
                 self.bar.update(1)
                 if not self.quiet:
-                    self.bar.write(f"w{index} " + trial_line(_record_of(row)))
+                    self.bar.write(f"w{index} " + trial_line(record))
         for index, process in self.processes.items():
             code = process.poll()
             if code is not None and code not in (0, 130) and index not in self.died:
@@ -251,18 +302,6 @@ class _SpeciesWatch:
                 self.died[index] = cause
                 print(f"worker {index} (pid {process.pid}) ended by {cause}: its trials in flight are lost, its "
                       f"finished ones are kept; the other workers go on (it is not restarted).", file=sys.stderr)
-
-    def _new_rows(self, index: int) -> List[dict]:
-        path = self.folder.trials_file(index)
-        if not path.exists():
-            return []
-        with open(path, newline="") as handle:
-            handle.seek(self._read.get(index, 0))
-            text = handle.read()
-        complete = text[:text.rfind("\n") + 1]
-        self._read[index] = self._read.get(index, 0) + len(complete.encode())
-        lines = [line for line in complete.splitlines() if line and not line.startswith("trial,")]
-        return list(csv.DictReader(lines, fieldnames=trial_columns()))
 
     def steps_per_s(self) -> float:
         """This run's steps over the time its workers flew (each worker's clock starts with its loop)."""
@@ -282,21 +321,6 @@ class _SpeciesWatch:
                 "workers": self.settings.workers}
 
 
-def _record_of(row: dict) -> TrialRecord:
-    """A row of a trials file back as a record (for its printed line)."""
-    kinds = {f.name: f.type for f in fields(TrialRecord)}
-    converters = {"int": lambda text: int(float(text)), "float": float, "bool": lambda text: text == "True", "str": str}
-    return TrialRecord(**{name: converters[kinds[name]](row[name]) for name in trial_columns()})
-
-
-def _stop_with_parent() -> None:
-    """In a worker, before it runs: SIGTERM (a clean stop) when the species' command dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 # --- a worker ---
 def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
     """This process joins a species already training (from another terminal, or another machine on
@@ -308,11 +332,12 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
     from Trainer import Trainer
 
     ledger = SpeciesLedger(settings)
-    if not CollectionClaim.taken(settings) and not ledger.alive():
+    if not ledger.alive():
         raise SpeciesNotTrainingError(
             f"no species of {settings.instance_name!r} is training (on this machine, or anywhere its ledger "
             f"{ledger.name} knows of) to join; start one: python main.py --instance {settings.instance_name} "
-            f"--workers 2")
+            f"--workers 2 (a training of one process is not joined: wait for it, or resume it with --keep "
+            f"--workers 2)")
     folder = RunFolder.for_instance(settings.instance_name, runs_dir)
     earlier = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
     worker = new_worker(folder.reserve_worker(), settings,
@@ -323,12 +348,14 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
 
 
 def _work() -> int:
-    """A species' worker process (started by ``train_species``): its task arrives on stdin as JSON."""
+    """A species' worker process (started by ``train_species``): its task arrives on stdin as JSON.
+    It stops cleanly (SIGTERM) if the species' command dies."""
     from cli import USER_ERRORS
     from interrupts import TrainingInterrupted
     from Trainer import Trainer
 
     task = json.loads(sys.stdin.read())
+    _stop_with(task["parent"])
     settings = Settings.from_dict(task["settings"])
     worker = new_worker(task["worker"], settings, task["first_trial"])
     try:
@@ -336,12 +363,23 @@ def _work() -> int:
                                                                                        task["runs_dir"]),
                      species=worker, clock_offset=task["clock_offset"]) as trainer:
             trainer.train(task["trials"])
-    except TrainingInterrupted:
+    except (TrainingInterrupted, KeyboardInterrupt):  # Ctrl-C passed on, between steps or while starting
         return 130
     except USER_ERRORS as error:
         print(f"error (worker {task['worker']}): {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _stop_with(parent: int) -> None:
+    """SIGTERM (a clean stop) when the species' command ``parent`` dies (Linux's parent-death
+    signal); if it died already, stop now."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
     ``seed`` on, with one lander so that every episode is shown. So what watch shows is what
     ``evaluate --episodes N`` with ``POPULATION_SIZE = 1`` scores on those seeds.
 
-    :param gif_path: record every frame to this GIF instead of opening a window; its folder must exist.
+    :param gif_path: record a frame per decision to this GIF instead of opening a window; its folder must exist.
     :raises MemoryNotFoundError: no memory has that name (nothing is created).
     """
     from evaluation import evaluate

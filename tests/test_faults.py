@@ -180,19 +180,47 @@ def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_m
     with Trainer("undropped", settings=settings, quiet=True, run_folder=folder) as trainer:
         trainer.train(2)
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
-    start_afresh = EngramCollection.start_afresh
+    drop_counting = EngramCollection.drop_counting
 
     def milvus_dies_at_the_drop(collection):  # the whole embedded Milvus dies, as in a crash
         state = server_state(settings)
         os.kill(state["keeper_pid"], signal.SIGKILL)
         wait_until_dead(state["pid"])
-        return start_afresh(collection)
+        return drop_counting(collection)
 
-    monkeypatch.setattr(EngramCollection, "start_afresh", milvus_dies_at_the_drop)
+    monkeypatch.setattr(EngramCollection, "drop_counting", milvus_dies_at_the_drop)
     with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
         Trainer("undropped", settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
     monkeypatch.undo()
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
     store = EngramStore("undropped", settings=settings)  # starts the server again on the crashed folder
     assert store.get_count() == stored_lengths(folder)
+    store.close()
+
+
+def test_a_fresh_start_that_fails_after_the_drop_keeps_the_new_run_folder(own_server_settings, tmp_path, monkeypatch):
+    from engram import EngramStore, MilvusUnavailableError
+    from milvus_memory import EngramCollection
+
+    settings = own_server_settings.replace(population_size=1, max_trial_length=30)
+    folder = RunFolder(tmp_path / "redropped")
+    with Trainer("redropped", settings=settings, quiet=True, run_folder=folder) as trainer:
+        trainer.train(2)
+    earlier = folder.trials()
+    create = EngramCollection._create
+
+    def milvus_dies_after_the_drop(collection):  # the memory is gone; the new collection cannot be made
+        state = server_state(settings)
+        os.kill(state["keeper_pid"], signal.SIGKILL)
+        wait_until_dead(state["pid"])
+        return create(collection)
+
+    monkeypatch.setattr(EngramCollection, "_create", milvus_dies_after_the_drop)
+    with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
+        Trainer("redropped", settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
+    monkeypatch.undo()
+    assert len(folder.trials()) == 0  # the run folder says what the memory is now: a fresh start
+    assert RunFolder(folder.path.with_name("redropped.1")).trials().equals(earlier)  # the earlier run, kept aside
+    store = EngramStore("redropped", settings=settings)  # starts the server again; the memory is empty
+    assert store.get_count() == 0
     store.close()

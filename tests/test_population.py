@@ -47,11 +47,14 @@ def test_a_callback_returning_false_stops_once_the_trials_in_flight_end(local_se
     assert len(loop.run(range(10))) == 2
 
 
-def test_the_same_seed_flies_the_same_trials(local_settings):
+@pytest.mark.parametrize("preset", ["", "steady"], ids=["seed_rule", "steady"])
+def test_the_same_seed_flies_the_same_trials(local_settings, preset):
+    settings = Settings.from_module(preset=preset, display=False, seed=0, population_size=2,
+                                    milvus_data_dir=local_settings.milvus_data_dir)
     runs = []
     for _ in range(2):
-        loop, _ = in_process_loop(local_settings.replace(population_size=2))
-        runs.append([(record.trial, record.reward, record.length) for record in loop.run(range(4))])
+        loop, _ = in_process_loop(settings)
+        runs.append([(record.trial, record.reward, record.length) for record in loop.run(range(6))])
     assert runs[0] == runs[1]
 
 

@@ -121,6 +121,7 @@ def test_joining_an_instance_nobody_trains_is_one_message(settings, collection_n
     ({"workers": 3, "population_size": 2}, "WORKERS = 3: each worker flies at least one lander"),
     ({"workers": 2, "population_size": 4, "revalue_every": 10, "outcome_rule": "return", "success_weight": 0.0,
       "search_backend": "replica"}, "REVALUE_EVERY = 10 with WORKERS = 2"),
+    ({"workers": 2, "population_size": 4, "read_only": True}, "READ_ONLY with WORKERS = 2"),
 ])
 def test_workers_that_cannot_share_a_species_are_refused(changes, complaint):
     with pytest.raises(SettingsError, match=complaint):
