@@ -34,6 +34,7 @@ VARIANTS: Dict[str, dict] = {
 }
 BLOCK = 100          # trials per block of the learning curve's table
 LAST_ENDS = 250      # the last trials whose end causes a run's figures count
+PROJECT = Path(__file__).resolve().parent
 # Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
 # (a slightly wider interval), and the normal's 1.96 from 30 on.
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -173,7 +174,7 @@ def learning_benchmark(variants: List[str], seeds: List[int], trials: int, popul
                     bar.update(1)
                 runs = [future.result() for future in futures]
     result = {"trials": trials, "seeds": seeds, "population": population, "eval_episodes": eval_episodes,
-              "env_id": base.env_id, "variants": {}}
+              "env_id": base.env_id, "changes": changes or {}, "variants": {}}
     for number, variant in enumerate(variants):
         variant_runs = runs[number * len(seeds):(number + 1) * len(seeds)]
         result["variants"][variant] = {"settings": _changed(plans[variant], base), **across_seeds(variant_runs),
@@ -365,13 +366,25 @@ def generations_table(result: dict):
                          for generation, entry in result["generations"].items()}).T
 
 
+def command_line() -> str:
+    """The command this process was started with, as typed from the project's folder: a record says
+    how to make it again."""
+    import shlex
+    import sys
+
+    script = Path(sys.argv[0]).resolve()
+    typed = script.relative_to(PROJECT) if script.is_relative_to(PROJECT) else script
+    return shlex.join(["python", str(typed), *sys.argv[1:]])
+
+
 def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:
-    """Write an experiment's JSON and its figure (beside it, as PNG, unless ``plot_path``)."""
+    """Write an experiment's JSON (with the command that made it) and its figure (beside it, as PNG,
+    unless ``plot_path``)."""
     import json
 
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=1))
+    json_path.write_text(json.dumps({**result, "command": command_line()}, indent=1))
     plot_path = Path(plot_path or json_path.with_suffix(".png"))
     figure.savefig(plot_path, dpi=100)
     return plot_path

@@ -1,6 +1,7 @@
 """The documentation's tables, made from the committed records in bench/records/.
 
     python bench/tables.py learning bench/records/learning-1000.json bench/records/learning-steady-3000.json
+    python bench/tables.py learning bench/records/learning-1000.json bench/records/learning-landing-*.json --variants landing steady
     python bench/tables.py environments bench/records/learning-cartpole.json bench/records/learning-acrobot.json
     python bench/tables.py instinct bench/records/instinct.json
     python bench/tables.py throughput bench/records/throughput.json
@@ -14,6 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 END_COLUMNS = ("at_rest", "crashed", "flew_off", "ended", "timed_out", "died")
 
@@ -44,16 +46,26 @@ def first_reaching(runs: list, target: str) -> str:
     return " / ".join("never" if value is None else str(value) for value in values)
 
 
-def learning(records: list) -> str:
-    """One row per variant of each record: training, greedy evaluation, how trials ended, when +100/+200."""
+def label(record: dict, variant: str) -> str:
+    """A variant's name with the settings its record changed in every variant (``--set``), but where
+    its searches ran (the figures do not depend on it)."""
+    changes = [f"{name}={value}" for name, value in record.get("changes", {}).items() if name != "search_backend"]
+    return f"`{variant}`" + (f" + {', '.join(changes)}" if changes else "")
+
+
+def learning(records: list, variants: Optional[list] = None) -> str:
+    """One row per variant of each record (or per one of ``variants``): training, greedy evaluation,
+    how trials ended, when +100/+200."""
     lines = ["| variant | trials × seeds | last-100 training | greedy evaluation | solved (evaluation) | "
              "evaluation ended | first trial at rolling +100 / +200 (per seed) |",
              "|---|---|---|---|---|---|---|"]
     for record in records:
         for variant, entry in record["variants"].items():
+            if variants and variant not in variants:
+                continue
             runs = entry["seeds"]
             reach = " · ".join(first_reaching(runs, target) for target in runs[0]["first_reaching"])
-            lines.append(f"| `{variant}` | {record['trials']} × {len(runs)} | "
+            lines.append(f"| {label(record, variant)} | {record['trials']} × {len(runs)} | "
                          f"{interval(entry['last100_mean'], entry['last100_mean_ci95'])} | "
                          f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} | {100 * entry['eval_solved_rate']:.0f}% | "
                          f"{ends(mean_shares(runs, 'eval_ends'))} | {reach} |")
@@ -79,7 +91,7 @@ def environments(records: list) -> str:
         for variant, entry in record["variants"].items():
             runs = entry["seeds"]
             target = next(iter(runs[0]["first_reaching"]), None)
-            lines.append(f"| {record['env_id']} | `{variant}` | {record['trials']} × {len(runs)} | "
+            lines.append(f"| {record['env_id']} | {label(record, variant)} | {record['trials']} × {len(runs)} | "
                          f"{interval(entry['last100_mean'], entry['last100_mean_ci95'])} | "
                          f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} | {100 * entry['eval_solved_rate']:.0f}% | "
                          f"{first_reaching(runs, target) if target else '–'} |")
@@ -145,9 +157,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", choices=sorted(tables))
     parser.add_argument("records", nargs="+", help="JSON records (bench/records/...)")
+    parser.add_argument("--variants", nargs="+", help="learning: only these variants' rows")
     arguments = parser.parse_args(argv)
     try:
-        print(tables[arguments.table](load(arguments.records)))
+        if arguments.table == "learning":
+            print(learning(load(arguments.records), arguments.variants))
+        else:
+            print(tables[arguments.table](load(arguments.records)))
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {type(error).__name__}: {error} (a record of another benchmark?)", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+import experiments  # noqa: E402
 from config import SEARCH_BACKENDS, Settings  # noqa: E402
 from engram import Engram, EngramStore  # noqa: E402
 from gym.environments import make_env  # noqa: E402
@@ -296,7 +297,7 @@ def main(argv=None) -> int:
     print_table(result)
     if arguments.json:
         Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(arguments.json).write_text(json.dumps(result, indent=2))
+        Path(arguments.json).write_text(json.dumps({**result, "command": experiments.command_line()}, indent=2))
         print(f"wrote {arguments.json}")
     return 0
 
