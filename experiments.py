@@ -257,7 +257,9 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
                "similar_trained_memory": _group_figures(fly_read_only(kin, flown)),
                "similar_empty_memory": _group_figures(fly_read_only(kin, flown, InProcessMemory.for_settings(kin)))}
     second = species.replace(drop_collection=False, seed=seed + 700_000, **grown)
-    with Trainer(settings=second, quiet=quiet, run_folder=RunFolder.for_instance(f"{name}_gen2", runs_dir)) as heir:
+    heirs = RunFolder.for_instance(f"{name}_gen2", runs_dir)
+    heirs.move_aside()  # a second generation of an earlier experiment: this one's is new, on this memory
+    with Trainer(settings=second, quiet=quiet, run_folder=heirs) as heir:
         heir.train(second_trials)
     second_generation = [record.reward for record in sorted(heir.metrics, key=lambda record: record.trial)]
     target = targets_of(species)[0]

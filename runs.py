@@ -127,9 +127,14 @@ class RunFolder:
             earlier = pd.concat([earlier, pd.DataFrame(extra, columns=trial_columns())], ignore_index=True)
         start = Start(earlier, self.unstored(settings.resonator_size))
         yield start
-        for worker, records in recovered.items():
-            self.append(records, worker)
-            self.worker_ended(worker)
+        try:
+            for worker, records in recovered.items():
+                self.append(records, worker)
+                self.worker_ended(worker)
+        except OSError as error:
+            raise RunFolderError(f"cannot write the run folder {self.path} ({error.strerror or error}); the memory "
+                                 "is as it was, and the recovered trials are recovered again at the next resume. "
+                                 "Make the folder writable and resume again.") from None
         start.credit_changes = self._write_resume_settings(settings, start)
 
     @contextmanager
@@ -278,6 +283,15 @@ class RunFolder:
         while (self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1)).exists():
             resumes.append(self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1))
         return first + resumes
+
+    def move_aside(self) -> Optional[Path]:
+        """Move a run with trials aside (to ``<name>.<n>/``, as a fresh start does) so that a new run
+        of another memory starts here; returns where it went (None: no run with trials here)."""
+        if not (self.path.is_dir() and self._has_trials()):
+            return None
+        aside = self._free_sibling()
+        self.path.rename(aside)
+        return aside
 
     def _free_sibling(self) -> Path:
         number = 1

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from PIL import Image
 
-import pytest
-
 import experiments
+from population import trial_columns
 
 PROJECT = Path(__file__).resolve().parent.parent
 LEARNING_KEYS = {"train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate"}
@@ -36,6 +37,9 @@ def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_pa
 
 def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(milvus_data_dir, tmp_path):
     result_path = tmp_path / "instinct.json"
+    earlier_heirs = tmp_path / "instinct_seed_s0_gen2"  # an earlier experiment's second generation
+    earlier_heirs.mkdir()
+    (earlier_heirs / "trials.csv").write_text(",".join(trial_columns()) + "\n" + "0," * (len(trial_columns()) - 1) + "0\n")
     command = subprocess.run(
         [sys.executable, "main.py", "instinct", "--variant", "seed", "--seeds", "0", "1", "--trials", "6",
          "--population", "3", "--newcomers", "2", "--first-trials", "2", "--second-trials", "3",
@@ -49,7 +53,9 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
     for seed_result in result["per_seed"]:
         assert {group["trials"] for name, group in seed_result.items() if name not in ("seed", "generations")} == {4}
         assert set(seed_result["generations"]) == {"target", "first", "second"}
-    assert (tmp_path / "instinct_seed_s0_gen2" / "trials.csv").exists()  # the second generation's own run
+    heirs = pd.read_csv(tmp_path / "instinct_seed_s0_gen2" / "trials.csv")  # the second generation's own run
+    assert list(heirs["trial"]) == [0, 1, 2]
+    assert (tmp_path / "instinct_seed_s0_gen2.1" / "trials.csv").exists()  # the earlier one, moved aside
     assert result["groups"]["trained_last"]["mean_ci95"] is not None
     assert "newcomers_empty_memory" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
