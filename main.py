@@ -110,10 +110,15 @@ def run_train(arguments: dict) -> int:
     from interrupts import TrainingInterrupted
     from Trainer import Trainer
 
-    settings = settings_from(arguments)
+    if arguments["join"] or (arguments["drop_collection"] is False and not arguments["read_only"]):
+        settings = resumed_settings(arguments, joining=arguments["join"])
+    else:
+        settings = settings_from(arguments)
+    if arguments["join"] and settings.read_only:
+        raise SettingsError("READ_ONLY with --join: a joiner is one more worker training the species' memory; "
+                            "expected one of them. To fly a memory without changing it: python main.py evaluate "
+                            f"--instance {settings.instance_name}")
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
-    if folder is not None and (not settings.drop_collection or arguments["join"]):
-        settings = resumed_settings(settings, folder, arguments, joining=arguments["join"])
     if arguments["join"] or settings.workers > 1:
         return run_species(settings, arguments)
     with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
@@ -158,13 +163,16 @@ def run_species(settings: Settings, arguments: dict) -> int:
     return 1 if result["died"] else 0
 
 
-def resumed_settings(settings: Settings, folder: RunFolder, arguments: dict, joining: bool = False) -> Settings:
+def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
     """``--keep`` and ``--join`` go on with the run's own settings (its latest), the flags typed on
-    top, so that a run trained with a preset resumes with it (a joiner is one process: one worker). A ``--preset`` typed is a new rule
-    from here on (settings.py with that preset, as at a start). Another environment is refused:
-    the memory holds its environment's situations."""
+    top, so that a run trained with a preset resumes with it (a joiner is one process: one worker);
+    they are checked together, not settings.py's values with the flags. A ``--preset`` typed is a new
+    rule from here on (settings.py with that preset, as at a start). Another environment is refused:
+    the memory holds its environment's situations. Without a run folder: settings.py and the flags."""
+    instance = arguments.get("instance_name") or Settings.from_module().instance_name
+    folder = RunFolder.for_instance(instance, arguments["runs_dir"])
     if not (folder.path / SETTINGS_JSON).exists():
-        return settings
+        return settings_from(arguments)
     trained = folder.settings()
     typed_env = arguments.get("env_id")
     if typed_env is not None and typed_env != trained.env_id:
@@ -173,7 +181,7 @@ def resumed_settings(settings: Settings, folder: RunFolder, arguments: dict, joi
                             "Train another environment under another --instance.")
     one_process = {"workers": 1} if joining else {}
     if arguments.get("preset") is not None:
-        return settings.replace(env_id=trained.env_id, **one_process)
+        return settings_from(arguments).replace(env_id=trained.env_id, **one_process)
     return _with_typed_flags(trained, arguments, **one_process)
 
 

@@ -180,7 +180,7 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
             ledger.start_afresh()
         else:
             ledger.create()
-        with _Alive(ledger, settings):
+        with _Alive(ledger, settings) as alive:
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
             store, start = open_for_training(settings, folder, search_backend="milvus")
             try:
@@ -189,6 +189,8 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
                     folder.forget_unstored()
                 first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
                 watch = _SpeciesWatch(settings, folder, start.earlier, store.collection, quiet)
+                watch.reserve_workers()
+                alive.ready()
                 watch.run(first_trial)
                 return watch.figures()
             finally:
@@ -197,17 +199,23 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
         claim.release()
 
 
+STARTING = "species command, starting"  # the command's place in the ledger until joiners are welcome
+
+
 class _Alive:
     """The species' command's own heartbeat in the ledger, every ``HEARTBEAT_S`` from a thread, so that
-    the species counts as in training while its workers start (and while a step of theirs is long)."""
+    the species counts as in training while its workers start (and while a step of theirs is long).
+    Until ``ready`` it says the species is starting: a joiner then waits, since the memory may still
+    be dropped and the run folder moved aside."""
 
     def __init__(self, ledger: SpeciesLedger, settings: Settings) -> None:
         self.ledger, self.worker = ledger, new_worker(-1, settings, 0)
+        self.place = worker_place(STARTING)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="species-heartbeat")
 
     def __enter__(self) -> "_Alive":
-        self.ledger.heartbeat(self.worker.worker_id, worker_place("species command"))
+        self.ledger.heartbeat(self.worker.worker_id, self.place)
         self._thread.start()
         return self
 
@@ -216,10 +224,15 @@ class _Alive:
         self._thread.join()
         self.ledger.leave(self.worker.worker_id)
 
+    def ready(self) -> None:
+        """The memory and the run folder are started and the workers' numbers reserved: joiners welcome."""
+        self.place = worker_place("species command")
+        self.ledger.heartbeat(self.worker.worker_id, self.place)
+
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                self.ledger.heartbeat(self.worker.worker_id, worker_place("species command"))
+                self.ledger.heartbeat(self.worker.worker_id, self.place)
             except MilvusUnavailableError:
                 pass  # the workers' own retries say so; the next beat tries again
 
@@ -239,6 +252,11 @@ class _SpeciesWatch:
         self.interrupted: Optional[str] = None
         self._read: Dict[int, int] = {}
 
+    def reserve_workers(self) -> None:
+        """The species' own worker numbers, taken in its run folder: a joiner takes the next free one."""
+        for index in range(self.settings.workers):
+            self.folder.open_trials_file(index)
+
     def run(self, first_trial: int) -> None:
         from tqdm import tqdm
 
@@ -248,9 +266,8 @@ class _SpeciesWatch:
         try:
             landers, trials = shares(settings.population_size, settings.workers), shares(settings.trials, settings.workers)
             for index in range(settings.workers):
-                self.folder.open_trials_file(index)  # the species' own numbers: a joiner takes the next free one
-            for index in range(settings.workers):
-                self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
+                if self.interrupted is None:  # a Ctrl-C while they start: the rest are not started
+                    self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
             while any(process.poll() is None for process in self.processes.values()):
                 time.sleep(WATCH_EVERY_S)
                 self._follow()
@@ -297,7 +314,7 @@ class _SpeciesWatch:
                     self.bar.write(f"w{index} " + trial_line(record))
         for index, process in self.processes.items():
             code = process.poll()
-            if code is not None and code not in (0, 130) and index not in self.died:
+            if code is not None and code not in (0, 130) and index not in self.died and self.interrupted is None:
                 cause = signal.Signals(-code).name if code < 0 else f"exit code {code}"
                 self.died[index] = cause
                 print(f"worker {index} (pid {process.pid}) ended by {cause}: its trials in flight are lost, its "
@@ -332,7 +349,12 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
     from Trainer import Trainer
 
     ledger = SpeciesLedger(settings)
-    if not ledger.alive():
+    alive = ledger.alive()
+    if alive and all(place.endswith(f"({STARTING})") for place in alive):
+        raise SpeciesNotTrainingError(
+            f"the species of {settings.instance_name!r} is starting ({alive[0]}): its memory may still be "
+            f"started afresh. Join it once its workers fly: run the same command again in a few seconds.")
+    if not alive:
         raise SpeciesNotTrainingError(
             f"no species of {settings.instance_name!r} is training (on this machine, or anywhere its ledger "
             f"{ledger.name} knows of) to join; start one: python main.py --instance {settings.instance_name} "

@@ -249,3 +249,17 @@ def test_a_milvus_token_is_never_written_into_a_run_folder(tmp_path):
         pass
     assert "hunter2" not in (folder.path / "settings.json").read_text()
     assert folder.settings().milvus_token == Settings.from_module().milvus_token
+
+
+def test_keep_goes_on_with_the_runs_own_settings_checked_with_the_flags_typed(tmp_path):
+    """A species trained with 8 landers resumes with `--keep --workers 2` although settings.py flies
+    one lander: the run's settings and the flags are checked together."""
+    folder = RunFolder.for_instance("kept_species", tmp_path)
+    with folder.starting(Settings.from_module(instance_name="kept_species", population_size=8, workers=2,
+                                              display=False), afresh=True):
+        pass
+    flags = ["--instance", "kept_species", "--keep", "--workers", "2", "--runs-dir", str(tmp_path)]
+    resumed = main.resumed_settings(vars(main.parse_arguments(flags)))
+    assert (resumed.population_size, resumed.workers, resumed.drop_collection) == (8, 2, False)
+    with pytest.raises(SettingsError, match="WORKERS = 9"):
+        main.resumed_settings(vars(main.parse_arguments([*flags[:4], "9", *flags[5:]])))
