@@ -2,9 +2,9 @@
 public fallback.
 
 Why: the public ``MilvusClient`` works in rows, one Python dict per engram. Reading a search's
-hits as dicts measured 18 ms of the 48 ms a batched search of 32 x 300 neighbours took, packing a
-trial's 400 engrams from dicts took 60–80 ms of a 120 ms insert, and loading a memory of 1,000,000
-engrams through dicts took about a minute; building and reading the requests' columns directly
+hits as dicts took over a third of a batched search of 32 x 300 neighbours, packing a trial's
+engrams into dicts over half of its insert, and loading a memory of 1,000,000 engrams through
+dicts was the slowest part of opening it; building and reading the requests' columns directly
 avoids all three. That needs pymilvus's request builder, protobuf
 types and gRPC stub, which are not public API, so they are used only when the installed pymilvus
 is a version they were checked against (``CHECKED_PYMILVUS``) and importable; otherwise — or with

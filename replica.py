@@ -14,8 +14,8 @@ its number of lists grows with the memory: ``LISTS_PER_ROOT × √n``, and at mo
 ``ENGRAMS_PER_LIST`` engrams (so that every list is trained on enough of them: with 1024 lists at
 40,000 engrams only 86% of the 50 true nearest were found). Why not Milvus's fixed
 ``INDEX_NLIST``: with 1024 lists a search at 1,000,000 engrams scans ten times the engrams it scans
-at 100,000; with √n lists a batch of 32 searches of k = 300 took 7 ms instead of 20 at 1,000,000
-(one thread). Below ``EXACT_BELOW`` engrams it searches exactly (cheap at that size). The lists
+at 100,000; with √n lists a batch of 32 searches of k = 300 at 1,000,000 took about a third of
+the time (one thread). Below ``EXACT_BELOW`` engrams it searches exactly (cheap at that size). The lists
 are trained again each time the memory doubles, since a learning lander's situations drift. With
 ``INDEX_TYPE = "FLAT"`` it searches exactly at any size, as Milvus does then.
 """
