@@ -904,7 +904,16 @@ def _process_alive(pid: Optional[int]) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether a process has ended but was not reaped yet: a keeper this program started and that
+    was killed still answers signal 0 until this program waits for it, and is not running."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc (not Linux): signal 0 is all there is
 
 
 # --- a private network namespace (Linux), made without the `ip` or `unshare` commands ---
