@@ -113,6 +113,13 @@ def shares_of(ends: pd.Series) -> dict:
     return {str(end): round(float(count / len(ends)), 4) for end, count in counts.items()} if len(ends) else {}
 
 
+def _mean_shares(shares: List[dict]) -> dict:
+    """End causes' shares averaged over seeds (a cause a seed never saw counts 0 there)."""
+    causes = sorted({cause for seed_shares in shares for cause in seed_shares})
+    return {cause: round(float(np.mean([seed_shares.get(cause, 0.0) for seed_shares in shares])), 4)
+            for cause in causes}
+
+
 def across_seeds(runs: List[dict]) -> dict:
     """A variant's figures: the mean over seeds of each per-seed figure, and its 95% interval."""
     keys = ("train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate")
@@ -230,7 +237,8 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
         solved = [seed_result[group]["solved_rate"] for seed_result in per_seed]
         groups[group] = {"mean": round(float(np.mean(means)), 2), "mean_ci95": _rounded(ci95(means)),
                          "solved_rate": round(float(np.mean(solved)), 4),
-                         "solved_rate_ci95": _rounded(ci95(solved))}
+                         "solved_rate_ci95": _rounded(ci95(solved)),
+                         "ends": _mean_shares([seed_result[group]["ends"] for seed_result in per_seed])}
     return {"variant": variant, "settings": _changed(settings, base), "seeds": seeds, "trials": trials,
             "population": population, "newcomers": newcomers, "first_trials": first_trials,
             "similar": similar, "second_trials": second_trials, "groups": groups,
@@ -284,7 +292,8 @@ def _generations(per_seed: List[dict]) -> dict:
 def _group_figures(records: list) -> dict:
     rewards = np.asarray([record.reward for record in records], dtype=np.float64)
     return {"trials": len(rewards), "mean": round(float(rewards.mean()), 2),
-            "solved_rate": round(float(np.mean([record.solved for record in records])), 4)}
+            "solved_rate": round(float(np.mean([record.solved for record in records])), 4),
+            "ends": shares_of(pd.Series([record.end for record in records]))}
 
 
 def plot_instinct(result: dict):

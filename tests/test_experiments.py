@@ -54,8 +54,10 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
         assert {group["trials"] for name, group in seed_result.items() if name not in ("seed", "generations")} == {4}
         assert set(seed_result["generations"]) == {"target", "first", "second"}
     heirs = pd.read_csv(tmp_path / "instinct_seed_s0_gen2" / "trials.csv")  # the second generation's own run
-    assert list(heirs["trial"]) == [0, 1, 2]
+    assert sorted(heirs["trial"]) == [0, 1, 2]
     assert (tmp_path / "instinct_seed_s0_gen2.1" / "trials.csv").exists()  # the earlier one, moved aside
     assert result["groups"]["trained_last"]["mean_ci95"] is not None
+    for group in result["groups"].values():  # how the group's trials ended, as shares
+        assert sum(group["ends"].values()) == pytest.approx(1.0, abs=1e-3)
     assert "newcomers_empty_memory" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
