@@ -388,14 +388,20 @@ def command_line() -> str:
     return shlex.join(["python", str(typed), *sys.argv[1:]])
 
 
-def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:
-    """Write an experiment's JSON (with the command that made it) and its figure (beside it, as PNG,
-    unless ``plot_path``)."""
+def write_record(result: dict, json_path: Path) -> None:
+    """A benchmark's figures as JSON, with the command that made them."""
     import json
 
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({**result, "command": command_line()}, indent=1))
+
+
+def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:
+    """Write an experiment's record (``write_record``) and its figure (beside it, as PNG, unless
+    ``plot_path``)."""
+    json_path = Path(json_path)
+    write_record(result, json_path)
     plot_path = Path(plot_path or json_path.with_suffix(".png"))
     figure.savefig(plot_path, dpi=100)
     return plot_path

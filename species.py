@@ -40,6 +40,7 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
+from pymilvus import MilvusException
 
 from callbacks import trial_line
 from claims import CollectionClaim
@@ -98,8 +99,12 @@ class SpeciesWorker:
 
 
 def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:
-    worker_id = int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
-    return SpeciesWorker(index, SpeciesLedger(settings), worker_id, math.ceil(first_trial / TRIAL_BLOCK))
+    return SpeciesWorker(index, SpeciesLedger(settings), new_worker_id(), math.ceil(first_trial / TRIAL_BLOCK))
+
+
+def new_worker_id() -> int:
+    """A worker's row in the ledger: random, so that workers of many machines need not agree on one."""
+    return int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
 
 
 def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
@@ -180,7 +185,7 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
             ledger.start_afresh()
         else:
             ledger.create()
-        with _Alive(ledger, settings) as alive:
+        with _Alive(ledger) as alive:
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
             store, start = open_for_training(settings, folder, search_backend="milvus")
             try:
@@ -208,33 +213,33 @@ class _Alive:
     Until ``ready`` it says the species is starting: a joiner then waits, since the memory may still
     be dropped and the run folder moved aside."""
 
-    def __init__(self, ledger: SpeciesLedger, settings: Settings) -> None:
-        self.ledger, self.worker = ledger, new_worker(-1, settings, 0)
+    def __init__(self, ledger: SpeciesLedger) -> None:
+        self.ledger, self.worker_id = ledger, new_worker_id()
         self.place = worker_place(STARTING)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="species-heartbeat")
 
     def __enter__(self) -> "_Alive":
-        self.ledger.heartbeat(self.worker.worker_id, self.place)
+        self.ledger.heartbeat(self.worker_id, self.place)
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join()
-        self.ledger.leave(self.worker.worker_id)
+        self.ledger.leave(self.worker_id)
 
     def ready(self) -> None:
         """The memory and the run folder are started and the workers' numbers reserved: joiners welcome."""
         self.place = worker_place("species command")
-        self.ledger.heartbeat(self.worker.worker_id, self.place)
+        self.ledger.heartbeat(self.worker_id, self.place)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                self.ledger.heartbeat(self.worker.worker_id, self.place)
-            except MilvusUnavailableError:
-                pass  # the workers' own retries say so; the next beat tries again
+                self.ledger.heartbeat(self.worker_id, self.place)
+            except (MilvusUnavailableError, MilvusException):
+                pass  # the workers' own requests say what is wrong; the next beat tries again
 
 
 class _SpeciesWatch:

@@ -30,7 +30,6 @@ Figures drift with the machine's load: compare ratios from one run, not absolute
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -296,8 +295,7 @@ def main(argv=None) -> int:
     result = run(arguments.quick, arguments.presets, arguments.sizes, arguments.species_only)
     print_table(result)
     if arguments.json:
-        Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(arguments.json).write_text(json.dumps({**result, "command": experiments.command_line()}, indent=2))
+        experiments.write_record(result, Path(arguments.json))
         print(f"wrote {arguments.json}")
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import sys
 import tempfile
@@ -84,8 +83,7 @@ def main(argv=None) -> int:
     for phase, share in result["shares"].items():
         print(f"  {phase:<30} {100 * share:5.1f}%")
     if arguments.json:
-        Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(arguments.json).write_text(json.dumps({**result, "command": experiments.command_line()}, indent=2))
+        experiments.write_record(result, Path(arguments.json))
         print(f"wrote {arguments.json}")
     return 0
 

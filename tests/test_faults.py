@@ -36,6 +36,13 @@ def server_state(settings) -> dict:
     return json.loads((Path(settings.milvus_data_dir) / STATE_FILE).read_text())
 
 
+def kill_server_and_keeper(settings) -> None:
+    """The whole embedded Milvus dies, as in a crash: its keeper is killed, and the server with it."""
+    state = server_state(settings)
+    os.kill(state["keeper_pid"], signal.SIGKILL)
+    wait_until_dead(state["pid"])
+
+
 def wait_until_dead(pid: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
@@ -83,9 +90,7 @@ def test_a_milvus_gone_for_good_stops_training_and_the_finished_trials_are_store
     def kill_server_and_keeper_then_insert(engrams):  # the whole embedded Milvus dies, as in a crash
         inserts.append(len(engrams))
         if len(inserts) == 3:
-            state = server_state(settings)
-            os.kill(state["keeper_pid"], signal.SIGKILL)
-            wait_until_dead(state["pid"])
+            kill_server_and_keeper(settings)
         return real_add(engrams)
 
     trainer.store.memory.add = kill_server_and_keeper_then_insert
@@ -182,10 +187,8 @@ def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_m
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     drop_counting = EngramCollection.drop_counting
 
-    def milvus_dies_at_the_drop(collection):  # the whole embedded Milvus dies, as in a crash
-        state = server_state(settings)
-        os.kill(state["keeper_pid"], signal.SIGKILL)
-        wait_until_dead(state["pid"])
+    def milvus_dies_at_the_drop(collection):
+        kill_server_and_keeper(settings)
         return drop_counting(collection)
 
     monkeypatch.setattr(EngramCollection, "drop_counting", milvus_dies_at_the_drop)
@@ -210,9 +213,7 @@ def test_a_fresh_start_that_fails_after_the_drop_keeps_the_new_run_folder(own_se
     create = EngramCollection._create
 
     def milvus_dies_after_the_drop(collection):  # the memory is gone; the new collection cannot be made
-        state = server_state(settings)
-        os.kill(state["keeper_pid"], signal.SIGKILL)
-        wait_until_dead(state["pid"])
+        kill_server_and_keeper(settings)
         return create(collection)
 
     monkeypatch.setattr(EngramCollection, "_create", milvus_dies_after_the_drop)
