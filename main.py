@@ -31,6 +31,8 @@ from runs import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder
 
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
 # Where the memory is: settings.py's and the environment's now, never a run folder's.
+# What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
+START_SETTINGS = ("instance_name", "drop_collection", "read_only")
 CONNECTION_SETTINGS = ("milvus_uri", "milvus_token", "milvus_data_dir", "milvus_idle_grace", "milvus_connect_timeout",
                        "milvus_retry_timeout")
 
@@ -110,14 +112,7 @@ def run_train(arguments: dict) -> int:
     from interrupts import TrainingInterrupted
     from Trainer import Trainer
 
-    if arguments["join"] or (arguments["drop_collection"] is False and not arguments["read_only"]):
-        settings = resumed_settings(arguments, joining=arguments["join"])
-    else:
-        settings = settings_from(arguments)
-    if arguments["join"] and settings.read_only:
-        raise SettingsError("READ_ONLY with --join: a joiner is one more worker training the species' memory; "
-                            "expected one of them. To fly a memory without changing it: python main.py evaluate "
-                            f"--instance {settings.instance_name}")
+    settings = training_settings(arguments)
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
     if arguments["join"] or settings.workers > 1:
         return run_species(settings, arguments)
@@ -163,6 +158,19 @@ def run_species(settings: Settings, arguments: dict) -> int:
     return 1 if result["died"] else 0
 
 
+def training_settings(arguments: dict) -> Settings:
+    """What a training runs with: settings.py and the flags for a fresh start (or a read-only one);
+    a resume (``--keep``, or ``DROP_COLLECTION = False``) and ``--join`` go on with the run's own."""
+    start = settings_from({name: arguments.get(name) for name in START_SETTINGS})
+    if arguments["join"] and start.read_only:
+        raise SettingsError("READ_ONLY with --join: a joiner is one more worker training the species' memory; "
+                            "expected one of them. To fly a memory without changing it: python main.py evaluate "
+                            f"--instance {start.instance_name}")
+    if arguments["join"] or not (start.drop_collection or start.read_only):
+        return resumed_settings(arguments, joining=arguments["join"])
+    return settings_from(arguments)
+
+
 def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
     """``--keep`` and ``--join`` go on with the run's own settings (its latest), the flags typed on
     top, so that a run trained with a preset resumes with it (a joiner is one process: one worker);
@@ -171,17 +179,17 @@ def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
     the memory holds its environment's situations. Without a run folder: settings.py and the flags."""
     instance = arguments.get("instance_name") or Settings.from_module().instance_name
     folder = RunFolder.for_instance(instance, arguments["runs_dir"])
+    one_process = {"workers": 1} if joining else {}
     if not (folder.path / SETTINGS_JSON).exists():
-        return settings_from(arguments)
+        return settings_from({**arguments, **one_process})
     trained = folder.settings()
     typed_env = arguments.get("env_id")
     if typed_env is not None and typed_env != trained.env_id:
         raise SettingsError(f"ENV_ID: {folder.path} trained {trained.env_id}, and its memory holds that environment's "
                             f"situations; expected --env {trained.env_id} or none to resume it, got {typed_env!r}. "
                             "Train another environment under another --instance.")
-    one_process = {"workers": 1} if joining else {}
     if arguments.get("preset") is not None:
-        return settings_from(arguments).replace(env_id=trained.env_id, **one_process)
+        return settings_from({**arguments, **one_process}).replace(env_id=trained.env_id)
     return _with_typed_flags(trained, arguments, **one_process)
 
 

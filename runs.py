@@ -285,12 +285,16 @@ class RunFolder:
         return first + resumes
 
     def move_aside(self) -> Optional[Path]:
-        """Move a run with trials aside (to ``<name>.<n>/``, as a fresh start does) so that a new run
-        of another memory starts here; returns where it went (None: no run with trials here)."""
-        if not (self.path.is_dir() and self._has_trials()):
+        """Move whatever is here aside (to ``<name>.<n>/``, as a fresh start moves a run) so that a
+        new run of another memory starts here; returns where it went (None: nothing was here)."""
+        if not self.path.exists():
             return None
         aside = self._free_sibling()
-        self.path.rename(aside)
+        try:
+            self.path.rename(aside)
+        except OSError as error:
+            raise RunFolderError(f"cannot move {self.path} aside to {aside} ({error.strerror or error}); it is as it "
+                                 "was. Move or rename it yourself, or use another --runs-dir.") from None
         return aside
 
     def _free_sibling(self) -> Path:

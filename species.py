@@ -273,6 +273,8 @@ class _SpeciesWatch:
             for index in range(settings.workers):
                 if self.interrupted is None:  # a Ctrl-C while they start: the rest are not started
                     self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
+            if self.interrupted is not None:  # one started as it came is stopped too
+                self._pass_on(signal.SIGINT)
             while any(process.poll() is None for process in self.processes.values()):
                 time.sleep(WATCH_EVERY_S)
                 self._follow()
@@ -305,9 +307,12 @@ class _SpeciesWatch:
     def _on_signal(self, signum, frame) -> None:
         first = self.interrupted is None
         self.interrupted = self.interrupted or signal.Signals(signum).name
+        self._pass_on(signal.SIGINT if first else signal.SIGKILL)
+
+    def _pass_on(self, signum: int) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGINT if first else signal.SIGKILL)
+                process.send_signal(signum)
 
     def _follow(self) -> None:
         """Print and count the rows written since the last look; notice workers that died."""

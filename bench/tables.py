@@ -109,11 +109,11 @@ def instinct(records: list) -> str:
         lines += [f"`{record['variant']}`, {len(record['seeds'])} seeds × {record['trials']} training trials, "
                   f"{record['newcomers']} newcomers × {record['first_trials']} trials, similar animal {record['similar']}:",
                   "", "| group | mean reward | solved | how its trials ended |", "|---|---|---|---|"]
-        for key, label in labels.items():
+        for key, group_name in labels.items():
             group = record["groups"][key]
             solved = f"{100 * group['solved_rate']:.0f}%" + (f" ± {100 * group['solved_rate_ci95']:.0f}"
                                                              if group["solved_rate_ci95"] is not None else "")
-            lines.append(f"| {label} | {interval(group['mean'], group['mean_ci95'])} | {solved} | "
+            lines.append(f"| {group_name} | {interval(group['mean'], group['mean_ci95'])} | {solved} | "
                          f"{ends(group['ends']) if 'ends' in group else '–'} |")
         target = record["per_seed"][0]["generations"]["target"]
         lines += ["", f"| generation | first trial at rolling {target:+g} (per seed) | mean of its first 100 trials |",

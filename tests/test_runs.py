@@ -259,7 +259,24 @@ def test_keep_goes_on_with_the_runs_own_settings_checked_with_the_flags_typed(tm
                                               display=False), afresh=True):
         pass
     flags = ["--instance", "kept_species", "--keep", "--workers", "2", "--runs-dir", str(tmp_path)]
-    resumed = main.resumed_settings(vars(main.parse_arguments(flags)))
+    resumed = main.training_settings(vars(main.parse_arguments(flags)))
     assert (resumed.population_size, resumed.workers, resumed.drop_collection) == (8, 2, False)
     with pytest.raises(SettingsError, match="WORKERS = 9"):
-        main.resumed_settings(vars(main.parse_arguments([*flags[:4], "9", *flags[5:]])))
+        main.training_settings(vars(main.parse_arguments([*flags[:4], "9", *flags[5:]])))
+
+
+def test_settings_py_decides_a_resume_and_a_read_only_start_as_the_flags_do(tmp_path, monkeypatch):
+    import settings as settings_module
+
+    folder = RunFolder.for_instance("kept_species", tmp_path)
+    with folder.starting(Settings.from_module(instance_name="kept_species", population_size=8, display=False),
+                         afresh=True):
+        pass
+    flags = ["--instance", "kept_species", "--runs-dir", str(tmp_path)]
+    monkeypatch.setattr(settings_module, "DROP_COLLECTION", False)  # a resume without --keep
+    assert main.training_settings(vars(main.parse_arguments(flags))).population_size == 8
+    monkeypatch.setattr(settings_module, "READ_ONLY", True)  # read-only wins: settings.py and the flags
+    read_only = main.training_settings(vars(main.parse_arguments([*flags, "--keep"])))
+    assert read_only.read_only and read_only.population_size == 1
+    with pytest.raises(SettingsError, match="READ_ONLY with --join"):
+        main.training_settings(vars(main.parse_arguments([*flags, "--join"])))

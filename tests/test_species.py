@@ -46,18 +46,19 @@ def alive(pid: int) -> bool:
 
 
 def test_two_workers_train_one_species_and_see_each_others_engrams(settings, collection_name, tmp_path):
-    species = main_py("--instance", collection_name, "--workers", "2", "--population", "4", "--trials", "24",
+    # 40 trials a worker: a few seconds of flight, longer than REPLICA_REFRESH (1 s), so each polls the other
+    species = main_py("--instance", collection_name, "--workers", "2", "--population", "4", "--trials", "80",
                       "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
     output, errors = species.communicate(timeout=300)
     assert species.returncode == 0, errors
-    assert "24 trials by 2 workers" in output
+    assert "80 trials by 2 workers" in output
     folder = RunFolder(tmp_path / collection_name)
     trials = folder.trials()
-    assert len(trials) == 24 and set(trials["worker"]) == {0, 1}
+    assert len(trials) == 80 and set(trials["worker"]) == {0, 1}
     memory_and_folder_agree(settings, collection_name, folder)
     own = trials[trials["worker"] == 1].sort_values("wall_time")
     assert (own["engrams"] > own["length"].cumsum()).iloc[-1]  # its replica holds the other worker's engrams too
-    assert json.loads((folder.path / "summary.json").read_text())["trials"] == 24
+    assert json.loads((folder.path / "summary.json").read_text())["trials"] == 80
 
 
 def test_a_join_adds_a_worker_a_plain_start_is_refused_and_ctrl_c_stops_them_all(settings, collection_name,
