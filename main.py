@@ -180,6 +180,7 @@ def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
     instance = arguments.get("instance_name") or Settings.from_module().instance_name
     folder = RunFolder.for_instance(instance, arguments["runs_dir"])
     one_process = {"workers": 1} if joining else {}
+    kept = {"drop_collection": False, **one_process}  # a run's saved settings say it started afresh
     if not (folder.path / SETTINGS_JSON).exists():
         return settings_from({**arguments, **one_process})
     trained = folder.settings()
@@ -190,7 +191,7 @@ def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
                             "Train another environment under another --instance.")
     if arguments.get("preset") is not None:
         return settings_from({**arguments, **one_process}).replace(env_id=trained.env_id)
-    return _with_typed_flags(trained, arguments, **one_process)
+    return _with_typed_flags(trained, arguments, **kept)
 
 
 def _with_typed_flags(trained: Settings, arguments: dict, **fixed) -> Settings:

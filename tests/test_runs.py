@@ -274,7 +274,8 @@ def test_settings_py_decides_a_resume_and_a_read_only_start_as_the_flags_do(tmp_
         pass
     flags = ["--instance", "kept_species", "--runs-dir", str(tmp_path)]
     monkeypatch.setattr(settings_module, "DROP_COLLECTION", False)  # a resume without --keep
-    assert main.training_settings(vars(main.parse_arguments(flags))).population_size == 8
+    resumed = main.training_settings(vars(main.parse_arguments(flags)))
+    assert (resumed.population_size, resumed.drop_collection) == (8, False)  # never the saved start's drop
     monkeypatch.setattr(settings_module, "READ_ONLY", True)  # read-only wins: settings.py and the flags
     read_only = main.training_settings(vars(main.parse_arguments([*flags, "--keep"])))
     assert read_only.read_only and read_only.population_size == 1
