@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shlex
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -380,9 +382,6 @@ def generations_table(result: dict):
 def command_line() -> str:
     """The command this process was started with, as typed from the project's folder: a record says
     how to make it again."""
-    import shlex
-    import sys
-
     script = Path(sys.argv[0]).resolve()
     typed = script.relative_to(PROJECT) if script.is_relative_to(PROJECT) else script
     return shlex.join(["python", str(typed), *sys.argv[1:]])

@@ -53,6 +53,14 @@ def label(record: dict, variant: str) -> str:
     return f"`{variant}`" + (f" + {', '.join(changes)}" if changes else "")
 
 
+def figures(record: dict, entry: dict) -> str:
+    """A variant's cells shared by the learning tables: trials × seeds, last-100 training, greedy
+    evaluation, solved."""
+    return (f"{record['trials']} × {len(entry['seeds'])} | "
+            f"{interval(entry['last100_mean'], entry['last100_mean_ci95'])} | "
+            f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} | {100 * entry['eval_solved_rate']:.0f}%")
+
+
 def learning(records: list, variants: Optional[list] = None) -> str:
     """One row per variant of each record (or per one of ``variants``): training, greedy evaluation,
     how trials ended, when +100/+200."""
@@ -65,9 +73,7 @@ def learning(records: list, variants: Optional[list] = None) -> str:
                 continue
             runs = entry["seeds"]
             reach = " · ".join(first_reaching(runs, target) for target in runs[0]["first_reaching"])
-            lines.append(f"| {label(record, variant)} | {record['trials']} × {len(runs)} | "
-                         f"{interval(entry['last100_mean'], entry['last100_mean_ci95'])} | "
-                         f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} | {100 * entry['eval_solved_rate']:.0f}% | "
+            lines.append(f"| {label(record, variant)} | {figures(record, entry)} | "
                          f"{ends(mean_shares(runs, 'eval_ends'))} | {reach} |")
     return "\n".join(lines)
 
@@ -91,9 +97,7 @@ def environments(records: list) -> str:
         for variant, entry in record["variants"].items():
             runs = entry["seeds"]
             target = next(iter(runs[0]["first_reaching"]), None)
-            lines.append(f"| {record['env_id']} | {label(record, variant)} | {record['trials']} × {len(runs)} | "
-                         f"{interval(entry['last100_mean'], entry['last100_mean_ci95'])} | "
-                         f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} | {100 * entry['eval_solved_rate']:.0f}% | "
+            lines.append(f"| {record['env_id']} | {label(record, variant)} | {figures(record, entry)} | "
                          f"{first_reaching(runs, target) if target else '–'} |")
     return "\n".join(lines)
 

@@ -43,6 +43,23 @@ def kill_server_and_keeper(settings) -> None:
     wait_until_dead(state["pid"])
 
 
+def a_fresh_start_where_milvus_dies_in(step: str, name: str, settings, folder: RunFolder, monkeypatch) -> None:
+    """A fresh start whose Milvus dies (server and keeper) as it comes to ``EngramCollection.<step>``:
+    the start fails within its 3-s retries."""
+    from milvus_memory import EngramCollection, MilvusUnavailableError
+
+    original = getattr(EngramCollection, step)
+
+    def milvus_dies_there(collection):
+        kill_server_and_keeper(settings)
+        return original(collection)
+
+    monkeypatch.setattr(EngramCollection, step, milvus_dies_there)
+    with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
+        Trainer(name, settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
+    monkeypatch.undo()
+
+
 def wait_until_dead(pid: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
@@ -177,24 +194,14 @@ def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags
 
 def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_memory(
         own_server_settings, tmp_path, monkeypatch):
-    from engram import EngramStore, MilvusUnavailableError
-    from milvus_memory import EngramCollection
+    from engram import EngramStore
 
     settings = own_server_settings.replace(population_size=1, max_trial_length=30)
     folder = RunFolder(tmp_path / "undropped")
     with Trainer("undropped", settings=settings, quiet=True, run_folder=folder) as trainer:
         trainer.train(2)
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
-    drop_counting = EngramCollection.drop_counting
-
-    def milvus_dies_at_the_drop(collection):
-        kill_server_and_keeper(settings)
-        return drop_counting(collection)
-
-    monkeypatch.setattr(EngramCollection, "drop_counting", milvus_dies_at_the_drop)
-    with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
-        Trainer("undropped", settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
-    monkeypatch.undo()
+    a_fresh_start_where_milvus_dies_in("drop_counting", "undropped", settings, folder, monkeypatch)
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
     store = EngramStore("undropped", settings=settings)  # starts the server again on the crashed folder
     assert store.get_count() == stored_lengths(folder)
@@ -202,24 +209,15 @@ def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_m
 
 
 def test_a_fresh_start_that_fails_after_the_drop_keeps_the_new_run_folder(own_server_settings, tmp_path, monkeypatch):
-    from engram import EngramStore, MilvusUnavailableError
-    from milvus_memory import EngramCollection
+    from engram import EngramStore
 
     settings = own_server_settings.replace(population_size=1, max_trial_length=30)
     folder = RunFolder(tmp_path / "redropped")
     with Trainer("redropped", settings=settings, quiet=True, run_folder=folder) as trainer:
         trainer.train(2)
     earlier = folder.trials()
-    create = EngramCollection._create
-
-    def milvus_dies_after_the_drop(collection):  # the memory is gone; the new collection cannot be made
-        kill_server_and_keeper(settings)
-        return create(collection)
-
-    monkeypatch.setattr(EngramCollection, "_create", milvus_dies_after_the_drop)
-    with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
-        Trainer("redropped", settings=settings.replace(milvus_retry_timeout=3.0), quiet=True, run_folder=folder)
-    monkeypatch.undo()
+    # the memory is gone; the new collection cannot be made
+    a_fresh_start_where_milvus_dies_in("_create", "redropped", settings, folder, monkeypatch)
     assert len(folder.trials()) == 0  # the run folder says what the memory is now: a fresh start
     assert RunFolder(folder.path.with_name("redropped.1")).trials().equals(earlier)  # the earlier run, kept aside
     store = EngramStore("redropped", settings=settings)  # starts the server again; the memory is empty
