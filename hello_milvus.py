@@ -14,8 +14,10 @@ from typing import Iterator
 
 import numpy as np
 
-from config import Settings
-from engram import Engram, EngramStore
+from resonant_vectors.config import Settings
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.memory.seam import Engram
+from resonant_vectors.memory.store import EngramStore
 
 COLLECTION = "hello_milvus"
 ROWS = 3000
@@ -30,11 +32,10 @@ def timed(step: str) -> Iterator[None]:
 
 def main() -> int:
     """Every step, or one line saying what is wrong (bad settings.py, no server) and what to do."""
-    from cli import USER_ERRORS
 
     try:
         smoke_test(Settings.from_module())
-    except USER_ERRORS as error:
+    except ResonantVectorsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

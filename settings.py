@@ -1,18 +1,21 @@
 """Every knob of Resonant Vectors, in one place.
 
 Edit the values here; ``main.py``'s flags override them for one run, and a notebook can
-build variants with ``config.Settings.from_module(noise=0.2)`` without editing this file.
+build variants with ``Settings.from_module(noise=0.2)`` without editing this file. Where no settings.py is
+on Python's path (a notebook elsewhere), ``resonant_vectors`` reads its own copy of this file.
 Names are read by ``config.Settings``: an UPPERCASE name here that it does not know is an error.
 """
 import os
 
 # --- The environment ---
 ENV_ID = "LunarLander-v3"        # any Gymnasium environment with Box observations and Discrete actions, e.g.
-                                 # CartPole-v1, Acrobot-v1, MountainCar-v0 (their scales: gym/environments.py)
+                                 # CartPole-v1, Acrobot-v1, MountainCar-v0 (their scales: environments/profiles.py)
 
 # --- The memory (resonator vectors and the decision) ---
-STATE_VECTOR_SIZE = None         # resonator dimension, the state dims + 1 success dim; None: from ENV_ID (LunarLander: 9)
-OUTPUT_VECTOR_SIZE = None        # number of actions; None: from ENV_ID (LunarLander: 4: noop, left, main, right engine)
+STATE_VECTOR_SIZE = 9            # resonator dimension: the state dims + 1 success dim (LunarLander: 9; on another
+                                 # ENV_ID the seed's 9, or None, means its own; another number must match it)
+OUTPUT_VECTOR_SIZE = 4           # number of actions (LunarLander: 4: noop, left, main, right engine; on another
+                                 # ENV_ID the seed's 4, or None, means its own; another number must match it)
 NOISE = 0.1                      # std of the Gaussian noise added to each action's score
 NOISE_FINAL = None               # None: NOISE throughout; else the noise falls linearly from NOISE to this...
 NOISE_DECAY_TRIALS = 200         # ...over this many trials (a noise schedule), then stays there
@@ -28,11 +31,12 @@ EPSILON_DECAY_TRIALS = 200       # ...over this many trials, then stays there (e
 PROBABILISTIC_CHOICE = False     # sample an action in proportion to (score - min) instead of argmax
 VECTOR_COMPONENT_WEIGHTS = None  # weight of each normalised state dim in the resonator (a list, one per dim); None: all 1.0
 SUCCESS_COMPONENT_WEIGHT = 1.0   # weight of the success value in the resonator (0: success plays no part in nearness)
-STATE_SCALING = "fixed"          # "fixed": the environment's documented scales (gym/environments.py); "spread": each
+STATE_SCALING = "fixed"          # "fixed": the environment's documented scales (environments/profiles.py); "spread": each
                                  # continuous dim also divided by its spread in the memory, learned as it grows (replica)
 
 # --- Trials ---
-MAX_TRIAL_LENGTH = None          # frames per trial at most; None: the environment's own limit (LunarLander: the seed's 400)
+MAX_TRIAL_LENGTH = 400           # frames per trial at most (the seed's 400; on another ENV_ID the seed's 400, or None,
+                                 # means that environment's own limit)
 ACTION_REPEAT = 1                # frames each decision's action is held for, rewards summed (1: a decision every frame)
 USE_HIT_POINTS = True            # end a trial as a death when hit points fall below 0
 HIT_POINTS = 1000                # hit points at the start of a trial
@@ -51,7 +55,7 @@ DISCOUNT = 0.99                  # gamma of the "return" rule: return = r_t + ga
 BOOTSTRAP_STEPS = 0              # "return" rule: 0 = to the trial's end; N = N steps, then the memory's value of that state
 OUTCOME_REWARD_SCALE = 20.0      # the reward (or return) is divided by this, then clipped to [-1, 1]
 SUCCESS_WEIGHT = 0.5             # outcome x (1 + this x trial success), clipped to [-1, 1]
-REVALUE_EVERY = 0                # every this many trials, re-value every outcome from the memory (revaluation.py):
+REVALUE_EVERY = 0                # every this many trials, re-value every outcome from the memory (agent/revaluation.py):
                                  # reward / scale + DISCOUNT x the best action's value where the step led; 0: never
 REVALUE_SWEEPS = 2               # sweeps of re-valuation per pass (each reads the outcomes the last one wrote)
 REVALUE_BLEND = 0.5              # how far an outcome moves to its re-valued target per sweep (1: all the way)
@@ -121,7 +125,7 @@ MILVUS_CONNECT_TIMEOUT = 10.0    # seconds to wait for a server before giving up
 MILVUS_RETRY_TIMEOUT = 120.0     # seconds to keep retrying a request while Milvus is down or restarting
 INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection: "IVF_FLAT", or "FLAT" (exact, slow when large)
 METRIC_TYPE = "L2"               # distance between resonators (the only one: weights read its squared distances)
-INDEX_NLIST = 1024               # IVF clusters of the Milvus index (the replica's grow with the memory: replica.py)
+INDEX_NLIST = 1024               # IVF clusters of the Milvus index (the replica's grow with the memory: memory/replica.py)
 SEARCH_NPROBE = 16               # IVF clusters searched per query (by Milvus and the replica)
 SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force
 SEARCH_BACKEND = "milvus"        # who answers decisions' searches: "milvus" (the seed's path: a request per

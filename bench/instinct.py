@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli import USER_ERRORS, add_instinct_flags, run_instinct  # noqa: E402
+from resonant_vectors.cli.flags import add_instinct_flags, run_instinct  # noqa: E402
+from resonant_vectors.errors import ResonantVectorsError
 
 QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5, "second_trials": 100}
 
@@ -33,7 +34,7 @@ def main() -> None:
         arguments.update(QUICK)
     try:
         run_instinct(arguments)
-    except USER_ERRORS as error:
+    except ResonantVectorsError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: the populations' run folders are in {arguments['runs_dir']}; no JSON was written.")

@@ -23,9 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import experiments  # noqa: E402
-from cli import USER_ERRORS, preset_names, whole_number  # noqa: E402
-from config import Settings, presets  # noqa: E402
+from resonant_vectors.cli.flags import preset_names, whole_number  # noqa: E402
+from resonant_vectors.config import Settings, presets  # noqa: E402
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.experiments import lab as experiments  # noqa: E402
 
 QUICK = {"variants": ["seed", "episodic", "landing"], "seeds": [0, 1], "trials": 200, "population": 8,
          "eval_episodes": 30}
@@ -83,7 +84,7 @@ def main() -> None:
         result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
                                                 jobs=arguments.jobs, changes=parse_changes(arguments.set),
                                                 base=base, progress=True, **plan)
-    except USER_ERRORS as error:
+    except ResonantVectorsError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: the finished runs' folders are in {arguments.runs_dir}; no JSON was written.")

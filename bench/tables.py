@@ -1,7 +1,8 @@
 """The documentation's tables, made from the committed records in bench/records/.
 
     python bench/tables.py learning bench/records/learning-1000.json bench/records/learning-steady-3000.json
-    python bench/tables.py learning bench/records/learning-1000.json bench/records/learning-landing-*.json --variants landing steady
+    python bench/tables.py learning bench/records/learning-1000.json bench/records/learning-landing-*.json \
+        --variants landing steady
     python bench/tables.py environments bench/records/learning-cartpole.json bench/records/learning-acrobot.json
     python bench/tables.py instinct bench/records/instinct.json
     python bench/tables.py throughput bench/records/throughput.json

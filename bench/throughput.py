@@ -41,11 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-import experiments  # noqa: E402
-from config import SEARCH_BACKENDS, Settings  # noqa: E402
-from engram import Engram, EngramStore  # noqa: E402
-from gym.environments import make_env  # noqa: E402
-from Trainer import Trainer  # noqa: E402
+from resonant_vectors.config import SEARCH_BACKENDS, Settings  # noqa: E402
+from resonant_vectors.environments.profiles import make_env  # noqa: E402
+from resonant_vectors.experiments import lab as experiments  # noqa: E402
+from resonant_vectors.loop.trainer import Trainer  # noqa: E402
+from resonant_vectors.memory.seam import Engram  # noqa: E402
+from resonant_vectors.memory.store import EngramStore
 
 POPULATIONS = (1, 8, 32, 64)
 SPECIES_POPULATIONS = (8, 32)
@@ -91,7 +92,7 @@ def default_seconds_per_trial(settings: Settings, trials: int) -> float:
 
 def species_steps_per_s(settings: Settings, workers: int, trials: int, runs_dir: Path) -> float:
     """A species' training rate: its trials' steps over the time its workers flew them."""
-    from species import train_species
+    from resonant_vectors.species.training import train_species
 
     label = f"bench_species_{settings.population_size}_{workers}"
     species = settings.replace(instance_name=label, workers=workers, trials=trials, search_backend="replica")

@@ -24,19 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import experiments  # noqa: E402
-from config import Settings  # noqa: E402
-from Trainer import Trainer  # noqa: E402
+from resonant_vectors.config import Settings  # noqa: E402
+from resonant_vectors.experiments import lab as experiments  # noqa: E402
+from resonant_vectors.loop.trainer import Trainer  # noqa: E402
 
 # phase -> (file, function) whose cumulative time it is
 PHASES = {
-    "deciding": ("policy.py", "act"),
-    "searching (part of deciding)": ("milvus_memory.py", "nearest"),
+    "deciding": ("agent/policy.py", "act"),
+    "searching (part of deciding)": ("milvus/collection.py", "nearest"),
     "environment steps": ("vector/sync_vector_env.py", "step"),
-    "storing engrams": ("milvus_memory.py", "add"),
-    "making engrams (credit)": ("credit.py", "trial_engrams"),
+    "storing engrams": ("milvus/collection.py", "add"),
+    "making engrams (credit)": ("agent/credit.py", "trial_engrams"),
 }
-LOOP = ("population.py", "run")
+LOOP = ("loop/population.py", "run")
 
 
 def cumulative_seconds(stats: pstats.Stats, place: tuple) -> float:

@@ -3,84 +3,14 @@
     python gym/lander.py --instance lander3                 # a window, where there is a display
     python gym/lander.py --instance lander3 --gif fly.gif   # a file, anywhere (headless too)
 
-The memory is only read: nothing is stored, the collection is never dropped, and a memory that
-does not exist is an error (nothing is created). The flight is ``evaluate``'s (see ``fly``).
+The same as ``python main.py watch`` (``resonant_vectors.cli.watch``).
 """
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from resonant_vectors.cli.watch import main
+from resonant_vectors.loop.watching import fly, save_gif
 
-from config import Settings  # noqa: E402
-from gym.lander_environment import display_available  # noqa: E402
-
-GIF_FRAME_MS = 20  # LunarLander runs at 50 frames per second (a frame is recorded per decision: x ACTION_REPEAT)
-
-
-class NoDisplayError(RuntimeError):
-    """A window was asked for on a machine without a display."""
-
-
-def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed: int = 0,
-        settings: Settings | None = None) -> list:
-    """Fly ``episodes`` read-only episodes from the memory of ``instance_name``; return their rewards.
-
-    One policy: the flight is ``evaluation.evaluate``'s (noise off, the run's trial rules: step limit,
-    hit points, the aim at the running mean success + ``SUCCESS_MARGIN``), on the seeds from
-    ``seed`` on, with one lander so that every episode is shown. So what watch shows is what
-    ``evaluate --episodes N`` with ``POPULATION_SIZE = 1`` scores on those seeds.
-
-    :param gif_path: record a frame per decision to this GIF instead of opening a window; its folder must exist.
-    :raises MemoryNotFoundError: no memory has that name (nothing is created).
-    """
-    from evaluation import evaluate
-
-    settings = (settings or Settings.from_module()).replace(instance_name=instance_name, population_size=1)
-    if gif_path is None and not display_available():
-        raise NoDisplayError("no display here to open a window; pass --gif FILE to record the flight instead")
-    if gif_path is not None and not Path(gif_path).expanduser().resolve().parent.is_dir():
-        raise ValueError(f"gif_path {gif_path!r}: its folder does not exist; create it or record elsewhere")
-    frames = []
-
-    def record(env, action: int, reward: float) -> None:
-        frames.append(env.render())
-
-    result = evaluate(settings, episodes, first_seed=seed, on_step=record if gif_path else None,
-                      render_mode="rgb_array" if gif_path else "human")
-    for episode, reward in enumerate(result["rewards"]):
-        print(f"episode {episode} (seed {seed + episode}): reward {reward:.1f}")
-    if gif_path:
-        save_gif(frames, gif_path, GIF_FRAME_MS * settings.action_repeat)
-    return result["rewards"]
-
-
-def save_gif(frames: list, path: str, frame_ms: int = GIF_FRAME_MS) -> None:
-    from PIL import Image
-
-    images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    print(f"saved {len(images)} frames to {path}")
-
-
-def main(argv=None) -> int:
-    from cli import USER_ERRORS, add_flight_flags
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--instance", help="memory to fly with (INSTANCE_NAME)")
-    add_flight_flags(parser)
-    arguments = parser.parse_args(argv)
-    try:
-        settings = Settings.from_module()
-        fly(arguments.instance or settings.instance_name, arguments.episodes, arguments.gif, arguments.seed,
-            settings=settings)
-    except USER_ERRORS + (NoDisplayError,) as error:  # run as a script, this file's NoDisplayError is its own
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
+__all__ = ["fly", "save_gif", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

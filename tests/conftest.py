@@ -7,15 +7,27 @@ import itertools
 import numpy as np
 import pytest
 
-from config import Settings
-from EngramBrain import EngramBrain
-from gym.environments import make_population
-from memory import InProcessMemory
-from milvus_server import embedded_server_uri
-from policy import Policy
-from population import PopulationLoop, remembering
+import settings as settings_module
+from resonant_vectors.agent.brain import EngramBrain
+from resonant_vectors.agent.policy import Policy
+from resonant_vectors.config import Settings
+from resonant_vectors.environments.profiles import make_population
+from resonant_vectors.loop.population import PopulationLoop, remembering
+from resonant_vectors.memory.in_process import InProcessMemory
+from resonant_vectors.server.supervision import embedded_server_uri
 
 _names = itertools.count()
+# Files whose tests start Milvus themselves (a `python main.py` subprocess, a server of their own).
+STARTS_MILVUS = {"test_commands.py", "test_experiments.py", "test_faults.py", "test_interrupt.py",
+                 "test_milvus_server.py", "test_safe_start.py", "test_species.py"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that runs a real Milvus (``milvus``): those that use the test server, and those
+    of the files that start one."""
+    for item in items:
+        if "milvus_data_dir" in item.fixturenames or item.path.name in STARTS_MILVUS:
+            item.add_marker(pytest.mark.milvus)
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +59,6 @@ def collection_name(request) -> str:
 def main_on_test_server(monkeypatch, milvus_data_dir) -> None:
     """``main.main(...)`` called in this process uses the test server (its folder, its credential),
     as ``python main.py`` uses the embedded one: through settings.py's MILVUS_DATA_DIR."""
-    import settings as settings_module
-
     monkeypatch.setattr(settings_module, "MILVUS_DATA_DIR", milvus_data_dir)
     monkeypatch.setattr(settings_module, "MILVUS_URI", "")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engram import Engram, EngramStore
-from EngramBrain import EngramBrain
-from IResonatorFactory import IResonatorFactory
-from memory import EngramColumns, InProcessMemory, new_ids
-from WeightedResonatorFactory import WeightedResonatorFactory
+from resonant_vectors.agent.brain import EngramBrain
+from resonant_vectors.agent.resonators import IResonatorFactory, WeightedResonatorFactory
+from resonant_vectors.memory.in_process import InProcessMemory
+from resonant_vectors.memory.seam import Engram, EngramColumns, new_ids
+from resonant_vectors.memory.store import EngramStore
 
 HERE = (0.0,) * 8
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import main
-from engram import connect
-from evaluation import evaluate
-from runs import RunFolder
-from gym.lander import fly
-from Trainer import MemoryNotFoundError, Trainer
+from resonant_vectors.cli import main
+from resonant_vectors.loop.evaluation import evaluate
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.loop.watching import fly
+from resonant_vectors.memory.milvus.collection import connect
+from resonant_vectors.memory.store import MemoryNotFoundError
+from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("main_on_test_server")
@@ -26,12 +27,12 @@ pytestmark = pytest.mark.usefixtures("main_on_test_server")
 @pytest.fixture(scope="module")
 def short_memory(milvus_data_dir, tmp_path_factory):
     """A memory of 3 short trials (its run folder beside it), for the commands that read one."""
-    from config import Settings
+    from resonant_vectors.config import Settings
 
     settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
                                     max_trial_length=60, instance_name="commands_memory")
     runs_dir = tmp_path_factory.mktemp("command_runs")
-    from runs import RunFolder
+    from resonant_vectors.runs.folder import RunFolder
     with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance("commands_memory", runs_dir)) as t:
         t.train(3)
     return settings, runs_dir

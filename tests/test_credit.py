@@ -6,9 +6,15 @@ import types
 import numpy as np
 import pytest
 
-from config import Settings, SettingsError
-from credit import (discounted_returns, n_step_returns, step_outcomes, trial_epsilon, trial_noise,
-                    value_in_reward_units)
+from resonant_vectors.agent.credit import (
+    discounted_returns,
+    n_step_returns,
+    step_outcomes,
+    trial_epsilon,
+    trial_noise,
+    value_in_reward_units,
+)
+from resonant_vectors.config import Settings, SettingsError
 
 
 def test_the_discounted_return_sums_the_rewards_that_follow_each_step():
@@ -77,7 +83,7 @@ def test_the_memorys_values_are_taken_back_to_reward_units_undoing_the_success_w
 
 
 def test_the_episodic_preset_is_selectable_from_main_py():
-    from main import parse_arguments, settings_from
+    from resonant_vectors.cli.main import parse_arguments, settings_from
 
     settings = settings_from(vars(parse_arguments(["--preset", "episodic", "--trials", "5", "--noise", "0.2"])))
     assert (settings.preset, settings.outcome_rule, settings.min_results, settings.neighbour_weighting) == \

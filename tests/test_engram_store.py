@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from pymilvus import DataType
 
-import milvus_columns
-from config import Settings
-from engram import CollectionMismatchError, Engram, EngramError, EngramStore, MilvusUnavailableError, connect
+from resonant_vectors.config import Settings
+from resonant_vectors.memory.milvus import columns as milvus_columns
+from resonant_vectors.memory.milvus.collection import CollectionMismatchError, MilvusUnavailableError, connect
+from resonant_vectors.memory.seam import Engram, EngramError
+from resonant_vectors.memory.store import EngramStore
 
 
 def random_engrams(count: int, dimension: int = 9, seed: int = 0) -> list:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import experiments
-from population import trial_columns
+from resonant_vectors.experiments import lab as experiments
+from resonant_vectors.runs.records import trial_columns
 
 PROJECT = Path(__file__).resolve().parent.parent
 LEARNING_KEYS = {"train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate"}

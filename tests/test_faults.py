@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from engram import CollectionInUseError, EngramsNotStoredError
-from milvus_server import STATE_FILE
-from runs import RunFolder
-from Trainer import Trainer
+from resonant_vectors.config import Settings
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.claims import CollectionInUseError
+from resonant_vectors.memory.milvus.collection import EngramsNotStoredError
+from resonant_vectors.runs.folder import RunFolder
+from resonant_vectors.server.supervision import STATE_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def kill_server_and_keeper(settings) -> None:
 def a_fresh_start_where_milvus_dies_in(step: str, name: str, settings, folder: RunFolder, monkeypatch) -> None:
     """A fresh start whose Milvus dies (server and keeper) as it comes to ``EngramCollection.<step>``:
     the start fails within its 3-s retries."""
-    from milvus_memory import EngramCollection, MilvusUnavailableError
+    from resonant_vectors.memory.milvus.collection import EngramCollection, MilvusUnavailableError
 
     original = getattr(EngramCollection, step)
 
@@ -133,7 +134,7 @@ def main_py(*arguments: str, data_dir: str) -> subprocess.Popen:
 
 
 def test_trainers_in_separate_processes_share_one_server_with_exact_counts(settings, collection_name, tmp_path):
-    from engram import EngramStore
+    from resonant_vectors.memory.store import EngramStore
 
     names = [f"{collection_name}_{n}" for n in range(2)]
     trainers = [main_py("--instance", name, "--trials", "6", "--population", "3", "--seed", str(n),
@@ -168,7 +169,7 @@ def test_a_second_trainer_of_a_collection_in_training_is_refused(settings, colle
 
 
 def test_every_bad_setting_is_reported_at_once():
-    from config import SettingsError
+    from resonant_vectors.config import SettingsError
 
     with pytest.raises(SettingsError) as error:
         Settings.from_module(noise=-1.0, population_size=0, vector_component_weights=(1.0,) * 7, gravity=5.0,
@@ -181,8 +182,8 @@ def test_every_bad_setting_is_reported_at_once():
 
 def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags(settings, collection_name,
                                                                                 tmp_path, capsys, main_on_test_server):
-    import main
-    from engram import connect
+    from resonant_vectors.cli import main
+    from resonant_vectors.memory.milvus.collection import connect
 
     assert main.main(["--instance", collection_name, "--noise", "-1", "--population", "0", "--no-display",
                       "--runs-dir", str(tmp_path)]) == 2
@@ -194,7 +195,7 @@ def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags
 
 def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_memory(
         own_server_settings, tmp_path, monkeypatch):
-    from engram import EngramStore
+    from resonant_vectors.memory.store import EngramStore
 
     settings = own_server_settings.replace(population_size=1, max_trial_length=30)
     folder = RunFolder(tmp_path / "undropped")
@@ -209,7 +210,7 @@ def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_m
 
 
 def test_a_fresh_start_that_fails_after_the_drop_keeps_the_new_run_folder(own_server_settings, tmp_path, monkeypatch):
-    from engram import EngramStore
+    from resonant_vectors.memory.store import EngramStore
 
     settings = own_server_settings.replace(population_size=1, max_trial_length=30)
     folder = RunFolder(tmp_path / "redropped")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engram import EngramStore
-from milvus_server import embedded_server_token, embedded_server_uri
-from runs import RunFolder
-from interrupts import TrainingInterrupted
-from Trainer import Trainer
+from resonant_vectors.loop.interrupts import TrainingInterrupted
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.store import EngramStore
+from resonant_vectors.runs.folder import RunFolder
+from resonant_vectors.server.supervision import embedded_server_token, embedded_server_uri
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -17,11 +17,19 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
-from milvus_memory import GRPC_OPTIONS, connect
-from milvus_server import (CREDENTIAL_FILE, LOG_LIMIT_BYTES, STATE_FILE, EmbeddedMilvusError, embedded_server_token,
-                           embedded_server_uri, release_embedded_server)
+from resonant_vectors.memory.milvus.collection import GRPC_OPTIONS, connect
+from resonant_vectors.server.supervision import (
+    CREDENTIAL_FILE,
+    LOG_LIMIT_BYTES,
+    STATE_FILE,
+    EmbeddedMilvusError,
+    embedded_server_token,
+    embedded_server_uri,
+    release_embedded_server,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
+SERVER = "resonant_vectors.server.supervision"  # the module the helper programs below import
 DEFAULT_MILVUS_PORT = 19530
 NO_GRACE = "idle_grace_s=0"  # the tests' own servers stop as soon as their program ends
 TCP_LISTEN = "0A"             # the state column of a listening socket in /proc/net/tcp
@@ -58,13 +66,13 @@ def wait_until_gone(pid: int, seconds: float) -> bool:
 
 def test_another_program_reuses_the_running_server(milvus_data_dir):
     uri = embedded_server_uri(milvus_data_dir)
-    child = python(f"from milvus_server import embedded_server_uri; print(embedded_server_uri({milvus_data_dir!r}))")
+    child = python(f"from {SERVER} import embedded_server_uri; print(embedded_server_uri({milvus_data_dir!r}))")
     assert child.communicate(timeout=60)[0].strip() == uri
 
 
 def test_a_second_server_on_another_folder_runs_beside_the_first_and_stops_with_its_program(tmp_path):
     child = python("import json\n"
-                   f"from milvus_server import embedded_server_uri; embedded_server_uri({str(tmp_path)!r}, {NO_GRACE})\n"
+                   f"from {SERVER} import embedded_server_uri; embedded_server_uri({str(tmp_path)!r}, {NO_GRACE})\n"
                    f"print(json.loads(open({str(tmp_path / STATE_FILE)!r}).read())['pid'], flush=True)")
     output, errors = child.communicate(timeout=240)
     assert child.returncode == 0, errors
@@ -74,7 +82,7 @@ def test_a_second_server_on_another_folder_runs_beside_the_first_and_stops_with_
 
 def test_the_server_dies_with_a_program_killed_without_cleanup(tmp_path):
     child = python("import sys, time\n"
-                   f"from milvus_server import embedded_server_uri; embedded_server_uri({str(tmp_path)!r}, {NO_GRACE})\n"
+                   f"from {SERVER} import embedded_server_uri; embedded_server_uri({str(tmp_path)!r}, {NO_GRACE})\n"
                    "print('up', flush=True); time.sleep(600)")
     assert child.stdout.readline().strip() == "up", child.stderr.read()
     server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
@@ -86,7 +94,7 @@ def test_the_server_dies_with_a_program_killed_without_cleanup(tmp_path):
 
 def test_the_server_lives_until_the_last_of_its_users_leaves(tmp_path):
     user = ("import sys, time\n"
-            f"from milvus_server import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}, {NO_GRACE}), flush=True)\n"
+            f"from {SERVER} import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}, {NO_GRACE}), flush=True)\n"
             "sys.stdin.readline()\n")
     first = python(user, stdin=subprocess.PIPE)
     uri = first.stdout.readline().strip()
@@ -118,7 +126,7 @@ def first_free_port(start: int) -> socket.socket:
 def test_a_port_taken_by_another_program_is_avoided(tmp_path):
     with first_free_port(DEFAULT_MILVUS_PORT) as squatter:
         taken = squatter.getsockname()[1]
-        child = python(f"from milvus_server import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}, {NO_GRACE}))")
+        child = python(f"from {SERVER} import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}, {NO_GRACE}))")
         output, errors = child.communicate(timeout=240)
     assert child.returncode == 0, errors
     assert output.strip().startswith("http://127.0.0.1:") and not output.strip().endswith(f":{taken}")
@@ -165,7 +173,7 @@ LOOPBACK_HEX = {"0100007F", "0000000000000000FFFF00000100007F", "000000000000000
 
 def user_namespaces_work() -> bool:
     """Whether this machine lets a program make a private network namespace (checked apart)."""
-    probe = subprocess.run([sys.executable, "-c", "import milvus_server; milvus_server._enter_private_network()"],
+    probe = subprocess.run([sys.executable, "-c", f"import {SERVER} as server; server._enter_private_network()"],
                            cwd=PROJECT, capture_output=True)
     return probe.returncode == 0
 
@@ -199,7 +207,7 @@ def test_the_server_refuses_a_client_without_the_folders_password(milvus_data_di
 OPENER = (  # a program that opens the memory in a folder, creates the collections named, lists them, ends
     "import sys\n"
     "from pymilvus import MilvusClient\n"
-    "from milvus_server import embedded_server_token, embedded_server_uri\n"
+    f"from {SERVER} import embedded_server_token, embedded_server_uri\n"
     f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
     "client = MilvusClient(uri=uri, token=embedded_server_token(sys.argv[1]), timeout=60)\n"
     "for name in sys.argv[2:]:\n"
@@ -303,7 +311,7 @@ def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_o
 
 
 def test_an_error_pymilvus_raised_as_its_own_cause_is_not_taken_for_a_refused_password():
-    from milvus_server import refuses_login
+    from resonant_vectors.server.supervision import refuses_login
 
     unreachable = MilvusException(code=2, message="Fail connecting to server")
     unreachable.__cause__ = unreachable  # as pymilvus's `raise e from e` leaves it
@@ -344,7 +352,7 @@ def cpu_burner() -> subprocess.Popen:
 
 SEARCHER = ("import sys\n"
             "from pymilvus import MilvusClient\n"
-            "from milvus_server import embedded_server_token, embedded_server_uri\n"
+            f"from {SERVER} import embedded_server_token, embedded_server_uri\n"
             "folder = sys.argv[1]\n"
             f"uri = embedded_server_uri(folder, {NO_GRACE})\n"
             "client = MilvusClient(uri=uri, token=embedded_server_token(folder), timeout=60)\n"
@@ -371,7 +379,7 @@ def test_four_servers_started_at_once_on_four_folders_all_answer_a_search(tmp_pa
 
 OLD_FOLDER_MAKER = (  # what the project ran before: the package's server, no password, 100 engrams
     "import sys\n"
-    "from milvus_server import _enter_private_network\n"
+    f"from {SERVER} import _enter_private_network\n"
     "_enter_private_network()  # its fixed etcd port would collide with other servers' otherwise\n"
     "from milvus import MilvusServer, MilvusServerConfig\n"
     "from pymilvus import MilvusClient\n"
@@ -401,12 +409,12 @@ def test_a_folder_made_before_authentication_starts_and_keeps_its_engrams(tmp_pa
 
 
 def test_a_program_started_right_after_a_server_crash_gets_a_server_at_once(tmp_path):
-    holder = python(f"import sys\nfrom milvus_server import embedded_server_uri\n"
+    holder = python(f"import sys\nfrom resonant_vectors.server.supervision import embedded_server_uri\n"
                     f"print(embedded_server_uri({str(tmp_path)!r}, {NO_GRACE}), flush=True)\nsys.stdin.readline()",
                     stdin=subprocess.PIPE)
     uri = holder.stdout.readline().strip()
     os.kill(state(tmp_path)["pid"], signal.SIGKILL)
-    latecomer = python(f"from milvus_server import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}))")
+    latecomer = python(f"from {SERVER} import embedded_server_uri; print(embedded_server_uri({str(tmp_path)!r}))")
     output, errors = latecomer.communicate(timeout=90)  # a start, not the 180 s start timeout
     holder.communicate("\n", timeout=30)
     assert output.strip() == uri, errors
@@ -414,7 +422,7 @@ def test_a_program_started_right_after_a_server_crash_gets_a_server_at_once(tmp_
 
 def test_a_released_server_stops_while_its_program_goes_on(tmp_path):
     child = python("import sys, json\n"
-                   "from milvus_server import embedded_server_uri, release_embedded_server\n"
+                   f"from {SERVER} import embedded_server_uri, release_embedded_server\n"
                    f"embedded_server_uri({str(tmp_path)!r}, {NO_GRACE})\n"
                    f"print(json.loads(open({str(tmp_path / STATE_FILE)!r}).read())['pid'], flush=True)\n"
                    f"release_embedded_server({str(tmp_path)!r})\n"
@@ -426,7 +434,7 @@ def test_a_released_server_stops_while_its_program_goes_on(tmp_path):
 
 
 def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_of_the_server(settings, tmp_path):
-    from Trainer import Trainer
+    from resonant_vectors.loop.trainer import Trainer
 
     own = settings.replace(milvus_data_dir=str(tmp_path), milvus_idle_grace=0.0, max_trial_length=5)
     with Trainer("alone", settings=own, quiet=True) as trainer:
@@ -436,7 +444,7 @@ def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_of_the_server
 
 
 def test_a_command_run_soon_after_another_reuses_the_server_kept_for_the_idle_grace(tmp_path):
-    program = ("import json\nfrom milvus_server import embedded_server_uri\n"
+    program = ("import json\nfrom resonant_vectors.server.supervision import embedded_server_uri\n"
                f"embedded_server_uri({str(tmp_path)!r}, idle_grace_s=5)\n"
                f"print(json.loads(open({str(tmp_path / STATE_FILE)!r}).read())['pid'])")
     first = python(program).communicate(timeout=240)[0]
@@ -468,7 +476,7 @@ WITHOUT_USER_NAMESPACES = (  # a program in a user namespace that may make no fu
     "for name, text in (('setgroups', 'deny'), ('uid_map', f'{uid} {uid} 1'), ('gid_map', f'{gid} {gid} 1')):\n"
     "    open(f'/proc/self/{name}', 'w').write(text)\n"
     "open('/proc/sys/user/max_user_namespaces', 'w').write('0')\n"
-    "from milvus_server import embedded_server_token, embedded_server_uri\n"
+    f"from {SERVER} import embedded_server_token, embedded_server_uri\n"
     "from pymilvus import MilvusClient\n"
     f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
     "print(MilvusClient(uri=uri, token=embedded_server_token(sys.argv[1]), timeout=60).list_collections())\n"
@@ -488,7 +496,7 @@ def test_without_user_namespaces_the_server_still_starts_with_its_password_and_s
 
 
 def test_until_the_password_is_set_only_the_keeper_gets_through_its_forwarded_port():
-    from milvus_server import _Relay  # the keeper's relay, in front of a stand-in that says hello
+    from resonant_vectors.server.supervision import _Relay
 
     with socket.create_server(("127.0.0.1", 0)) as greeter:
         def greet() -> None:

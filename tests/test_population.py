@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from callbacks import EachTrial, FollowLander, ProgressReport, Revaluation
-from config import Settings, SettingsError
 from conftest import in_process_loop
-from gym.environments import END_CAUSES
+
+from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.environments.profiles import END_CAUSES
+from resonant_vectors.loop.callbacks import EachTrial, FollowLander, ProgressReport, Revaluation
 
 
 def test_a_short_run_remembers_exactly_one_engram_per_step(local_settings):
@@ -97,12 +97,17 @@ def test_any_discrete_gymnasium_environment_trains_with_its_own_sizes_and_thresh
 
 
 def test_the_resonator_and_actions_follow_the_environment_and_other_sizes_are_refused():
-    assert (Settings.from_module(env_id="CartPole-v1").resonator_size,
-            Settings.from_module(env_id="CartPole-v1").action_count) == (5, 2)
-    with pytest.raises(SettingsError, match="STATE_VECTOR_SIZE: CartPole-v1 gives resonators of 5 numbers.*got 9"):
-        Settings.from_module(env_id="CartPole-v1", state_vector_size=9)
-    with pytest.raises(SettingsError, match="OUTPUT_VECTOR_SIZE: CartPole-v1 has 2 actions.*got 4"):
-        Settings.from_module(env_id="CartPole-v1", output_vector_size=4)
+    cart = Settings.from_module(env_id="CartPole-v1")  # settings.py's seed values 9, 4 and 400 stand for its own
+    assert (cart.state_vector_size, cart.output_vector_size, cart.max_trial_length) == (9, 4, 400)
+    assert (cart.resonator_size, cart.action_count, cart.trial_length) == (5, 2, 500)
+    with pytest.raises(SettingsError, match="STATE_VECTOR_SIZE = 7 contradicts ENV_ID = 'CartPole-v1', whose "
+                                            "resonators have 5 numbers"):
+        Settings.from_module(env_id="CartPole-v1", state_vector_size=7)
+    with pytest.raises(SettingsError, match="OUTPUT_VECTOR_SIZE = 3 contradicts ENV_ID = 'CartPole-v1', which has 2"):
+        Settings.from_module(env_id="CartPole-v1", output_vector_size=3)
+    with pytest.raises(SettingsError, match="STATE_VECTOR_SIZE = 5 contradicts ENV_ID = 'LunarLander-v3'"):
+        Settings.from_module(state_vector_size=5)
+    assert Settings.from_module(env_id="CartPole-v1", max_trial_length=100).trial_length == 100
 
 
 @pytest.mark.parametrize("name, value", [("gravity", -5.0), ("enable_wind", True), ("wind_power", 5.0)])
@@ -160,7 +165,7 @@ def test_a_followed_lander_is_seen_at_every_step_it_flies(local_settings):
 
 
 def test_a_held_action_is_one_decision_of_several_frames_with_their_rewards_summed(local_settings):
-    from gym.environments import ActionRepeat, make_env
+    from resonant_vectors.environments.profiles import ActionRepeat, make_env
 
     held, frames = ActionRepeat(make_env(local_settings), 3), make_env(local_settings)
     held.reset(seed=5)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import Settings, SettingsError
-from engram import Engram, EngramError, EngramStore
-from memory import EngramColumns
-from replica import EngramReplica
-from runs import RunFolder
-from Trainer import Trainer
+from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.replica import EngramReplica
+from resonant_vectors.memory.seam import Engram, EngramColumns, EngramError
+from resonant_vectors.memory.store import EngramStore
+from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,8 @@ def test_a_second_process_s_engrams_reach_the_replica_within_the_refresh_bound(r
     store.insert_many([Engram((0.0,) * 9, 0, 0.0)])
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "from config import Settings; from engram import Engram, EngramError, EngramStore\n"
+         "from resonant_vectors import Settings; from engram import Engram, EngramStore\n"
+         "from resonant_vectors.memory.seam import EngramError\n"
          f"store = EngramStore({collection_name!r}, settings=Settings.from_module(milvus_data_dir="
          f"{replica_settings.milvus_data_dir!r}, milvus_uri=''))\n"
          "store.insert_many([Engram((5.0,) * 9, 3, 0.9)]); print('stored', flush=True)\n"],
@@ -136,7 +137,7 @@ def test_a_bad_backend_or_refresh_is_refused_when_the_settings_are_built(changes
 
 
 def test_the_search_backend_flag_selects_the_replica():
-    from main import parse_arguments, settings_from
+    from resonant_vectors.cli.main import parse_arguments, settings_from
 
     assert settings_from(vars(parse_arguments(["--search-backend", "replica"]))).search_backend == "replica"
     assert settings_from(vars(parse_arguments([]))).search_backend == "milvus"  # settings.py's default

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from config import Settings, SettingsError
 from gym.lander_environment import normalise
-from WeightedResonatorFactory import WeightedResonatorFactory
+from resonant_vectors.agent.resonators import WeightedResonatorFactory
+from resonant_vectors.config import Settings, SettingsError
 
 
 def test_resonator_is_weights_times_state_then_success():

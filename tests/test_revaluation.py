@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engram import Engram, EngramStore
-from memory import EngramColumns, InProcessMemory, new_ids
-from revaluation import revalue
+from resonant_vectors.agent.revaluation import revalue
+from resonant_vectors.memory.in_process import InProcessMemory
+from resonant_vectors.memory.seam import Engram, EngramColumns, new_ids
+from resonant_vectors.memory.store import EngramStore
 
 FAR = 10.0  # the chain's situations lie this far apart, so each one's nearest is itself
 REWARDS = [0.0, 0.0, 100.0]  # a hand-made trial of three steps by action 0, then the trial ended
@@ -68,7 +69,7 @@ def test_re_valued_outcomes_are_written_to_milvus_without_duplicates(settings, c
 
 
 def test_re_valuation_needs_the_replica_and_outcomes_in_return_units(local_settings):
-    from config import SettingsError
+    from resonant_vectors.config import SettingsError
 
     returns = local_settings.replace(outcome_rule="return", success_weight=0.0)
     with pytest.raises(SettingsError, match='REVALUE_EVERY = 10 needs SEARCH_BACKEND = "replica"'):

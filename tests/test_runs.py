@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import main
-from config import Settings, SettingsError
-from runs import RunFolder, RunFolderError, compare, summarise
-from evaluation import evaluate
-from Trainer import Trainer
+from resonant_vectors.cli import main
+from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.loop.evaluation import evaluate
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.runs.folder import RunFolder, RunFolderError, compare, summarise
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -219,7 +219,8 @@ def test_evaluation_never_explores_whatever_the_run_explored_with(kept_run):
 
 
 def test_plotting_a_run_leaves_the_users_matplotlib_backend_alone(tmp_path):
-    script = ("import matplotlib; matplotlib.use('svg'); import pandas as pd; from runs import plot_learning_curves; "
+    script = ("import matplotlib; matplotlib.use('svg'); import pandas as pd; "
+              "from resonant_vectors.runs.folder import plot_learning_curves; "
               "frame = pd.DataFrame({'trial': [0, 1], 'reward': [1.0, 2.0], 'solved': [False, True]}); "
               "plot_learning_curves({'run': frame}).savefig(r'%s'); print(matplotlib.get_backend())"
               % (tmp_path / "curve.png"))

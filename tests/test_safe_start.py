@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import main
-from config import Settings
-from engram import EngramStore
-from runs import RunFolder
-from Trainer import Trainer
+from resonant_vectors.cli import main
+from resonant_vectors.config import Settings
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.store import EngramStore
+from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("main_on_test_server")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings, SettingsError
-from milvus_memory import EngramCollection
-from runs import RunFolder
+from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.memory.milvus.collection import EngramCollection
+from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
 

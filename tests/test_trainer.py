@@ -7,8 +7,8 @@ import fcntl
 import numpy as np
 import pytest
 
-from claims import CollectionClaim
-from Trainer import Trainer
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.claims import CollectionClaim
 
 
 def test_a_short_run_stores_exactly_one_engram_per_step(settings, collection_name):
@@ -85,7 +85,7 @@ def test_alone_a_lander_sees_the_previous_trial_and_a_population_does_not_wait(s
 
 
 def test_an_instance_name_milvus_would_refuse_is_a_settings_error(settings):
-    from config import SettingsError
+    from resonant_vectors.config import SettingsError
 
     with pytest.raises(SettingsError, match="INSTANCE_NAME: expected letters, digits and '_'.*got '../runs'"):
         Trainer("../runs", settings=settings, quiet=True)
@@ -113,7 +113,7 @@ def test_a_trainer_used_with_with_closes_and_frees_its_collection(settings, coll
 def test_a_store_that_fails_to_open_leaves_the_collection_free(settings, collection_name):
     from pymilvus import DataType
 
-    from engram import CollectionMismatchError, connect
+    from resonant_vectors.memory.milvus.collection import CollectionMismatchError, connect
 
     client = connect(settings)
     schema = client.create_schema(auto_id=False)

@@ -1,7 +1,7 @@
 """The memory in Milvus: one collection of engrams, and the two memories built on it.
 
-Why its own module: everything that speaks to Milvus lives here (with ``milvus_columns.py`` for the
-columnar requests and ``milvus_server.py`` for the embedded server), so that nothing else touches
+Why its own module: everything that speaks to Milvus lives here (with ``memory.milvus.columns`` for the
+columnar requests and ``resonant_vectors.server`` for the embedded server), so that nothing else touches
 a pymilvus client:
 
 - ``EngramCollection``: one Milvus collection of engrams — its schema (derived from
@@ -14,27 +14,39 @@ a pymilvus client:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, TypeVar
+from typing import Callable, Iterator, Optional, TypeVar
 
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 from tqdm import tqdm
 
-import milvus_columns
-from config import COLLECTION_NAME, Settings
-from memory import (COLUMN_NAMES, COLUMNS, ID_RANGE, STAMP_COLUMNS, EngramColumns, EngramError, Memory,
-                    NeighbourTable, NotStoredError)
-from milvus_server import (embedded_server_token, embedded_server_uri, raise_if_credential_refused,
-                           release_embedded_server)
-from replica import EngramReplica
+from resonant_vectors.config import COLLECTION_NAME, Settings
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.memory.milvus import columns as milvus_columns
+from resonant_vectors.memory.replica import EngramReplica
+from resonant_vectors.memory.seam import (
+    COLUMN_NAMES,
+    COLUMNS,
+    ID_RANGE,
+    STAMP_COLUMNS,
+    EngramColumns,
+    EngramError,
+    Memory,
+    NeighbourTable,
+    NotStoredError,
+)
+from resonant_vectors.server.supervision import (
+    embedded_server_token,
+    embedded_server_uri,
+    raise_if_credential_refused,
+    release_embedded_server,
+)
 
 FIELDS = {**COLUMNS, **STAMP_COLUMNS}      # the collection's fields, in order
 FIELD_KINDS = {name: getattr(DataType, field["kind"]) for name, field in FIELDS.items()}
@@ -59,20 +71,14 @@ POLL_LOOKBACK_US = 5_000_000
 # a dead one used) stayed "unavailable" to every client of the process. Each client keeps its own
 # connection here, and tries again at least every 2 s.
 GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1, "grpc.max_reconnect_backoff_ms": 2000}
-SPECIES_SUFFIX = "_species"   # an instance's species ledger is the collection <instance>_species
-TRIAL_BLOCK = 32               # trial numbers a worker takes at a time (so a species' numbers follow its progress)
-CLAIM_SETTLE_S = 0.5           # a claim is read back this long after it was written (see SpeciesLedger)
-HEARTBEAT_S = 10.0             # a worker says it is alive this often...
-ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
-WORKER_ID_FROM = 2 ** 40       # worker rows' ids are at least this; block rows' are block numbers below it
 T = TypeVar("T")
 
 
-class CollectionMismatchError(RuntimeError):
+class CollectionMismatchError(ResonantVectorsError, RuntimeError):
     """An existing collection does not have the schema the settings ask for; it is left untouched."""
 
 
-class MilvusUnavailableError(ConnectionError):
+class MilvusUnavailableError(ResonantVectorsError, ConnectionError):
     """The Milvus server at the configured URI could not be reached."""
 
 
@@ -485,137 +491,6 @@ class ReplicatedMemory(Memory):
             self.replica.add(page)
         self._polled_until_us = started
         self._next_poll = time.monotonic() + self._refresh_s
-
-
-class SpeciesLedger:
-    """Where the workers of one species meet, in Milvus beside the engrams (``<instance>_species``):
-    which trial numbers each has taken, and which workers are alive.
-
-    Why in Milvus: the species may span machines with nothing shared but the memory's server, and
-    no coordinator of its own (like Optuna's workers on one storage). Two kinds of rows:
-
-    - a **block** of ``TRIAL_BLOCK`` trial numbers (block ``b``: trials ``b × TRIAL_BLOCK`` …) is
-      taken by writing its row and reading it back ``CLAIM_SETTLE_S`` later: of two workers that
-      wrote the same block, the later write wins and the other takes the next block. Two workers
-      could both hold a block only if one stalled for longer than that between reading the ledger
-      and writing its claim;
-    - a **worker** row (its random id, at ``WORKER_ID_FROM`` or more, apart from block numbers) is
-      written again every ``HEARTBEAT_S``; a worker seen within ``ALIVE_S`` is alive, and an
-      instance with a live worker is in training: a plain start of it is refused.
-
-    :param settings: the species' settings (its instance names the ledger).
-    :param client: an open client to share.
-    """
-
-    def __init__(self, settings: Settings, client: Optional[MilvusClient] = None) -> None:
-        self.settings = settings
-        self.name = species_ledger_name(settings.instance_name)
-        self.client = client or connect(settings)
-        self._seen = -1  # the highest block number read from the ledger so far (blocks only grow)
-
-    def exists(self) -> bool:
-        return self._request("looking for the species", lambda: self.client.has_collection(self.name))
-
-    def start_afresh(self) -> None:
-        """Drop the ledger (a fresh start of the instance numbers its trials from 0 again) and create it."""
-        if self.exists():
-            self._request("dropping the species ledger", lambda: self.client.drop_collection(self.name))
-        self.create()
-
-    def create(self) -> None:
-        """Create the ledger if there is none."""
-        if self.exists():
-            return
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("holder", DataType.INT64)
-        schema.add_field("seen_us", DataType.INT64)
-        schema.add_field("place", DataType.VARCHAR, max_length=255)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in a collection
-        index = self.client.prepare_index_params()
-        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-        self._request("creating the species ledger", lambda: self.client.create_collection(
-            self.name, schema=schema, index_params=index))
-
-    def claim_block(self, worker: int, at_least: int = 0) -> int:
-        """Take the next free block of trial numbers (from ``at_least`` on); returns its number."""
-        while True:
-            block = max(at_least, self._last_block() + 1)
-            self._write(block, worker, "block")
-            time.sleep(CLAIM_SETTLE_S)
-            if self._holder(block) == worker:
-                return block
-            at_least = block + 1
-
-    def heartbeat(self, worker: int, place: str) -> None:
-        """Say this worker is alive (``place``: where it runs, e.g. host:pid)."""
-        self._write(worker, worker, place)
-
-    def leave(self, worker: int) -> None:
-        """Remove a worker's row, once: if Milvus does not answer, its heartbeat expires within ``ALIVE_S``."""
-        try:
-            self.client.delete(self.name, ids=[worker])
-        except (MilvusException, grpc.RpcError):
-            pass
-
-    def alive(self) -> List[str]:
-        """Where the workers seen within ``ALIVE_S`` run (none if the ledger does not exist); a worker
-        of this machine whose process is gone (killed) is not alive, however recently it was seen."""
-        if not self.exists():
-            return []
-        since = now_us() - int(ALIVE_S * 1e6)
-        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
-        return sorted(row["place"] for row in rows if not _gone_from_here(row["place"]))  # nor this process
-
-    def _last_block(self) -> int:
-        """The highest block taken (-1: none); only blocks from the last one seen are read, so a long
-        species' claims stay as cheap as its first."""
-        rows = self._query(f"id > {self._seen} and id < {WORKER_ID_FROM}", ["id"])
-        self._seen = max([self._seen] + [row["id"] for row in rows])
-        return self._seen
-
-    def _holder(self, block: int) -> Optional[int]:
-        rows = self._query(f"id == {block}", ["holder"])
-        return rows[0]["holder"] if rows else None
-
-    def _write(self, row: int, holder: int, place: str) -> None:
-        entry = {"id": row, "holder": holder, "seen_us": now_us(), "place": place[:255], "unused": [0.0, 0.0]}
-        self._request("writing the species ledger", lambda: self.client.upsert(self.name, [entry]))
-
-    def _query(self, condition: str, fields: list) -> list:
-        return self._request("reading the species ledger", lambda: self.client.query(
-            self.name, filter=condition, output_fields=fields, consistency_level="Strong", limit=16384))
-
-    def _request(self, what: str, send: Callable[[], T]) -> T:
-        return retried(self.settings, what, send)
-
-
-def worker_place(label: str) -> str:
-    """How a process is named in the ledger: ``host:pid (label)``."""
-    return f"{socket.gethostname()}:{os.getpid()} ({label})"
-
-
-def _gone_from_here(place: str) -> bool:
-    """Whether a ledger's worker ran on this machine in a process that no longer exists (or is this
-    process: its own heartbeat is no other trainer)."""
-    host, _, rest = place.partition(":")
-    pid = rest.split(" ", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def species_ledger_name(instance_name: str) -> str:
-    """The ledger collection of an instance's species."""
-    return f"{instance_name}{SPECIES_SUFFIX}"
 
 
 def open_memory(collection: EngramCollection, search_backend: str, consistency: str = "Session") -> Memory:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config import Settings
-from EngramBrain import neighbour_weights
-from memory import EngramColumns, Memory
+from resonant_vectors.agent.brain import neighbour_weights
+from resonant_vectors.config import Settings
+from resonant_vectors.memory.seam import EngramColumns, Memory
 
 SEARCH_CHUNK = 20_000   # engrams whose next situations are searched at once (bounds the memory a sweep needs)
 

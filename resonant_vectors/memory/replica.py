@@ -26,7 +26,7 @@ from typing import Dict, Optional, Tuple
 import faiss
 import numpy as np
 
-from memory import EngramColumns, NeighbourTable
+from resonant_vectors.memory.seam import EngramColumns, NeighbourTable
 
 EXACT_BELOW = 4096              # engrams below which an index searches exactly (cheap at that size)
 ENGRAMS_PER_LIST = 64           # IVF lists get at least this many engrams (FAISS wants >= 39 to train one)

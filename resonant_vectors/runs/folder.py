@@ -39,9 +39,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from config import Settings, SettingsError
-from memory import COLUMN_NAMES, EngramColumns
-from population import TrialRecord, trial_columns
+from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns
+from resonant_vectors.runs.records import TrialRecord, trial_columns
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.processes import process_alive, process_start_time
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -71,7 +73,7 @@ REQUIRED_COLUMNS = ("trial", "reward", "length", "success", "engrams", "wall_tim
 OLD_COLUMN_NAMES = {"landed": "solved"}  # trials.csv of earlier versions said "landed" for LunarLander's 200
 
 
-class RunFolderError(ValueError):
+class RunFolderError(ResonantVectorsError, ValueError):
     """A run folder is missing, its files cannot be read, or it cannot be written."""
 
 
@@ -259,6 +261,7 @@ class RunFolder:
         """Note who worker ``worker`` is in Milvus (its writer stamp), until it ends cleanly."""
         (self.path / WORKERS_DIR).mkdir(exist_ok=True)
         (self.path / WORKERS_DIR / f"w{worker}.json").write_text(json.dumps({"writer": writer, "pid": os.getpid(),
+                                                                              "started": process_start_time(),
                                                                               "clean": False}))
 
     def worker_ended(self, worker: int) -> None:
@@ -272,7 +275,7 @@ class RunFolder:
         found = {}
         for path in sorted((self.path / WORKERS_DIR).glob("w*.json")):
             state = json.loads(path.read_text())
-            if not state.get("clean") and not _process_alive(state.get("pid")):
+            if not state.get("clean") and not process_alive(state.get("pid"), state.get("started")):
                 found[int(path.stem[1:])] = int(state["writer"])
         return found
 
@@ -447,18 +450,6 @@ def _checked_values(frame: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
     if "solved" in frame.columns:
         frame["solved"] = frame["solved"].astype(str).str.lower().isin(("true", "1"))
     return frame
-
-
-def _process_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _runs_beside(path: Path) -> str:

@@ -25,139 +25,49 @@ backend searches them directly).
 """
 from __future__ import annotations
 
+import ctypes
 import json
-import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
-import numpy as np
 import pandas as pd
 from pymilvus import MilvusException
+from tqdm import tqdm
 
-from callbacks import trial_line
-from claims import CollectionClaim
-from config import Settings
-from engram import MemoryNotFoundError
-from memory import ID_RANGE
-from milvus_memory import (HEARTBEAT_S, TRIAL_BLOCK, WORKER_ID_FROM, EngramCollection, MilvusUnavailableError,
-                           SpeciesLedger, worker_place)
-from population import TrialRecord, trial_columns
-from runs import RunFolder
+from resonant_vectors.config import Settings
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.loop.callbacks import trial_line
+from resonant_vectors.loop.interrupts import TrainingInterrupted
+from resonant_vectors.loop.trainer import Trainer, open_for_training
+from resonant_vectors.memory.claims import CollectionClaim
+from resonant_vectors.memory.ledger import (
+    HEARTBEAT_S,
+    SpeciesLedger,
+    new_worker,
+    new_worker_id,
+    refuse_if_trained_elsewhere,
+    worker_place,
+)
+from resonant_vectors.memory.milvus.collection import EngramCollection, MilvusUnavailableError
+from resonant_vectors.memory.store import MemoryNotFoundError
+from resonant_vectors.processes import module_command, module_environment
+from resonant_vectors.runs.folder import RunFolder
+from resonant_vectors.runs.records import trial_columns
+from resonant_vectors.runs.recovery import RECOVERED, recover_unrecorded_trials
 
-PROJECT = Path(__file__).resolve().parent
+WORKER_MODULE = "resonant_vectors.species"  # python -m: a worker process
 WATCH_EVERY_S = 0.5            # how often the species' command reads its workers' rows and exit codes
 PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
-RECOVERED = "recovered"        # the end cause of a trial recorded from its engrams after its worker died
 
 
 class SpeciesNotTrainingError(MemoryNotFoundError):
     """``--join`` found no species of that instance training (here or in the ledger)."""
-
-
-@dataclass
-class SpeciesWorker:
-    """One worker of a species: its number in the run folder, its ledger and id there.
-
-    :param index: 0 … N−1 for a species' own workers; a joiner takes the next free number.
-    :param first_block: blocks of trial numbers are taken from this one on (after a resumed run's).
-    """
-
-    index: int
-    ledger: SpeciesLedger
-    worker_id: int
-    first_block: int = 0
-
-    @property
-    def place(self) -> str:
-        return worker_place(f"worker {self.index}")
-
-    def trial_numbers(self, count: int) -> Iterator[int]:
-        """``count`` trial numbers from blocks taken from the ledger; the next block is taken while
-        this one is flown, so a worker never waits for a claim to settle."""
-        pool = ThreadPoolExecutor(1, thread_name_prefix="species-ledger")
-        try:
-            upcoming = pool.submit(self.ledger.claim_block, self.worker_id, self.first_block)
-            given = 0
-            while given < count:
-                block = upcoming.result()
-                upcoming = pool.submit(self.ledger.claim_block, self.worker_id, block + 1)
-                for trial in range(block * TRIAL_BLOCK, (block + 1) * TRIAL_BLOCK):
-                    if given == count:
-                        break
-                    given += 1
-                    yield trial
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # a claim in flight ends before the process may
-
-
-def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:
-    return SpeciesWorker(index, SpeciesLedger(settings), new_worker_id(), math.ceil(first_trial / TRIAL_BLOCK))
-
-
-def new_worker_id() -> int:
-    """A worker's row in the ledger: random, so that workers of many machines need not agree on one."""
-    return int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
-
-
-def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
-    """A plain start of an instance whose species trains (on another machine: its workers are alive in
-    the ledger) is refused: it would drop or mix into that species' memory.
-
-    :param client: an open Milvus client to share.
-    """
-    alive = SpeciesLedger(settings, client).alive()
-    if alive:
-        from claims import CollectionInUseError
-
-        raise CollectionInUseError(
-            f"instance {settings.instance_name!r} is being trained by a species ({'; '.join(alive)}); a plain "
-            f"start would drop or mix into its memory. Add a worker to it with --join (python main.py --instance "
-            f"{settings.instance_name} --join), wait for it to finish, or use another --instance.")
-
-
-def unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> Dict[int, List[TrialRecord]]:
-    """For each worker of the run folder that did not end cleanly (and whose process is gone): the
-    trials whose engrams it stored but whose rows it had not written when it died, as records made
-    from the engrams (end ``recovered``); worker -> records. Reads only: see ``recover_unrecorded_trials``."""
-    recorded = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
-    wall_time = float(recorded["wall_time"].max()) if len(recorded) else 0.0
-    found = {}
-    for worker, writer in folder.unclean_workers().items():
-        own = set(recorded.loc[recorded["worker"] == worker, "trial"].astype(int)) if "worker" in recorded else set()
-        steps = pd.concat([pd.DataFrame({"trial": page.trial, "reward": page.reward}) for page in
-                           collection.pages(f"writer == {writer}", "Strong")] or [pd.DataFrame(columns=["trial", "reward"])])
-        missing = steps[~steps["trial"].isin(own)].groupby("trial")["reward"].agg(["sum", "count"])
-        found[worker] = [_recovered(int(trial), worker, float(row["sum"]), int(row["count"]), wall_time, settings)
-                         for trial, row in missing.iterrows()]
-    return found
-
-
-def recover_unrecorded_trials(folder: RunFolder, collection: EngramCollection, settings: Settings) -> int:
-    """Write down ``unrecorded_trials`` and mark those workers clean; returns how many trials. Afterwards
-    the memory and the run folder agree, engram for step."""
-    recovered = unrecorded_trials(folder, collection, settings)
-    for worker, records in recovered.items():
-        if records:
-            folder.append(records, worker)
-        folder.worker_ended(worker)
-    return sum(len(records) for records in recovered.values())
-
-
-def _recovered(trial: int, worker: int, reward: float, length: int, wall_time: float, settings: Settings
-               ) -> TrialRecord:
-    environment = settings.environment
-    return TrialRecord(trial=trial, worker=worker, lander=-1, reward=reward, length=length,
-                       solved=environment.solved(reward), end=RECOVERED, success=environment.success(reward),
-                       mean_success=float("nan"), engrams=-1, neighbour_distance=float("nan"), noise=float("nan"),
-                       epsilon=float("nan"), wall_time=wall_time)
 
 
 def shares(total: int, parts: int) -> List[int]:
@@ -175,8 +85,6 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
 
     :raises CollectionInUseError: the instance trains already (here, or elsewhere in the ledger).
     """
-    from Trainer import open_for_training
-
     claim = CollectionClaim.take(settings)
     try:
         refuse_if_trained_elsewhere(settings)
@@ -263,8 +171,6 @@ class _SpeciesWatch:
             self.folder.open_trials_file(index)
 
     def run(self, first_trial: int) -> None:
-        from tqdm import tqdm
-
         settings = self.settings
         previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
         self.bar = tqdm(total=settings.trials, unit="trial", disable=self.quiet, leave=False)
@@ -292,14 +198,14 @@ class _SpeciesWatch:
 
     def _start_worker(self, index: int, landers: int, trials: int, first_trial: int) -> subprocess.Popen:
         """A worker process in its own session (a terminal's Ctrl-C reaches this command, which passes
-        it on), given absolute paths (it runs in the project's folder, wherever this command was typed)."""
+        it on), given absolute paths (it may run in another folder than this command)."""
         settings = self.settings.replace(population_size=landers, workers=1, drop_collection=False,
                                          milvus_data_dir=str(Path(self.settings.milvus_data_dir).resolve()))
         task = {"settings": settings.as_dict(), "worker": index, "runs_dir": str(self.folder.path.parent.resolve()),
                 "trials": trials, "first_trial": first_trial, "clock_offset": self.clock_offset,
                 "parent": os.getpid()}
-        process = subprocess.Popen([sys.executable, str(PROJECT / "species.py"), "work"], stdin=subprocess.PIPE,
-                                   cwd=PROJECT, start_new_session=True)
+        process = subprocess.Popen(module_command(WORKER_MODULE, "work"), stdin=subprocess.PIPE,
+                                   env=module_environment(), start_new_session=True)
         process.stdin.write(json.dumps(task).encode())
         process.stdin.close()
         return process
@@ -356,8 +262,6 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
 
     :raises SpeciesNotTrainingError: no species of the instance is training.
     """
-    from Trainer import Trainer
-
     ledger = SpeciesLedger(settings)
     alive = ledger.alive()
     if alive and all(place.endswith(f"({STARTING})") for place in alive):
@@ -379,13 +283,9 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
     return trainer
 
 
-def _work() -> int:
+def work() -> int:
     """A species' worker process (started by ``train_species``): its task arrives on stdin as JSON.
     It stops cleanly (SIGTERM) if the species' command dies."""
-    from cli import USER_ERRORS
-    from interrupts import TrainingInterrupted
-    from Trainer import Trainer
-
     task = json.loads(sys.stdin.read())
     _stop_with(task["parent"])
     settings = Settings.from_dict(task["settings"])
@@ -397,7 +297,7 @@ def _work() -> int:
             trainer.train(task["trials"])
     except (TrainingInterrupted, KeyboardInterrupt):  # Ctrl-C passed on, between steps or while starting
         return 130
-    except USER_ERRORS as error:
+    except ResonantVectorsError as error:
         print(f"error (worker {task['worker']}): {error}", file=sys.stderr)
         return 2
     return 0
@@ -407,14 +307,7 @@ def _stop_with(parent: int) -> None:
     """SIGTERM (a clean stop) when the species' command ``parent`` dies (Linux's parent-death
     signal); if it died already, stop now."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["work"]:
-        sys.exit("usage: python species.py work  (started by `python main.py --workers N`, not by hand)")
-    sys.exit(_work())

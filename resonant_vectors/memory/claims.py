@@ -12,12 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Dict
 
-from config import Settings
+from resonant_vectors.config import Settings
+from resonant_vectors.errors import ResonantVectorsError
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
 
 
-class CollectionInUseError(RuntimeError):
+class CollectionInUseError(ResonantVectorsError, RuntimeError):
     """Another Trainer on this machine is training (writing to) the same collection."""
 
 
@@ -26,7 +27,7 @@ class CollectionClaim:
 
     Why refuse a second plain start rather than share: it would drop the first one's memory, or
     write its run folder's files under it; sharing a memory is what a species' workers do
-    (``species.py``: ``--workers``, ``--join``), each with its own file. Trainers of one process (a
+    (``resonant_vectors.species``: ``--workers``, ``--join``), each with its own file. Trainers of one process (a
     notebook re-running a cell) share the claim. It is a file lock, so the kernel releases it when
     the process ends, however it ends; it covers one machine (a species across machines meets in
     its ledger in Milvus).

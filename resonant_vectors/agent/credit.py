@@ -1,23 +1,21 @@
 """The credit rules: what each remembered step is credited with, and the exploration schedules.
 
 Why its own module: the learning rule is what a reader of this project looks for first; here it
-is in one place, apart from the trial loop (``population.py``, ``Trainer``) that applies it and the
-decision (``EngramBrain``, ``policy.Policy``) that reads it back. ``revaluation.py`` holds the rule
+is in one place, apart from the trial loop (``loop.population``, ``Trainer``) that applies it and the
+decision (``EngramBrain``, ``policy.Policy``) that reads it back. ``agent.revaluation`` holds the rule
 that re-values stored outcomes afterwards. A trial's success (what its engrams' vectors carry) is
-the environment's (``gym/environments.py``: for LunarLander the seed's ``clip(reward, ±300) / 300``).
+the environment's (``environments.profiles``: for LunarLander the seed's ``clip(reward, ±300) / 300``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from config import Settings
-from IResonatorFactory import IResonatorFactory
-from memory import EngramColumns, new_ids
-
-if TYPE_CHECKING:
-    from population import Flight
+from resonant_vectors.agent.resonators import IResonatorFactory
+from resonant_vectors.config import Settings
+from resonant_vectors.memory.seam import EngramColumns, new_ids
 
 
 def discounted_returns(rewards: np.ndarray, discount: float) -> np.ndarray:
@@ -114,3 +112,38 @@ def trial_noise(trial: int, settings: Settings) -> float:
 def trial_epsilon(trial: int, settings: Settings) -> float:
     """The chance of a random action in a trial (``EPSILON``, ``EPSILON_FINAL``, ``EPSILON_DECAY_TRIALS``)."""
     return linear_schedule(settings.epsilon, settings.epsilon_final, settings.epsilon_decay_trials, trial)
+
+
+@dataclass
+class Flight:
+    """One finished trial, as columns: what the memory is taught from.
+
+    :param success: the trial's success in [-1, 1] (the environment's, from its total reward).
+    :param states: the normalised state at each decision, shape ``(steps, state_size)``.
+    :param values: the memory's best value of each state, in reward units (NaN where it knew nothing,
+        and where nothing reads it: only N-step credit, ``BOOTSTRAP_STEPS``, does).
+    :param final_state: the normalised state the last step led to.
+    :param terminated: the environment ended the trial (not a time limit or a death).
+    """
+
+    trial: int
+    lander: int
+    noise: float
+    epsilon: float
+    success: float
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    values: np.ndarray
+    distances: np.ndarray
+    final_state: np.ndarray
+    terminated: bool
+    end: str
+
+    @property
+    def reward(self) -> float:
+        return float(self.rewards.sum())
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)

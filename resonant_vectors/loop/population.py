@@ -4,7 +4,7 @@
 Why its own module: training, evaluation, watching and the instinct experiment's newcomers all fly
 the same way — decide for every flying lander in one consultation of the memory, step every
 environment at once, and at each trial's end hand the finished trial over — and differ only in
-what happens around it: whether the trial is remembered, and which callbacks (``callbacks.py``:
+what happens around it: whether the trial is remembered, and which callbacks (``loop.callbacks``:
 the run folder, progress, re-valuation, stopping on signals) listen. This is that loop, once.
 
 One step::
@@ -19,104 +19,35 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import gymnasium
 import numpy as np
 
-from credit import trial_engrams, value_in_reward_units
-from IResonatorFactory import IResonatorFactory
-from memory import EngramColumns, Memory, NotStoredError
-from policy import Policy
+from resonant_vectors.agent.credit import Flight, trial_engrams, value_in_reward_units
+from resonant_vectors.agent.policy import Policy
+from resonant_vectors.agent.resonators import IResonatorFactory
+from resonant_vectors.memory.seam import EngramColumns, Memory, NotStoredError
+from resonant_vectors.runs.records import TrialRecord
 
 FIRST_CAPACITY = 256   # steps a lander's buffers hold at first; they double as a trial grows
 IDLE = -1              # the trial number of a lander with no trial to fly (the population's last trials)
 
 
-@dataclass
-class TrialRecord:
-    """The figures of one finished trial (one row of a run's ``trials.csv``).
-
-    :param worker: which worker of the species flew it (0 when one process trains).
-    :param length: its decisions, an engram each (with ``ACTION_REPEAT``, each held that many frames).
-    :param solved: the trial's reward reached the environment's ``spec.reward_threshold``
-        (LunarLander: 200, a landing).
-    :param end: why it ended (``gym.environments.END_CAUSES``: at_rest, crashed, flew_off, ended,
-        timed_out, died).
-    :param success: the trial's success in [-1, 1]; ``mean_success`` the running mean after it.
-    :param engrams: the memory's engrams once this trial was stored.
-    :param neighbour_distance: the mean distance of the neighbours its decisions resonated with.
-    :param wall_time: seconds of training up to its end (counted on across resumes).
-    """
-
-    trial: int
-    worker: int
-    lander: int
-    reward: float
-    length: int
-    solved: bool
-    end: str
-    success: float
-    mean_success: float
-    engrams: int
-    neighbour_distance: float
-    noise: float
-    epsilon: float
-    wall_time: float
-
-
-def trial_columns() -> List[str]:
-    """The columns of ``trials.csv``: the fields of ``TrialRecord``."""
-    return [f.name for f in fields(TrialRecord)]
-
-
-@dataclass
-class Flight:
-    """One finished trial, as columns: what the memory is taught from.
-
-    :param success: the trial's success in [-1, 1] (the environment's, from its total reward).
-    :param states: the normalised state at each decision, shape ``(steps, state_size)``.
-    :param values: the memory's best value of each state, in reward units (NaN where it knew nothing,
-        and where nothing reads it: only N-step credit, ``BOOTSTRAP_STEPS``, does).
-    :param final_state: the normalised state the last step led to.
-    :param terminated: the environment ended the trial (not a time limit or a death).
-    """
-
-    trial: int
-    lander: int
-    noise: float
-    epsilon: float
-    success: float
-    states: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    values: np.ndarray
-    distances: np.ndarray
-    final_state: np.ndarray
-    terminated: bool
-    end: str
-
-    @property
-    def reward(self) -> float:
-        return float(self.rewards.sum())
-
-    @property
-    def length(self) -> int:
-        return len(self.actions)
-
-
 class TrialCallback:
     """Hooks into the loop (the shape of Stable-Baselines3's ``BaseCallback``). Override what you need.
 
-    ``on_trial_end`` returning ``False`` stops the loop once the trials in flight have finished.
+    ``on_step`` or ``on_trial_end`` returning ``False`` stops the loop once the trials in flight have
+    finished (no new trial starts), as a Stable-Baselines3 callback's ``False`` stops ``learn``.
     """
 
     def on_start(self, loop: "PopulationLoop") -> None:
         """Before the first step."""
 
-    def on_step(self, loop: "PopulationLoop", landers: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+    def on_step(self, loop: "PopulationLoop", landers: np.ndarray, actions: np.ndarray, rewards: np.ndarray
+                ) -> Optional[bool]:
         """After each step: the landers that flew it, their actions and rewards."""
+        return None
 
     def on_trial_end(self, loop: "PopulationLoop", record: TrialRecord, flight: Flight) -> Optional[bool]:
         """After a trial has ended (and was remembered, if the loop remembers)."""
@@ -279,14 +210,14 @@ class PopulationLoop:
         self._buffers.append(flying, states, decision.actions, rewards[flying], values,
                              decision.consultation.neighbour_distance)
         self.steps += len(flying)
-        for callback in self.callbacks:
-            callback.on_step(self, flying, decision.actions, rewards[flying])
+        answers = [callback.on_step(self, flying, decision.actions, rewards[flying]) for callback in self.callbacks]
+        stop = any(answer is False for answer in answers)
         done = terminated | truncated
         ended = [lander for lander in flying if done[lander]]
         if not ended:
-            return observations, done, False
+            return observations, done, stop
         flights = [self._flight(lander, observations[lander], bool(terminated[lander]), infos) for lander in ended]
-        return observations, done, self._finish(flights)
+        return observations, done, self._finish(flights) or stop
 
     def _flight(self, lander: int, observation: np.ndarray, terminated: bool, infos: dict) -> Flight:
         columns = self._buffers.take(lander)

@@ -16,11 +16,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from gym.environments import LANDER_ONLY, EnvironmentProfile, UnsupportedEnvironmentError, profile
+from resonant_vectors.environments.profiles import (
+    DEFAULT_ENV_ID,
+    LANDER_ONLY,
+    EnvironmentProfile,
+    UnsupportedEnvironmentError,
+    profile,
+)
+from resonant_vectors.errors import ResonantVectorsError
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,246}$")    # room for the species ledger's "_species"
 SETTINGS_MODULE = "settings"  # settings.py: the one file users edit
+DEFAULTS_MODULE = "resonant_vectors.defaults"  # the package's copy of it, where no settings.py is on the path
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
 NEIGHBOUR_WEIGHTINGS = ("uniform", "distance")
 OUTCOME_RULES = ("reward", "return")
@@ -31,20 +39,21 @@ INDEX_TYPES = ("IVF_FLAT", "FLAT")  # Milvus indexes the replica mirrors (FLAT: 
 METRIC_TYPES = ("L2",)              # distance weighting and the replica read L2's squared distances
 
 
-class SettingsError(ValueError):
+class SettingsError(ResonantVectorsError, ValueError):
     """One or more settings are invalid; the message lists every problem found."""
 
 
 def user_settings() -> ModuleType:
-    """``settings.py``, the file users edit. Why not a plain import: a file that does not run (a
-    syntax error, a misspelt name) must be one message naming its line, not Python's traceback."""
+    """``settings.py``, the file users edit, where Python finds it (the repository's folder, or a
+    notebook's); else the package's own defaults (``resonant_vectors/defaults.py``, the same file as
+    the repository's ``settings.py``). Why not a plain import: a file that does not run (a syntax
+    error, a misspelt name) must be one message naming its line, not Python's traceback."""
     try:
         return importlib.import_module(SETTINGS_MODULE)
     except ModuleNotFoundError as error:
         if error.name != SETTINGS_MODULE:
             raise
-        raise SettingsError(f"{SETTINGS_MODULE}.py was not found on Python's path; run from the repository's "
-                            "folder (where settings.py is), or add it to sys.path in a notebook.") from None
+        return importlib.import_module(DEFAULTS_MODULE)
     except SyntaxError as error:
         raise SettingsError(f"{error.filename}, line {error.lineno}: {error.msg}: {(error.text or '').strip()!r}. "
                             "Fix that line of settings.py.") from None
@@ -195,7 +204,7 @@ class Settings:
     # --- what follows from the environment ---
     @property
     def environment(self) -> EnvironmentProfile:
-        """``ENV_ID``'s profile: observation scales, success range, "solved", actions (gym/environments.py)."""
+        """``ENV_ID``'s profile: observation scales, success range, "solved", actions (``environments.profiles``)."""
         return profile(self.env_id)
 
     @property
@@ -223,8 +232,11 @@ class Settings:
 
     @property
     def trial_length(self) -> Optional[int]:
-        """Steps per trial at most (``MAX_TRIAL_LENGTH``; None: the environment's own, see gym/environments.py)."""
-        return self.max_trial_length or self.environment.trial_length
+        """Steps per trial at most: ``MAX_TRIAL_LENGTH``; the environment's own limit where it is None,
+        or where it is the seed's (400, LunarLander's) on an environment that is not the seed's."""
+        if self.max_trial_length is None or self.max_trial_length == _seed_value("max_trial_length", self.env_id):
+            return self.environment.trial_length
+        return self.max_trial_length
 
     def __post_init__(self) -> None:
         if isinstance(self.vector_component_weights, list):
@@ -246,12 +258,13 @@ def _environment_problems(s: Settings) -> list:
         return [f"ENV_ID: expected a Gymnasium environment id such as 'LunarLander-v3', got {s.env_id!r}"]
     size, actions, weights = environment.state_size, environment.actions, s.vector_component_weights
     rules = [
-        (s.state_vector_size in (None, size + 1) and not isinstance(s.state_vector_size, bool),
-         f"STATE_VECTOR_SIZE: {s.env_id} gives resonators of {size + 1} numbers ({size} state dims + 1 success "
-         f"dim); expected None (follow the environment) or {size + 1}, got {s.state_vector_size!r}"),
-        (s.output_vector_size in (None, actions) and not isinstance(s.output_vector_size, bool),
-         f"OUTPUT_VECTOR_SIZE: {s.env_id} has {actions} actions; expected None (follow the environment) or "
-         f"{actions}, got {s.output_vector_size!r}"),
+        (_follows_environment(s, "state_vector_size", size + 1),
+         f"STATE_VECTOR_SIZE = {s.state_vector_size!r} contradicts ENV_ID = {s.env_id!r}, whose resonators have "
+         f"{size + 1} numbers ({size} state dims + 1 success dim); expected {size + 1} (or None: follow the "
+         "environment)"),
+        (_follows_environment(s, "output_vector_size", actions),
+         f"OUTPUT_VECTOR_SIZE = {s.output_vector_size!r} contradicts ENV_ID = {s.env_id!r}, which has {actions} "
+         f"actions; expected {actions} (or None: follow the environment)"),
         (weights is None or (isinstance(weights, tuple) and len(weights) == size and all(map(_is_number, weights))),
          f"VECTOR_COMPONENT_WEIGHTS: expected None (all 1) or {size} finite numbers (one per state dim of "
          f"{s.env_id}), got {weights!r}"),
@@ -272,6 +285,22 @@ def _environment_problems(s: Settings) -> list:
                    f"{name.upper()}: it is LunarLander's, and {s.env_id} has no such setting; expected None "
                    f"(or train LunarLander-v3), got {getattr(s, name)!r}") for name in LANDER_ONLY]
     return [message for ok, message in rules if not ok]
+
+
+def _seed_value(name: str, env_id: str) -> Optional[int]:
+    """The seed's value of a size setting (``settings.py``'s 9, 4 and 400: LunarLander's own), which on
+    another environment stands for that environment's own; None on the seed's environment itself."""
+    if env_id == DEFAULT_ENV_ID or not isinstance(env_id, str):
+        return None
+    lander = profile(DEFAULT_ENV_ID)
+    return {"state_vector_size": lander.state_size + 1, "output_vector_size": lander.actions,
+            "max_trial_length": lander.trial_length}[name]
+
+
+def _follows_environment(s: Settings, name: str, own: int) -> bool:
+    """A size setting agrees with the environment: its own value, None, or the seed's value (see ``_seed_value``)."""
+    value = getattr(s, name)
+    return not isinstance(value, bool) and value in (None, own, _seed_value(name, s.env_id))
 
 
 def _problems(s: Settings) -> list:

@@ -21,11 +21,13 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from resonant_vectors.errors import ResonantVectorsError
+
 ID_RANGE = 2 ** 63 - 1   # engram ids are random positive int64s: unique across processes and machines
 _id_source = np.random.default_rng()  # fresh entropy, never a run's seed: ids must not repeat
 
 
-class EngramError(ValueError):
+class EngramError(ResonantVectorsError, ValueError):
     """An engram, a query vector or a collection name is not what the memory expects."""
 
 
@@ -191,47 +193,39 @@ class Memory(ABC):
                                   "SEARCH_BACKEND = \"replica\"")
 
 
-class InProcessMemory(Memory):
-    """A memory held in this process only (FAISS, the replica's index) and kept nowhere.
+@dataclass(frozen=True)
+class Engram:
+    """One remembered step.
 
-    Why: the decision rule, credit and the population loop can be run and tested in seconds without
-    a database, and the instinct experiment's newcomers "without a memory" fly on an empty one
-    instead of a collection made and dropped for them. Training runs keep their memory in Milvus.
-
-    :param dimension: the resonators' length.
-    :param nprobe: IVF lists searched per query (``SEARCH_NPROBE``).
-    :param exact: search exactly at any size (``INDEX_TYPE = "FLAT"``).
-    :param spread_weights: rescale by the spread learned from the memory (``replica.EngramReplica``).
+    :param vector: the resonator of the situation (normalised, weighted state + trial success).
+    :param action: the action taken, an index into the action space.
+    :param outcome: how well it went, in [-1, 1] (the step's reward, weighted by the trial's success).
+    :param trial: the number of the trial that left it.
+    :param id: its primary key; the store draws one at random when it is stored without one.
+    :param reward: the step's own reward (the environment's units), from which re-valuation starts.
+    :param next_vector: the resonator of the situation the step led to (None: unknown).
+    :param ended: whether the trial ended with this step (the environment's own end; a time limit
+        or a death by hit points is not an end). An engram without a ``next_vector`` counts as an
+        end: nothing is known to follow it.
     """
 
-    def __init__(self, dimension: int, nprobe: int = 16, exact: bool = False,
-                 spread_weights: Optional[np.ndarray] = None) -> None:
-        from replica import EngramReplica
+    vector: tuple
+    action: int
+    outcome: float
+    trial: int = 0
+    id: Optional[int] = None
+    reward: float = 0.0
+    next_vector: Optional[tuple] = None
+    ended: bool = True
 
-        self.dimension = dimension
-        self.replica = EngramReplica(dimension, nprobe, exact, spread_weights)
 
-    @classmethod
-    def for_settings(cls, settings) -> "InProcessMemory":
-        """An empty in-process memory searched as the settings say (probes, exactness, spread scaling)."""
-        return cls(settings.resonator_size, settings.search_nprobe, settings.index_type == "FLAT",
-                   settings.spread_weights)
+@dataclass(frozen=True)
+class Neighbours:
+    """The engrams nearest to one query, as arrays (nearest first)."""
 
-    def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = None) -> NeighbourTable:
-        return self.replica.nearest(queries, limit, action)
+    actions: np.ndarray
+    outcomes: np.ndarray
+    distances: np.ndarray
 
-    def add(self, engrams: EngramColumns, replace: bool = False) -> int:
-        self.replica.add(engrams)  # an id held already is updated in place either way
-        return len(engrams)
-
-    def count(self) -> int:
-        return len(self.replica)
-
-    def known(self) -> Optional[int]:
-        return len(self.replica)
-
-    def engrams(self) -> EngramColumns:
-        return self.replica.rows()
-
-    def set_outcomes(self, rows: np.ndarray, outcomes: np.ndarray) -> None:
-        self.replica.set_outcomes(rows, outcomes)
+    def __len__(self) -> int:
+        return len(self.actions)

@@ -1,6 +1,6 @@
 """What listens to the population loop: progress, the run folder, re-valuation, signals, and yours.
 
-Why its own module: the loop (``population.py``) flies trials; saving them, showing them, re-valuing
+Why its own module: the loop (``loop.population``) flies trials; saving them, showing them, re-valuing
 the memory and stopping on Ctrl-C are each a ``population.TrialCallback`` here, so that training,
 evaluation and the instinct experiment are the same loop with other callbacks. A callback of your
 own subclasses ``TrialCallback`` (``on_start``, ``on_step``, ``on_trial_end`` — return False to
@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 import gymnasium
 import numpy as np
 from tqdm import tqdm
 
-from interrupts import StopRequest
-from milvus_memory import HEARTBEAT_S
-from population import Flight, PopulationLoop, TrialCallback, TrialRecord
-from revaluation import revalue
-from runs import ROLLING_WINDOW, RunFolder
+from resonant_vectors.agent.credit import Flight
+from resonant_vectors.agent.revaluation import revalue
+from resonant_vectors.loop.interrupts import StopRequest
+from resonant_vectors.loop.population import PopulationLoop, TrialCallback
+from resonant_vectors.memory.ledger import HEARTBEAT_S
+from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder
+from resonant_vectors.runs.records import TrialRecord
 
 
 class StopOnSignal(TrialCallback):
@@ -125,7 +127,7 @@ class Heartbeat(TrialCallback):
 
 
 class Revaluation(TrialCallback):
-    """Every ``REVALUE_EVERY`` finished trials, re-value the memory's outcomes (``revaluation.py``)."""
+    """Every ``REVALUE_EVERY`` finished trials, re-value the memory's outcomes (``agent.revaluation``)."""
 
     def __init__(self, memory, settings, quiet: bool) -> None:
         self.memory, self.settings, self.quiet = memory, settings, quiet
@@ -167,3 +169,22 @@ class FollowLander(TrialCallback):
         position = np.flatnonzero(landers == self.lander)
         if len(position):
             self.function(loop.envs.envs[self.lander], int(actions[position[0]]), float(rewards[position[0]]))
+
+
+TrainCallback = Union[Callable[[TrialRecord], Optional[bool]], TrialCallback,
+                      Sequence[Union[Callable[[TrialRecord], Optional[bool]], TrialCallback]], None]
+
+
+def as_callbacks(callback: TrainCallback) -> List[TrialCallback]:
+    """``Trainer.train``'s ``callback`` as the loop's listeners: a function of each trial's record, a
+    ``TrialCallback``, or a list of either (as Stable-Baselines3's ``learn`` takes them)."""
+    if callback is None:
+        return []
+    if isinstance(callback, TrialCallback):
+        return [callback]
+    if callable(callback):
+        return [EachTrial(callback)]
+    if isinstance(callback, (list, tuple)):
+        return [listener for each in callback for listener in as_callbacks(each)]
+    raise TypeError(f"callback: expected a function of a TrialRecord, a TrialCallback or a list of them, "
+                    f"got {callback!r}")

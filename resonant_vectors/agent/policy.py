@@ -15,9 +15,9 @@ from typing import Iterable, Tuple
 
 import numpy as np
 
-from config import Settings
-from credit import trial_epsilon, trial_noise
-from EngramBrain import Consultation, EngramBrain
+from resonant_vectors.agent.brain import Consultation, EngramBrain
+from resonant_vectors.agent.credit import trial_epsilon, trial_noise
+from resonant_vectors.config import Settings
 
 
 @dataclass(frozen=True)

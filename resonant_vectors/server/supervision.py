@@ -22,7 +22,7 @@ of its own, apart from storing engrams. With no ``MILVUS_URI`` the store calls
   all), so no other local user can copy the memory's segments or logs;
 - its data lives in ``MILVUS_DATA_DIR`` (default ``.milvus/`` in the project, git-ignored), so the
   memory survives between runs; a server already up on that folder is reused;
-- a small keeper process (``python milvus_server.py keep DIR GRACE FD``, in its own session so a
+- a small keeper process (``python -m resonant_vectors.server keep DIR GRACE FD``, in its own session so a
   terminal's Ctrl-C does not reach it) owns the server. Every program using the folder holds a
   shared lock on ``server.users``; the kernel releases it when the program ends, however it ends
   (even ``kill -9``), or the program calls ``release_embedded_server``. The keeper stops the server
@@ -63,7 +63,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.processes import module_command, module_environment, process_alive, process_start_time
+
 SERVER_LOOPBACK = "127.0.0.1"
+SERVER_MODULE = "resonant_vectors.server"  # run as python -m: the keeper, and the helper that executes Milvus
 START_TIMEOUT_S = 180          # a restart after a crash waits for stale sessions to expire
 IDLE_GRACE_S = 60.0            # keep an unused server this long, so the next command reuses it
 SESSION_TTL_S = 10             # Milvus's default 30 s makes every restart after a crash take ~50 s
@@ -109,7 +113,7 @@ BINARY_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / 
 MACHINE_START_LOCK = Path(tempfile.gettempdir()) / "resonant-vectors-milvus-start.lock"
 
 
-class EmbeddedMilvusError(RuntimeError):
+class EmbeddedMilvusError(ResonantVectorsError, RuntimeError):
     """The embedded Milvus server could not be started."""
 
 
@@ -198,8 +202,8 @@ class EmbeddedMilvus:
                 open(log_path, "ab", opener=_owner_only) as log:
             fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._keeper = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "keep", str(self.data_dir),
-                 str(self.idle_grace_s), str(keeper_lock.fileno())],
+                module_command(SERVER_MODULE, "keep", str(self.data_dir), str(self.idle_grace_s),
+                               str(keeper_lock.fileno())), env=module_environment(),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 pass_fds=(keeper_lock.fileno(),), umask=OWNER_ONLY_UMASK)
 
@@ -238,7 +242,8 @@ class EmbeddedMilvus:
         """The state of the server on this folder if its keeper has it up (the keeper writes the
         state once the server is healthy and removes it as soon as the server dies)."""
         state = self._read_state()
-        if _process_alive(state.get("pid")) and _process_alive(state.get("keeper_pid")):
+        if process_alive(state.get("pid"), state.get("started")) and \
+                process_alive(state.get("keeper_pid"), state.get("keeper_started")):
             return state
         return None
 
@@ -484,7 +489,8 @@ class EmbeddedMilvus:
         raise failure
 
     def _write_state(self) -> None:
-        self._state_path().write_text(json.dumps({"pid": self.process.pid, "keeper_pid": os.getpid(),
+        self._state_path().write_text(json.dumps({"pid": self.process.pid, "started": process_start_time(self.process.pid),
+                                                  "keeper_pid": os.getpid(), "keeper_started": process_start_time(),
                                                   "port": self.port, "isolated": self.isolated}))
 
     def _configure_embedded_etcd(self, config) -> None:
@@ -521,10 +527,10 @@ class EmbeddedMilvus:
         """Start Milvus through this module's ``exec`` helper, which sets the parent-death signal
         and, when isolated, moves into a fresh namespace first."""
         binary = _unpacked_binary()
-        env = dict(os.environ, DEPLOY_MODE="STANDALONE", METRICS_PORT=str(self.health_port),
-                   MILVUS_RUN_DIR=str(self.data_dir / "run"),
-                   LD_LIBRARY_PATH=f"{binary.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}")
-        helper = [sys.executable, str(Path(__file__).resolve())]
+        env = module_environment(dict(os.environ, DEPLOY_MODE="STANDALONE", METRICS_PORT=str(self.health_port),
+                                      MILVUS_RUN_DIR=str(self.data_dir / "run"),
+                                      LD_LIBRARY_PATH=f"{binary.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}"))
+        helper = module_command(SERVER_MODULE)
         logs = self.data_dir / "logs"
         _prune_logs(logs)
         if self.isolated:
@@ -897,25 +903,6 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "no message"
 
 
-def _process_alive(pid: Optional[int]) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """Whether a process has ended but was not reaped yet: a keeper this program started and that
-    was killed still answers signal 0 until this program waits for it, and is not running."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False  # no /proc (not Linux): signal 0 is all there is
-
-
 # --- a private network namespace (Linux), made without the `ip` or `unshare` commands ---
 def _isolation_available() -> bool:
     """Whether this process may make a user + network namespace (tried in a forked child)."""
@@ -1002,7 +989,7 @@ def release_embedded_server(data_dir: str | os.PathLike) -> None:
         server.release()
 
 
-def _main(arguments: list) -> None:
+def main(arguments: list) -> None:
     if len(arguments) == 4 and arguments[0] == "keep":
         EmbeddedMilvus(arguments[1], float(arguments[2])).keep(int(arguments[3]))
     elif len(arguments) >= 3 and arguments[0] == "exec-isolated":
@@ -1011,12 +998,6 @@ def _main(arguments: list) -> None:
         _die_with_parent()
         os.execv(arguments[1], arguments[1:])
     else:
-        sys.exit("usage: python milvus_server.py keep DATA_DIR IDLE_GRACE_S LOCK_FD  (started by the store, "
+        sys.exit("usage: python -m resonant_vectors.server keep DATA_DIR IDLE_GRACE_S LOCK_FD  (started by the store, "
                  "not by hand)")
 
-
-if __name__ == "__main__":
-    try:
-        _main(sys.argv[1:])
-    except EmbeddedMilvusError as failure:
-        sys.exit(str(failure))

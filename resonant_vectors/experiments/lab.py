@@ -6,6 +6,7 @@ run with its own collection and run folder, so ``main.py compare`` and ``evaluat
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
 import shlex
@@ -19,12 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from config import Settings
-from credit import trial_epsilon, trial_noise
-from evaluation import evaluate, fly_read_only
-from memory import InProcessMemory
-from runs import ROLLING_WINDOW, RunFolder, new_figure, summarise
-from Trainer import Trainer
+from resonant_vectors.agent.credit import trial_epsilon, trial_noise
+from resonant_vectors.config import Settings
+from resonant_vectors.loop.evaluation import evaluate, fly_read_only
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.in_process import InProcessMemory
+from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder, new_figure, summarise
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.
@@ -36,7 +37,7 @@ VARIANTS: Dict[str, dict] = {
 }
 BLOCK = 100          # trials per block of the learning curve's table
 LAST_ENDS = 250      # the last trials whose end causes a run's figures count
-PROJECT = Path(__file__).resolve().parent
+PROJECT = Path(__file__).resolve().parents[2]  # the repository's folder, where commands are typed
 # Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
 # (a slightly wider interval), and the normal's 1.96 from 30 on.
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -389,8 +390,6 @@ def command_line() -> str:
 
 def write_record(result: dict, json_path: Path) -> None:
     """A benchmark's figures as JSON, with the command that made them."""
-    import json
-
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({**result, "command": command_line()}, indent=1))

@@ -9,15 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from config import SettingsError, presets
-from engram import CollectionInUseError, CollectionMismatchError, EngramError, MilvusUnavailableError
-from gym.lander import NoDisplayError
-from milvus_server import EmbeddedMilvusError
-from runs import RUNS_DIR, RunFolderError
+from resonant_vectors.config import SettingsError, presets
+from resonant_vectors.experiments import lab as experiments
+from resonant_vectors.runs.folder import RUNS_DIR
 
-# Every mistake a user can make, reported as one line ("error: ...") instead of a traceback.
-USER_ERRORS = (SettingsError, EngramError, CollectionMismatchError, CollectionInUseError, MilvusUnavailableError,
-               EmbeddedMilvusError, RunFolderError, NoDisplayError)
 DEFAULT_INSTINCT_VARIANT = "steady"
 
 
@@ -77,8 +72,6 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_instinct(arguments: dict) -> int:
     """The instinct experiment with parsed ``add_instinct_flags`` arguments; prints its table."""
-    import experiments
-
     result = experiments.instinct_experiment(
         arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
         arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]),

@@ -12,14 +12,16 @@ from typing import Callable, List, Optional, Sequence
 import gymnasium
 import numpy as np
 
-from callbacks import FollowLander, ProgressReport, StopOnSignal
-from config import Settings
-from engram import read_memory, release_unused_server
-from EngramBrain import EngramBrain
-from gym.environments import make_population
-from memory import Memory
-from policy import Policy, greedy_settings
-from population import PopulationLoop, TrialCallback, TrialRecord
+from resonant_vectors.agent.brain import EngramBrain
+from resonant_vectors.agent.policy import Policy, greedy_settings
+from resonant_vectors.config import Settings
+from resonant_vectors.environments.profiles import make_population
+from resonant_vectors.loop.callbacks import FollowLander, ProgressReport, StopOnSignal
+from resonant_vectors.loop.population import PopulationLoop, TrialCallback
+from resonant_vectors.memory.milvus.collection import release_unused_server
+from resonant_vectors.memory.seam import Memory
+from resonant_vectors.memory.store import read_memory
+from resonant_vectors.runs.records import TrialRecord
 
 EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
 

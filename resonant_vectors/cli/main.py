@@ -1,0 +1,313 @@
+"""Train, evaluate, watch and compare landers whose only knowledge is a shared memory of engrams.
+
+    python main.py                                   # the seed's rule: instance "lander3", 1000 trials
+    python main.py --preset steady --instance quick --trials 1000 --no-display   # the best preset found
+    python main.py --instance quick --keep --trials 500  # resume: same memory, trial numbers go on
+    python main.py --preset steady --workers 2           # one species on two processes (both cores)
+    python main.py --instance quick --join               # another terminal: one more worker
+    python main.py --env CartPole-v1 --instance cart --trials 300   # another Gymnasium environment
+    python main.py evaluate --instance quick --episodes 100
+    python main.py watch --instance quick --gif runs/quick/flight.gif
+    python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
+    python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
+    MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
+
+Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
+trials.csv (a row per trial, as they finish; a species' worker k in trials-w<k>.csv), summary.json
+and learning_curve.png; training afresh moves an earlier run with trials aside to
+runs/<instance>.1/. Flags override the setting of the same name in settings.py for this run only;
+`python main.py COMMAND --help` lists each command's flags.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from resonant_vectors.cli.flags import add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
+from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
+from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.loop.evaluation import evaluate
+from resonant_vectors.loop.interrupts import TrainingInterrupted
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.loop.watching import fly
+from resonant_vectors.runs.folder import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder, compare
+from resonant_vectors.species import training as species
+
+COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
+# Where the memory is: settings.py's and the environment's now, never a run folder's.
+# What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
+START_SETTINGS = ("instance_name", "drop_collection", "read_only")
+CONNECTION_SETTINGS = ("milvus_uri", "milvus_token", "milvus_data_dir", "milvus_idle_grace", "milvus_connect_timeout",
+                       "milvus_retry_timeout")
+
+
+def add_memory_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instance", dest="instance_name",
+                        help="instance name: names the run and its Milvus collection (INSTANCE_NAME)")
+    parser.add_argument("--env", dest="env_id",
+                        help="the Gymnasium environment, e.g. CartPole-v1 (ENV_ID, default LunarLander-v3)")
+    parser.add_argument("--milvus-uri",
+                        help="Milvus to use, e.g. http://localhost:19530 (MILVUS_URI); empty = embedded")
+    parser.add_argument("--preset", help=f"a named set of settings from settings.PRESETS (PRESET): {preset_names()}")
+    parser.add_argument("--search-backend", choices=SEARCH_BACKENDS,
+                        help="who answers the decisions' searches: milvus (a request each) or replica "
+                             "(an in-process copy; Milvus stays the store of record) (SEARCH_BACKEND)")
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+        argv.insert(0, "train")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train (the default when no command is given)")
+    add_memory_flags(train)
+    train.add_argument("--trials", type=whole_number(0), help="trials to run (TRIALS, default 1000)")
+    train.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
+                       help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
+    train.add_argument("--population", dest="population_size", type=int,
+                       help="landers acting at once on the shared memory (POPULATION_SIZE)")
+    train.add_argument("--workers", type=int,
+                       help="processes training one species on this machine, each flying its share of the "
+                            "population and the trials (WORKERS)")
+    train.add_argument("--join", action="store_true",
+                       help="add a worker to a species already training this instance (from another terminal, "
+                            "or another machine on the same MILVUS_URI); never drops the memory")
+    train.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
+                       help="render lander 0 in a window (DISPLAY); ignored without a display")
+    train.add_argument("--read-only", action=argparse.BooleanOptionalAction, default=None,
+                       help="decide from memory but store nothing and save no run (READ_ONLY)")
+    train.add_argument("--seed", type=int, help="seed of the environments and the brain's noise (SEED)")
+    train.add_argument("--noise", type=float, help="std of the noise added to action scores (NOISE)")
+    train.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders go (default: runs)")
+    train.add_argument("--quiet", action="store_true", help="no per-trial lines or progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="read-only, noise off, fixed seeds: mean, std, landings")
+    add_memory_flags(evaluate)
+    evaluate.add_argument("--episodes", type=whole_number(1), default=100, help="episodes to fly (default 100)")
+    evaluate.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
+
+    watch = commands.add_parser("watch", help="fly the memory in a window, or record it to a GIF")
+    add_memory_flags(watch)
+    add_flight_flags(watch)
+    watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
+
+    compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
+    compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
+    compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
+    instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
+    add_instinct_flags(instinct)
+    arguments = parser.parse_args(argv)
+    arguments.flags = {action.dest: action.option_strings[0] for action in commands.choices[arguments.command]._actions
+                       if action.option_strings}
+    return arguments
+
+
+def settings_from(arguments: dict) -> Settings:
+    """settings.py with the flags the user typed (a flag not typed is ``None``: settings.py decides)."""
+    names = Settings.field_names()
+    return Settings.from_module(**{name: value for name, value in arguments.items()
+                                   if name in names and value is not None})
+
+
+def run_train(arguments: dict) -> int:
+    settings = training_settings(arguments)
+    folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if arguments["join"] or settings.workers > 1:
+        return run_species(settings, arguments)
+    with Trainer(settings=settings, quiet=arguments["quiet"], run_folder=folder) as trainer:
+        try:
+            mean_reward = trainer.train(settings.trials)
+        except TrainingInterrupted as interruption:
+            print(f"interrupted ({interruption}). {what_was_saved(trainer, folder)}", file=sys.stderr)
+            return 130
+    print(final_line(trainer, mean_reward))
+    if folder is not None:
+        print(f"saved in {folder.path}/")
+    return 0
+
+
+def run_species(settings: Settings, arguments: dict) -> int:
+    """A species of several workers (``--workers N``), or one more worker for a species in training (``--join``)."""
+    runs_dir = Path(arguments["runs_dir"])
+    if arguments["join"]:
+        with species.join_species(settings, runs_dir, arguments["quiet"]) as worker:
+            try:
+                mean_reward = worker.train(settings.trials)
+            except TrainingInterrupted as interruption:
+                print(f"interrupted ({interruption}). {what_was_saved(worker, worker.run_folder)}", file=sys.stderr)
+                return 130
+        print(f"worker {worker.worker} " + final_line(worker, mean_reward))
+        return 0
+    result = species.train_species(settings, runs_dir, arguments["quiet"])
+    solved_at = settings.environment.solved_at
+    solved = f", {result['last_solved']} solved (reward >= {solved_at:g})" if solved_at is not None else ""
+    print(f"{settings.instance_name}: {result['trials']} trials by {result['workers']} workers, mean reward "
+          f"{result['mean_reward']:.1f}; the run's last {result['last_trials']}: mean {result['last_mean']:.1f}{solved}; "
+          f"{result['engrams']} engrams in memory; {result['steps_per_s']:.1f} steps/s")
+    print(f"saved in {runs_dir / settings.instance_name}/")
+    if result["interrupted"]:
+        print(f"interrupted ({result['interrupted']}): every worker stopped between steps; their finished trials "
+              f"are saved; --keep resumes: python main.py --instance {settings.instance_name} --keep --workers "
+              f"{settings.workers}", file=sys.stderr)
+        return 130
+    return 1 if result["died"] else 0
+
+
+def training_settings(arguments: dict) -> Settings:
+    """What a training runs with: settings.py and the flags for a fresh start (or a read-only one);
+    a resume (``--keep``, or ``DROP_COLLECTION = False``) and ``--join`` go on with the run's own."""
+    start = settings_from({name: arguments.get(name) for name in START_SETTINGS})
+    if arguments["join"] and start.read_only:
+        raise SettingsError("READ_ONLY with --join: a joiner is one more worker training the species' memory; "
+                            "expected one of them. To fly a memory without changing it: python main.py evaluate "
+                            f"--instance {start.instance_name}")
+    if arguments["join"] or not (start.drop_collection or start.read_only):
+        return resumed_settings(arguments, joining=arguments["join"])
+    return settings_from(arguments)
+
+
+def resumed_settings(arguments: dict, joining: bool = False) -> Settings:
+    """``--keep`` and ``--join`` go on with the run's own settings (its latest), the flags typed on
+    top, so that a run trained with a preset resumes with it (a joiner is one process: one worker);
+    they are checked together, not settings.py's values with the flags. A ``--preset`` typed is a new
+    rule from here on (settings.py with that preset, as at a start). Another environment is refused:
+    the memory holds its environment's situations. Without a run folder: settings.py and the flags."""
+    instance = arguments.get("instance_name") or Settings.from_module().instance_name
+    folder = RunFolder.for_instance(instance, arguments["runs_dir"])
+    one_process = {"workers": 1} if joining else {}
+    kept = {"drop_collection": False, **one_process}  # a run's saved settings say it started afresh
+    if not (folder.path / SETTINGS_JSON).exists():
+        return settings_from({**arguments, **one_process})
+    trained = folder.settings()
+    typed_env = arguments.get("env_id")
+    if typed_env is not None and typed_env != trained.env_id:
+        raise SettingsError(f"ENV_ID: {folder.path} trained {trained.env_id}, and its memory holds that environment's "
+                            f"situations; expected --env {trained.env_id} or none to resume it, got {typed_env!r}. "
+                            "Train another environment under another --instance.")
+    if arguments.get("preset") is not None:
+        return settings_from({**arguments, **one_process}).replace(env_id=trained.env_id)
+    return _with_typed_flags(trained, arguments, **kept)
+
+
+def _with_typed_flags(trained: Settings, arguments: dict, **fixed) -> Settings:
+    """A run's saved settings with the flags typed now, and where Milvus is as settings.py and the
+    environment say now (a run folder does not decide which server or data folder is used)."""
+    here = Settings.from_module()
+    flags = {name: value for name, value in arguments.items()
+             if name in Settings.field_names() - {"preset"} and value is not None}
+    return trained.replace(**{**{name: getattr(here, name) for name in CONNECTION_SETTINGS}, **flags, **fixed})
+
+
+def final_line(trainer, mean_reward: float) -> str:
+    """What a training run did, and where its run stands: the last-100 figures are the run's (those
+    before a resume included), as summary.json's."""
+    last = trainer.last_trials(100)
+    solved_at = trainer.settings.environment.solved_at
+    solved = f", {last['solved']} solved (reward >= {solved_at:g})" if solved_at is not None else ""
+    return (f"{trainer.settings.instance_name}: {len(trainer.metrics)} trials, mean reward {mean_reward:.1f}; the run's "
+            f"last {last['trials']}: mean {last['mean_reward']:.1f}{solved}; {trainer.engram_count} engrams in memory; "
+            f"{trainer.steps_per_s:.1f} steps/s, {trainer.trials_per_min:.0f} trials/min")
+
+
+def what_was_saved(trainer, folder: RunFolder | None) -> str:
+    """After Ctrl-C: how many trials are kept where, and how to go on."""
+    if folder is None:
+        return f"{len(trainer.metrics)} trials flown read-only; nothing was stored."
+    runs_dir = "" if folder.path.parent == RUNS_DIR else f" --runs-dir {folder.path.parent}"
+    return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in "
+            f"{folder.path / TRIALS_CSV}) with their engrams; --keep resumes: "
+            f"python main.py --instance {trainer.settings.instance_name} --keep{runs_dir}")
+
+
+def memory_settings(arguments: dict) -> Settings:
+    """For evaluate and watch: the settings the memory was trained with (its run folder's, its
+    preset applied), so that it is read the way it was written; without a run folder, settings.py's
+    and ``--preset``. Other flags win either way."""
+    settings = settings_from(arguments)
+    folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if not (folder.path / SETTINGS_JSON).exists():
+        return settings
+    trained = folder.settings()
+    if arguments.get("preset") is not None and arguments["preset"] != trained.preset:
+        raise SettingsError(f"PRESET: {folder.path} was trained with preset {trained.preset!r}, and a memory is "
+                            f"read with the settings it was trained with; expected no --preset (or its own), got "
+                            f"{arguments['preset']!r}. To read it otherwise, change single settings by their flags.")
+    return _with_typed_flags(trained, arguments)
+
+
+def run_evaluate(arguments: dict) -> int:
+    settings = memory_settings(arguments)
+    try:
+        result = evaluate(settings, arguments["episodes"], progress=True)
+    except TrainingInterrupted:
+        print("interrupted: the evaluation did not finish; nothing was saved.", file=sys.stderr)
+        return 130
+    solved = f", {result['solved_rate']:.0%} solved (reward >= {result['solved_at']:g})" \
+        if result["solved_at"] is not None else ""
+    ends = ", ".join(f"{count} {end}" for end, count in result["ends"].items())
+    print(f"{settings.instance_name}: {result['episodes']} episodes, mean {result['mean']:.1f} ± "
+          f"{result['std']:.1f}{solved}; ended: {ends}")
+    folder = RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
+    if folder.path.is_dir():
+        folder.write_evaluation(result)
+        print(f"saved in {folder.path}/evaluation.json")
+    return 0
+
+
+def run_watch(arguments: dict) -> int:
+    settings = memory_settings(arguments)
+    try:
+        fly(settings.instance_name, arguments["episodes"], arguments["gif"], arguments["seed"], settings=settings)
+    except TrainingInterrupted:
+        print("interrupted: the flight did not finish; no GIF was written.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run_compare(arguments: dict) -> int:
+    table = compare(arguments["run_folders"], arguments["plot"])
+    print(table.to_string())
+    print(f"learning curves: {arguments['plot']}")
+    return 0
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (e.g. `kill`, a job scheduler) stop like Ctrl-C: finished trials are kept."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def main(argv=None) -> int:
+    stop_on_sigterm()
+    arguments = vars(parse_arguments(argv))
+    flags = arguments.pop("flags")
+    command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
+               "instinct": run_instinct}
+    try:
+        return command[arguments.pop("command")](arguments)
+    except ResonantVectorsError as error:
+        print(f"error: {with_flags(error, flags, arguments)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
+        return 130
+
+
+def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
+    """The error's message with each setting the user set by a flag named with it: ``NOISE (--noise):``."""
+    message = str(error)
+    if isinstance(error, SettingsError):
+        for name, flag in flags.items():
+            if arguments.get(name) is not None:
+                message = message.replace(f"{name.upper()}:", f"{name.upper()} ({flag}):")
+    return message
+
+
+if __name__ == "__main__":
+    sys.exit(main())

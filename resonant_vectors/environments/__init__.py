@@ -1,0 +1,1 @@
+"""Environments: every supported Gymnasium environment's profile, and whether a window can open."""

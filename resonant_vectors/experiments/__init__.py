@@ -1,0 +1,1 @@
+"""Experiments and benchmarks of the memory (the learning variants, the instinct experiment, records)."""

@@ -1,0 +1,215 @@
+"""The species ledger: where the workers of one species meet, in Milvus beside the engrams.
+
+Why its own module: a species' coordination (which trial numbers each worker takes, which workers
+are alive) is not the engrams' collection; the trainer, the species' command and a plain start's
+refusal all read it, and only through this module.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, TypeVar
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from resonant_vectors.config import Settings
+from resonant_vectors.memory.claims import CollectionInUseError
+from resonant_vectors.memory.milvus.collection import connect, now_us, retried
+from resonant_vectors.memory.seam import ID_RANGE
+from resonant_vectors.processes import process_alive
+
+SPECIES_SUFFIX = "_species"   # an instance's species ledger is the collection <instance>_species
+TRIAL_BLOCK = 32               # trial numbers a worker takes at a time (so a species' numbers follow its progress)
+CLAIM_SETTLE_S = 0.5           # a claim is read back this long after it was written (see SpeciesLedger)
+HEARTBEAT_S = 10.0             # a worker says it is alive this often...
+ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
+WORKER_ID_FROM = 2 ** 40       # worker rows' ids are at least this; block rows' are block numbers below it
+T = TypeVar("T")
+
+
+class SpeciesLedger:
+    """Where the workers of one species meet, in Milvus beside the engrams (``<instance>_species``):
+    which trial numbers each has taken, and which workers are alive.
+
+    Why in Milvus: the species may span machines with nothing shared but the memory's server, and
+    no coordinator of its own (like Optuna's workers on one storage). Two kinds of rows:
+
+    - a **block** of ``TRIAL_BLOCK`` trial numbers (block ``b``: trials ``b × TRIAL_BLOCK`` …) is
+      taken by writing its row and reading it back ``CLAIM_SETTLE_S`` later: of two workers that
+      wrote the same block, the later write wins and the other takes the next block. Two workers
+      could both hold a block only if one stalled for longer than that between reading the ledger
+      and writing its claim;
+    - a **worker** row (its random id, at ``WORKER_ID_FROM`` or more, apart from block numbers) is
+      written again every ``HEARTBEAT_S``; a worker seen within ``ALIVE_S`` is alive, and an
+      instance with a live worker is in training: a plain start of it is refused.
+
+    :param settings: the species' settings (its instance names the ledger).
+    :param client: an open client to share.
+    """
+
+    def __init__(self, settings: Settings, client: Optional[MilvusClient] = None) -> None:
+        self.settings = settings
+        self.name = species_ledger_name(settings.instance_name)
+        self.client = client or connect(settings)
+        self._seen = -1  # the highest block number read from the ledger so far (blocks only grow)
+
+    def exists(self) -> bool:
+        return self._request("looking for the species", lambda: self.client.has_collection(self.name))
+
+    def start_afresh(self) -> None:
+        """Drop the ledger (a fresh start of the instance numbers its trials from 0 again) and create it."""
+        if self.exists():
+            self._request("dropping the species ledger", lambda: self.client.drop_collection(self.name))
+        self.create()
+
+    def create(self) -> None:
+        """Create the ledger if there is none."""
+        if self.exists():
+            return
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("holder", DataType.INT64)
+        schema.add_field("seen_us", DataType.INT64)
+        schema.add_field("place", DataType.VARCHAR, max_length=255)
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in a collection
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
+        self._request("creating the species ledger", lambda: self.client.create_collection(
+            self.name, schema=schema, index_params=index))
+
+    def claim_block(self, worker: int, at_least: int = 0) -> int:
+        """Take the next free block of trial numbers (from ``at_least`` on); returns its number."""
+        while True:
+            block = max(at_least, self._last_block() + 1)
+            self._write(block, worker, "block")
+            time.sleep(CLAIM_SETTLE_S)
+            if self._holder(block) == worker:
+                return block
+            at_least = block + 1
+
+    def heartbeat(self, worker: int, place: str) -> None:
+        """Say this worker is alive (``place``: where it runs, e.g. host:pid)."""
+        self._write(worker, worker, place)
+
+    def leave(self, worker: int) -> None:
+        """Remove a worker's row, once: if Milvus does not answer, its heartbeat expires within ``ALIVE_S``."""
+        try:
+            self.client.delete(self.name, ids=[worker])
+        except (MilvusException, grpc.RpcError):
+            pass
+
+    def alive(self) -> List[str]:
+        """Where the workers seen within ``ALIVE_S`` run (none if the ledger does not exist); a worker
+        of this machine whose process is gone (killed) is not alive, however recently it was seen."""
+        if not self.exists():
+            return []
+        since = now_us() - int(ALIVE_S * 1e6)
+        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
+        return sorted(row["place"] for row in rows if not _gone_from_here(row["place"]))  # nor this process
+
+    def _last_block(self) -> int:
+        """The highest block taken (-1: none); only blocks from the last one seen are read, so a long
+        species' claims stay as cheap as its first."""
+        rows = self._query(f"id > {self._seen} and id < {WORKER_ID_FROM}", ["id"])
+        self._seen = max([self._seen] + [row["id"] for row in rows])
+        return self._seen
+
+    def _holder(self, block: int) -> Optional[int]:
+        rows = self._query(f"id == {block}", ["holder"])
+        return rows[0]["holder"] if rows else None
+
+    def _write(self, row: int, holder: int, place: str) -> None:
+        entry = {"id": row, "holder": holder, "seen_us": now_us(), "place": place[:255], "unused": [0.0, 0.0]}
+        self._request("writing the species ledger", lambda: self.client.upsert(self.name, [entry]))
+
+    def _query(self, condition: str, fields: list) -> list:
+        return self._request("reading the species ledger", lambda: self.client.query(
+            self.name, filter=condition, output_fields=fields, consistency_level="Strong", limit=16384))
+
+    def _request(self, what: str, send: Callable[[], T]) -> T:
+        return retried(self.settings, what, send)
+
+
+def worker_place(label: str) -> str:
+    """How a process is named in the ledger: ``host:pid (label)``."""
+    return f"{socket.gethostname()}:{os.getpid()} ({label})"
+
+
+def _gone_from_here(place: str) -> bool:
+    """Whether a ledger's worker ran on this machine in a process that no longer exists (or is this
+    process: its own heartbeat is no other trainer)."""
+    host, _, rest = place.partition(":")
+    pid = rest.split(" ", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return int(pid) == os.getpid() or not process_alive(int(pid))
+
+
+def species_ledger_name(instance_name: str) -> str:
+    """The ledger collection of an instance's species."""
+    return f"{instance_name}{SPECIES_SUFFIX}"
+
+
+@dataclass
+class SpeciesWorker:
+    """One worker of a species: its number in the run folder, its ledger and id there.
+
+    :param index: 0 … N−1 for a species' own workers; a joiner takes the next free number.
+    :param first_block: blocks of trial numbers are taken from this one on (after a resumed run's).
+    """
+
+    index: int
+    ledger: SpeciesLedger
+    worker_id: int
+    first_block: int = 0
+
+    @property
+    def place(self) -> str:
+        return worker_place(f"worker {self.index}")
+
+    def trial_numbers(self, count: int) -> Iterator[int]:
+        """``count`` trial numbers from blocks taken from the ledger; the next block is taken while
+        this one is flown, so a worker never waits for a claim to settle."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="species-ledger")
+        try:
+            upcoming = pool.submit(self.ledger.claim_block, self.worker_id, self.first_block)
+            given = 0
+            while given < count:
+                block = upcoming.result()
+                upcoming = pool.submit(self.ledger.claim_block, self.worker_id, block + 1)
+                for trial in range(block * TRIAL_BLOCK, (block + 1) * TRIAL_BLOCK):
+                    if given == count:
+                        break
+                    given += 1
+                    yield trial
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a claim in flight ends before the process may
+
+
+def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:
+    return SpeciesWorker(index, SpeciesLedger(settings), new_worker_id(), math.ceil(first_trial / TRIAL_BLOCK))
+
+
+def new_worker_id() -> int:
+    """A worker's row in the ledger: random, so that workers of many machines need not agree on one."""
+    return int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
+
+
+def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
+    """A plain start of an instance whose species trains (on another machine: its workers are alive in
+    the ledger) is refused: it would drop or mix into that species' memory.
+
+    :param client: an open Milvus client to share.
+    """
+    alive = SpeciesLedger(settings, client).alive()
+    if alive:
+        raise CollectionInUseError(
+            f"instance {settings.instance_name!r} is being trained by a species ({'; '.join(alive)}); a plain "
+            f"start would drop or mix into its memory. Add a worker to it with --join (python main.py --instance "
+            f"{settings.instance_name} --join), wait for it to finish, or use another --instance.")

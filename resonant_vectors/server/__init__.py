@@ -1,0 +1,1 @@
+"""The embedded Milvus server: supervision (the keeper), its private network, the relay, the credential."""

@@ -1,0 +1,1 @@
+"""A species: many worker processes, on one or many machines, training one memory."""
