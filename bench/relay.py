@@ -24,13 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
-from resonant_vectors.server.supervision import (
-    NAMESPACE_PROXY_PORT,
-    STATE_FILE,
-    embedded_server_token,
-    embedded_server_uri,
-    release_embedded_server,
-)
+from resonant_vectors.server.isolation import NAMESPACE_PROXY_PORT
+from resonant_vectors.server.supervision import STATE_FILE, embedded_server_token, embedded_server_uri, release_embedded_server
 
 ENGRAMS = 10_000      # rows in the searched collection
 K = 300               # neighbours per search (MIN_RESULTS)

@@ -18,11 +18,11 @@ import pytest
 from pymilvus import MilvusClient, MilvusException
 
 from resonant_vectors.memory.milvus.collection import GRPC_OPTIONS, connect
+from resonant_vectors.server.credential import CREDENTIAL_FILE
+from resonant_vectors.server.errors import EmbeddedMilvusError
 from resonant_vectors.server.supervision import (
-    CREDENTIAL_FILE,
     LOG_LIMIT_BYTES,
     STATE_FILE,
-    EmbeddedMilvusError,
     embedded_server_token,
     embedded_server_uri,
     release_embedded_server,
@@ -173,8 +173,8 @@ LOOPBACK_HEX = {"0100007F", "0000000000000000FFFF00000100007F", "000000000000000
 
 def user_namespaces_work() -> bool:
     """Whether this machine lets a program make a private network namespace (checked apart)."""
-    probe = subprocess.run([sys.executable, "-c", f"import {SERVER} as server; server._enter_private_network()"],
-                           cwd=PROJECT, capture_output=True)
+    probe = subprocess.run([sys.executable, "-c", "from resonant_vectors.server.isolation import enter_private_network\n"
+                                                  "enter_private_network()"], cwd=PROJECT, capture_output=True)
     return probe.returncode == 0
 
 
@@ -311,7 +311,7 @@ def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_o
 
 
 def test_an_error_pymilvus_raised_as_its_own_cause_is_not_taken_for_a_refused_password():
-    from resonant_vectors.server.supervision import refuses_login
+    from resonant_vectors.server.credential import refuses_login
 
     unreachable = MilvusException(code=2, message="Fail connecting to server")
     unreachable.__cause__ = unreachable  # as pymilvus's `raise e from e` leaves it
@@ -379,8 +379,8 @@ def test_four_servers_started_at_once_on_four_folders_all_answer_a_search(tmp_pa
 
 OLD_FOLDER_MAKER = (  # what the project ran before: the package's server, no password, 100 engrams
     "import sys\n"
-    f"from {SERVER} import _enter_private_network\n"
-    "_enter_private_network()  # its fixed etcd port would collide with other servers' otherwise\n"
+    "from resonant_vectors.server.isolation import enter_private_network\n"
+    "enter_private_network()  # its fixed etcd port would collide with other servers' otherwise\n"
     "from milvus import MilvusServer, MilvusServerConfig\n"
     "from pymilvus import MilvusClient\n"
     "config = MilvusServerConfig()\n"
@@ -496,7 +496,7 @@ def test_without_user_namespaces_the_server_still_starts_with_its_password_and_s
 
 
 def test_until_the_password_is_set_only_the_keeper_gets_through_its_forwarded_port():
-    from resonant_vectors.server.supervision import _Relay
+    from resonant_vectors.server.relay import Relay
 
     with socket.create_server(("127.0.0.1", 0)) as greeter:
         def greet() -> None:
@@ -506,7 +506,7 @@ def test_until_the_password_is_set_only_the_keeper_gets_through_its_forwarded_po
                     connection.sendall(b"hello")
 
         threading.Thread(target=greet, daemon=True).start()
-        relay = _Relay(lambda port: socket.create_connection(greeter.getsockname()))
+        relay = Relay(lambda port: socket.create_connection(greeter.getsockname()))
         other_program = ("import socket\n"
                          f"print(socket.create_connection(('127.0.0.1', {relay.port})).recv(5).decode())")
         assert python(other_program).communicate(timeout=30)[0].strip() == ""

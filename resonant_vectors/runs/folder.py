@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 
 from resonant_vectors.config import Settings, SettingsError
-from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns
-from resonant_vectors.runs.records import TrialRecord, trial_columns
 from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns
 from resonant_vectors.processes import process_alive, process_start_time
+from resonant_vectors.runs.records import TrialRecord, trial_columns
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -63,8 +63,9 @@ SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
 UNSTORED_JSONL = "unstored_engrams.jsonl"
+# What a run writes in its folder (a fresh start clears them, keeping others).
 RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
-             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, f"{WORKERS_DIR}/*")  # what a run writes in its folder (a fresh start clears them, keeping others)
+             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, f"{WORKERS_DIR}/*")
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
 INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")

@@ -2,7 +2,8 @@
 helper that executes Milvus (started by ``supervision.EmbeddedMilvus``, not by hand)."""
 import sys
 
-from resonant_vectors.server.supervision import EmbeddedMilvusError, main
+from resonant_vectors.server.errors import EmbeddedMilvusError
+from resonant_vectors.server.supervision import main
 
 try:
     main(sys.argv[1:])

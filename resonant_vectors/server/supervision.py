@@ -44,29 +44,47 @@ waits out, which is why a clean stop deletes them first.
 from __future__ import annotations
 
 import base64
-import ctypes
 import fcntl
 import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
-from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.processes import module_command, module_environment, process_alive, process_start_time
+from resonant_vectors.server.credential import (
+    CREDENTIAL_FILE,
+    DEFAULT_PASSWORD,
+    USER,
+    CredentialError,
+    missing_message,
+    note_password_set,
+    owner_only,
+    password_was_set,
+    read_credential,
+    refused_message,
+    refuses_login,
+    write_credential,
+)
+from resonant_vectors.server.errors import EmbeddedMilvusError
+from resonant_vectors.server.isolation import (
+    NAMESPACE_HEALTH_PORT,
+    NAMESPACE_PROXY_PORT,
+    Namespace,
+    die_with_parent,
+    exec_isolated,
+    isolation_available,
+)
+from resonant_vectors.server.relay import SERVER_LOOPBACK, Relay
 
-SERVER_LOOPBACK = "127.0.0.1"
 SERVER_MODULE = "resonant_vectors.server"  # run as python -m: the keeper, and the helper that executes Milvus
 START_TIMEOUT_S = 180          # a restart after a crash waits for stale sessions to expire
 IDLE_GRACE_S = 60.0            # keep an unused server this long, so the next command reuses it
@@ -76,8 +94,6 @@ STATE_FILE = "server.json"     # pids and port of the server running on a data f
 LOCK_FILE = "server.lock"      # serialises starting a server on one data folder (and the keeper's exit)
 USERS_FILE = "server.users"    # each program using the server holds a shared lock on it
 KEEPER_LOCK_FILE = "keeper.lock"  # held by the one keeper of a data folder while it lives
-CREDENTIAL_FILE = "credential.json"  # the folder's root password, readable by its owner only
-PASSWORD_SET_FILE = "password-set"   # not secret: root's password was set, so credential.json is never made anew
 KEEPER_LOG = "logs/keeper.log"
 KEEPER_POLL_S = 0.5            # how often the keeper looks for users and for a dead server
 CLIENT_WAIT_MARGIN_S = 15      # a program waits this much beyond the keeper's start timeout, to hear why it failed
@@ -85,19 +101,7 @@ LOGIN_RECHECK_S = 1.0          # a refused login is asked again after this befor
 OWNER_ONLY_UMASK = 0o077       # what the keeper and Milvus create in the folder is readable by its owner only
 MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many starts in a row fail
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
-PR_SET_PDEATHSIG = 1           # prctl option: signal the child when its parent dies
 ETCD_PEER_PORT = 2380          # the embedded etcd's peer port, or the next free one above the client's
-USER = "root"                  # Milvus's superuser, the one user of an embedded server
-DEFAULT_PASSWORD = "Milvus"    # root's password in a fresh Milvus, replaced at the folder's first start
-FIRST_PORT = 19530             # the host port clients use is the first free one from here
-# Inside its own namespace every server has Milvus's default ports to itself.
-NAMESPACE_PROXY_PORT = 19530
-NAMESPACE_HEALTH_PORT = 9091
-NAMESPACE_ETCD_PORT = 2379
-RELAY_BUFFER_BYTES = 1 << 18   # a search answer of k=300 fits in one read
-CLONE_NEWUSER = 0x10000000     # unshare(2) flags: a user namespace lets an unprivileged user
-CLONE_NEWNET = 0x40000000      # make a network namespace
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1  # ioctls to bring `lo` up without `ip`
 SESSION_PREFIX = b"by-dev/meta/session/"  # where Milvus 2.3 registers its components in etcd
 LOG_LIMIT_BYTES = 20 * 2 ** 20  # a log beyond this is moved to *.old when the server starts
 # Milvus starts new log files at every start (standalone-<node id>.log, and its C++ part's
@@ -111,15 +115,6 @@ BINARY_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / 
 # Without a namespace, ports are probed free and then bound by Milvus: this machine-wide lock
 # keeps another start from probing the same ones meanwhile.
 MACHINE_START_LOCK = Path(tempfile.gettempdir()) / "resonant-vectors-milvus-start.lock"
-
-
-class EmbeddedMilvusError(ResonantVectorsError, RuntimeError):
-    """The embedded Milvus server could not be started."""
-
-
-class CredentialError(EmbeddedMilvusError):
-    """The folder's credential is missing, damaged or refused by its server: no retry helps, and the
-    memory itself is intact."""
 
 
 class EmbeddedMilvus:
@@ -138,8 +133,8 @@ class EmbeddedMilvus:
         self._users_lock = None
         self._keeper: Optional[subprocess.Popen] = None
         self._warned_open = False
-        self._relay: Optional[_Relay] = None
-        self._namespace: Optional[_Namespace] = None
+        self._relay: Optional[Relay] = None
+        self._namespace: Optional[Namespace] = None
         self._keeper_lock_fd: Optional[int] = None
 
     @property
@@ -154,8 +149,8 @@ class EmbeddedMilvus:
         always take it.
         """
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if _password_was_set(self.data_dir):
-            _read_credential(self.data_dir)  # a missing or damaged one is said before anything starts
+        if password_was_set(self.data_dir):
+            read_credential(self.data_dir)  # a missing or damaged one is said before anything starts
         self._join_users()
         deadline = time.monotonic() + START_TIMEOUT_S + CLIENT_WAIT_MARGIN_S
         self._keeper = None
@@ -179,7 +174,7 @@ class EmbeddedMilvus:
     def _join_users(self) -> None:
         """Hold a shared lock on the users file until this program ends or releases it."""
         if self._users_lock is None:
-            self._users_lock = open(self.data_dir / USERS_FILE, "a", opener=_owner_only)
+            self._users_lock = open(self.data_dir / USERS_FILE, "a", opener=owner_only)
             fcntl.flock(self._users_lock, fcntl.LOCK_SH)
 
     def _notice_if_open(self, running: dict) -> None:
@@ -198,8 +193,8 @@ class EmbeddedMilvus:
         log_path = self.data_dir / KEEPER_LOG
         log_path.parent.mkdir(mode=0o700, exist_ok=True)
         _move_aside_if_large(log_path)
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock, \
-                open(log_path, "ab", opener=_owner_only) as log:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=owner_only) as keeper_lock, \
+                open(log_path, "ab", opener=owner_only) as log:
             fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._keeper = subprocess.Popen(
                 module_command(SERVER_MODULE, "keep", str(self.data_dir), str(self.idle_grace_s),
@@ -208,7 +203,7 @@ class EmbeddedMilvus:
                 pass_fds=(keeper_lock.fileno(),), umask=OWNER_ONLY_UMASK)
 
     def _keeper_alive(self) -> bool:
-        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=_owner_only) as keeper_lock:
+        with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=owner_only) as keeper_lock:
             try:
                 fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -275,7 +270,7 @@ class EmbeddedMilvus:
         """Start the server and make sure of its password, within START_TIMEOUT_S in all; only then
         are other programs let in and told the port."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        self.isolated = _isolation_available()
+        self.isolated = isolation_available()
         if not self.isolated:
             print("no user + network namespace here: the server's ports are open on all interfaces", flush=True)
         self._start_with_retries(deadline)
@@ -401,7 +396,7 @@ class EmbeddedMilvus:
             self._launch()
             self._wait_until_healthy(deadline)
         if self.isolated and self._relay is None:
-            self._relay = _Relay(self._dial)
+            self._relay = Relay(self._dial)
         self.port = self._relay.port if self.isolated else self.proxy_port
 
     def _secure(self, deadline: float) -> None:
@@ -429,19 +424,19 @@ class EmbeddedMilvus:
         password. A folder still on Milvus's default password (its first start, or its first since
         authentication came) gets a random one, written to credential.json before it is set, so a
         start that ends in between loses nothing. The marker is written once the password is set."""
-        if _password_was_set(self.data_dir) or (self.data_dir / CREDENTIAL_FILE).exists():
-            credential = _read_credential(self.data_dir)
+        if password_was_set(self.data_dir) or (self.data_dir / CREDENTIAL_FILE).exists():
+            credential = read_credential(self.data_dir)
             if not self._accepts(credential["password"]):
-                if _password_was_set(self.data_dir):
-                    raise CredentialError(_refused_message(self.data_dir))
+                if password_was_set(self.data_dir):
+                    raise CredentialError(refused_message(self.data_dir))
                 self._set_root_password(credential["password"])  # noted by a start that ended before setting it
         elif self._accepts(DEFAULT_PASSWORD):
             credential = {"user": USER, "password": secrets.token_urlsafe(24), "applied": False}
-            _write_credential(self.data_dir, credential)
+            write_credential(self.data_dir, credential)
             self._set_root_password(credential["password"])
         else:  # set by a version before the marker, whose credential.json has gone since
-            raise CredentialError(_missing_message(self.data_dir))
-        _note_password_set(self.data_dir, credential)
+            raise CredentialError(missing_message(self.data_dir))
+        note_password_set(self.data_dir, credential)
 
     def _accepts(self, password: str) -> bool:
         client = self._logged_in(password)
@@ -485,7 +480,7 @@ class EmbeddedMilvus:
             finally:
                 client.close()
         if failure is None:
-            raise CredentialError(_refused_message(self.data_dir))
+            raise CredentialError(refused_message(self.data_dir))
         raise failure
 
     def _write_state(self) -> None:
@@ -534,7 +529,7 @@ class EmbeddedMilvus:
         logs = self.data_dir / "logs"
         _prune_logs(logs)
         if self.isolated:
-            self._namespace = _Namespace()
+            self._namespace = Namespace()
             helper += ["exec-isolated", str(self._namespace.inner_fd)]
         else:
             helper += ["exec"]
@@ -605,133 +600,12 @@ class EmbeddedMilvus:
 
     @contextmanager
     def _start_lock(self) -> Iterator[None]:
-        with open(self.data_dir / LOCK_FILE, "w", opener=_owner_only) as lock:
+        with open(self.data_dir / LOCK_FILE, "w", opener=owner_only) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class _Namespace:
-    """The keeper's end of a server's network namespace: a socket pair to a tiny process inside,
-    which makes TCP sockets there and passes them back. A socket belongs to the namespace it was
-    made in, so the keeper connects it to the server's loopback from the host: one relay, in the
-    keeper, and no file or port of its own."""
-
-    def __init__(self) -> None:
-        self._channel, inner = socket.socketpair()
-        self.inner_fd = inner.detach()
-        self._lock = threading.Lock()
-
-    def handed_over(self) -> None:
-        """The namespace's process has its end now; the keeper drops its copy."""
-        os.close(self.inner_fd)
-
-    def socket(self) -> socket.socket:
-        with self._lock:
-            self._channel.sendall(b"s")
-            _, fds, _, _ = socket.recv_fds(self._channel, 1, 1)
-        if not fds:
-            raise ConnectionError("the server's namespace is gone")
-        return socket.socket(fileno=fds[0])
-
-    def close(self) -> None:
-        self._channel.close()
-
-
-class _Relay:
-    """The host's 127.0.0.1:port, relayed to the proxy inside the server's namespace.
-
-    It sits on the path of every search, so it copies with one thread per direction and large
-    reads, with Nagle off on both sides (a gRPC request is one small write). Measured with
-    ``bench/relay.py``: a search of k=300 through it took no longer than one made directly on the
-    server's loopback inside its namespace.
-    """
-
-    def __init__(self, dial: Callable[[int], socket.socket]) -> None:
-        self._dial = dial
-        # Until root's default password is replaced, only the keeper's own client is let in.
-        self.only_own_connections = True
-        self._listener = _listen_on_first_free_port(FIRST_PORT)
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self._listener.accept()
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        if self.only_own_connections and not _from_this_process(client):
-            client.close()
-            return
-        try:
-            upstream = self._dial(NAMESPACE_PROXY_PORT)
-        except OSError:  # the server is restarting: the client retries
-            client.close()
-            return
-        upstream.settimeout(None)
-        for end in (client, upstream):
-            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        towards_server = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
-        towards_server.start()
-        _pump(upstream, client)
-        towards_server.join()
-        client.close()
-        upstream.close()
-
-
-def _from_this_process(connection: socket.socket) -> bool:
-    """Whether the other end of a loopback connection is a socket of this process: its address
-    is the local address of a TCP socket whose inode is among this process's descriptors (gRPC's
-    sockets are IPv6 ones, with the IPv4-mapped address)."""
-    host, port = connection.getpeername()[:2]
-    ipv4 = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}"
-    peers = {f"{ipv4}:{port:04X}", f"0000000000000000FFFF0000{ipv4}:{port:04X}"}
-    own = set()
-    for descriptor in os.listdir("/proc/self/fd"):
-        try:
-            own.add(os.readlink(f"/proc/self/fd/{descriptor}"))
-        except OSError:  # closed meanwhile by another thread
-            continue
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] in peers and f"socket:[{fields[9]}]" in own:
-                return True
-    return False
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Copy one direction until either side ends; then end both, which ends the other direction.
-    One buffer, reused: a fresh 256 KiB bytes object per read cost more than the copy."""
-    buffer = memoryview(bytearray(RELAY_BUFFER_BYTES))
-    try:
-        while received := source.recv_into(buffer):
-            target.sendall(buffer[:received])
-    except OSError:
-        pass
-    finally:
-        for end in (source, target):
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def _listen_on_first_free_port(start: int) -> socket.socket:
-    """Bound and listening at once, so no other start can take the port meanwhile."""
-    for port in range(start, start + 1000):
-        listener = socket.socket()
-        try:
-            listener.bind((SERVER_LOOPBACK, port))
-        except OSError:
-            listener.close()
-            continue
-        listener.listen(64)
-        return listener
-    raise EmbeddedMilvusError(f"no free port on {SERVER_LOOPBACK} from {start} to {start + 999}")
 
 
 def _unpacked_binary() -> Path:
@@ -782,94 +656,6 @@ def _http(connection: socket.socket, method: str, path: str, body: bytes = b"") 
     return answer.partition(b"\r\n\r\n")[2]
 
 
-def _password_was_set(data_dir: Path) -> bool:
-    """Whether root's password on this folder was changed from Milvus's default: the marker says so,
-    or, for a folder of the version before the marker, credential.json's "applied"."""
-    if (data_dir / PASSWORD_SET_FILE).exists():
-        return True
-    try:
-        return json.loads((data_dir / CREDENTIAL_FILE).read_text()).get("applied") is True
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _note_password_set(data_dir: Path, credential: dict) -> None:
-    with open(data_dir / PASSWORD_SET_FILE, "w", opener=_owner_only) as marker:
-        marker.write(f"root's password on this folder is set; {CREDENTIAL_FILE} holds it. Without that file, "
-                     "or with another one, the server is not started (it is never made anew).\n")
-    if not credential.get("applied"):
-        _write_credential(data_dir, dict(credential, applied=True))  # what the version before the marker reads
-
-
-def _read_credential(data_dir: Path) -> dict:
-    path = data_dir / CREDENTIAL_FILE
-    try:
-        credential = json.loads(path.read_text())
-        if isinstance(credential, dict) and isinstance(credential.get("password"), str):
-            return credential
-    except FileNotFoundError:
-        if _password_was_set(data_dir):
-            raise CredentialError(_missing_message(data_dir)) from None
-        raise CredentialError(f"{path} is missing: it holds the password of the embedded server on "
-                              f"{data_dir}, made at the folder's first start. Start the server first.") from None
-    except (OSError, ValueError):
-        pass
-    raise CredentialError(f"{path} is damaged (expected JSON with the user and password of the embedded "
-                          f"server on {data_dir}). {_credential_advice(data_dir)}")
-
-
-def _missing_message(data_dir: Path) -> str:
-    return (f"{data_dir / CREDENTIAL_FILE} is missing: it holds the password this memory was secured with, "
-            f"and the embedded server is not started without it. {_credential_advice(data_dir)}")
-
-
-def _refused_message(data_dir: Path) -> str:
-    return (f"the embedded Milvus server on {data_dir} refuses the password in {data_dir / CREDENTIAL_FILE}: "
-            f"it is not the one this memory was secured with. {_credential_advice(data_dir)}")
-
-
-def _credential_advice(data_dir: Path) -> str:
-    return (f"The memory itself is intact: put the original {CREDENTIAL_FILE} back into {data_dir}, "
-            f"or, to start a new, empty memory, move {data_dir} aside.")
-
-
-def refuses_login(error: BaseException) -> bool:
-    """Whether a pymilvus error is the server refusing a user and password. Milvus 2.3's proxy answers
-    gRPC UNAUTHENTICATED; pymilvus raises that as it is on a request, and at connect as a
-    ``MilvusException`` of code 2 ("Fail connecting to server"), the same as for no server at all,
-    caused by it. (pymilvus also raises errors as their own cause: each is looked at once.)"""
-    import grpc
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
-            return True
-        seen.add(id(error))
-        error = error.__cause__
-    return False
-
-
-def raise_if_credential_refused(error: BaseException, data_dir: str | os.PathLike) -> None:
-    """Raise ``CredentialError``, naming credential.json, if ``error`` is the embedded server on
-    ``data_dir`` refusing the folder's password: no retry helps."""
-    if refuses_login(error):
-        raise CredentialError(_refused_message(Path(data_dir).resolve())) from None
-
-
-def _write_credential(data_dir: Path, credential: dict) -> None:
-    """Owner-only from the moment it exists (0600), replaced atomically."""
-    temporary = data_dir / f"{CREDENTIAL_FILE}.{os.getpid()}"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump(credential, file)
-    os.replace(temporary, data_dir / CREDENTIAL_FILE)
-
-
-def _owner_only(path: str, flags: int) -> int:
-    """An ``opener`` for ``open``: a file it creates is readable by its owner only."""
-    return os.open(path, flags, 0o600)
-
-
 def _make_owner_only(data_dir: Path) -> None:
     """Take group's and others' access away from the folder and everything in it (the versions
     before this one left directories 0755 and files 0644); links have no modes of their own."""
@@ -904,62 +690,6 @@ def _last_line(path: Path) -> str:
 
 
 # --- a private network namespace (Linux), made without the `ip` or `unshare` commands ---
-def _isolation_available() -> bool:
-    """Whether this process may make a user + network namespace (tried in a forked child)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    child = os.fork()
-    if child == 0:
-        try:
-            _enter_private_network()
-        except OSError:
-            os._exit(1)
-        os._exit(0)
-    return os.waitpid(child, 0)[1] == 0
-
-
-def _enter_private_network() -> None:
-    """Move this (single-threaded) process into new user and network namespaces, keeping its own
-    uid and gid, and bring the namespace's only interface, loopback, up."""
-    uid, gid = os.getuid(), os.getgid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"unshare(CLONE_NEWUSER | CLONE_NEWNET): {os.strerror(errno)}")
-    Path("/proc/self/setgroups").write_text("deny")
-    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
-        request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(control, SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(control, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
-
-
-def _die_with_parent() -> None:
-    """The kernel kills this process (and what it executes) when its parent dies."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _exec_isolated(channel_fd: int, command: list) -> None:
-    """Enter a private namespace; fork the socket maker for the keeper; become Milvus."""
-    _enter_private_network()
-    parent = os.getpid()
-    if os.fork() == 0:
-        _die_with_parent()  # dies with Milvus, its parent from the exec on
-        if os.getppid() == parent:
-            _make_sockets(socket.socket(fileno=channel_fd))
-        os._exit(0)
-    os.close(channel_fd)
-    _die_with_parent()
-    os.execv(command[0], command)
-
-
-def _make_sockets(channel: socket.socket) -> None:
-    """Inside the namespace: one unconnected TCP socket per byte the keeper sends."""
-    while channel.recv(1):
-        with socket.socket() as made:
-            socket.send_fds(channel, [b"s"], [made.fileno()])
 
 
 _servers: dict = {}
@@ -978,7 +708,7 @@ def embedded_server_uri(data_dir: str | os.PathLike, idle_grace_s: float = IDLE_
 
 def embedded_server_token(data_dir: str | os.PathLike) -> str:
     """The ``user:password`` token of the embedded server on ``data_dir`` (made at its first start)."""
-    return f"{USER}:{_read_credential(Path(data_dir).resolve())['password']}"
+    return f"{USER}:{read_credential(Path(data_dir).resolve())['password']}"
 
 
 def release_embedded_server(data_dir: str | os.PathLike) -> None:
@@ -993,9 +723,9 @@ def main(arguments: list) -> None:
     if len(arguments) == 4 and arguments[0] == "keep":
         EmbeddedMilvus(arguments[1], float(arguments[2])).keep(int(arguments[3]))
     elif len(arguments) >= 3 and arguments[0] == "exec-isolated":
-        _exec_isolated(int(arguments[1]), arguments[2:])
+        exec_isolated(int(arguments[1]), arguments[2:])
     elif len(arguments) >= 2 and arguments[0] == "exec":
-        _die_with_parent()
+        die_with_parent()
         os.execv(arguments[1], arguments[1:])
     else:
         sys.exit("usage: python -m resonant_vectors.server keep DATA_DIR IDLE_GRACE_S LOCK_FD  (started by the store, "

@@ -41,12 +41,8 @@ from resonant_vectors.memory.seam import (
     NeighbourTable,
     NotStoredError,
 )
-from resonant_vectors.server.supervision import (
-    embedded_server_token,
-    embedded_server_uri,
-    raise_if_credential_refused,
-    release_embedded_server,
-)
+from resonant_vectors.server.credential import raise_if_credential_refused
+from resonant_vectors.server.supervision import embedded_server_token, embedded_server_uri, release_embedded_server
 
 FIELDS = {**COLUMNS, **STAMP_COLUMNS}      # the collection's fields, in order
 FIELD_KINDS = {name: getattr(DataType, field["kind"]) for name, field in FIELDS.items()}
