@@ -17,6 +17,7 @@ from resonant_vectors.config import Settings, SettingsError
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.runs.folder import RunFolder, RunFolderError, compare, summarise
+from resonant_vectors.runs.records import TrialRecord
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -282,3 +283,16 @@ def test_settings_py_decides_a_resume_and_a_read_only_start_as_the_flags_do(tmp_
     assert read_only.read_only and read_only.population_size == 1
     with pytest.raises(SettingsError, match="READ_ONLY with --join"):
         main.training_settings(vars(main.parse_arguments([*flags, "--join"])))
+
+
+def test_a_trial_recovered_from_its_engrams_reads_back_with_its_unknown_figures(tmp_path):
+    """A worker killed between storing a trial's engrams and writing its row: the row made from the
+    engrams knows neither the aim nor the noise, and the run folder reads it back as it is."""
+    folder = RunFolder(tmp_path / "recovered")
+    folder.path.mkdir()
+    folder.append([TrialRecord(trial=3, worker=1, lander=-1, reward=-120.0, length=80, solved=False, end="recovered",
+                               success=-0.4, mean_success=float("nan"), engrams=-1, neighbour_distance=float("nan"),
+                               noise=float("nan"), epsilon=float("nan"), wall_time=2.0)], worker=1)
+    [row] = folder.trials().to_dict("records")
+    assert (row["trial"], row["end"], row["reward"]) == (3, "recovered", -120.0)
+    assert np.isnan(row["mean_success"]) and np.isnan(row["noise"])

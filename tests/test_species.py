@@ -98,7 +98,7 @@ def test_a_killed_worker_loses_only_its_trials_in_flight_and_keep_resumes_the_sp
     victim = json.loads((folder.path / "workers" / "w1.json").read_text())["pid"]
     os.kill(victim, signal.SIGKILL)
     _, errors = species.communicate(timeout=300)
-    assert species.returncode == 1 and "worker 1" in errors and "SIGKILL" in errors
+    assert species.returncode == 1 and "worker 1" in errors and "SIGKILL" in errors, errors
     trials = folder.trials()
     assert 6 <= len(trials) < 40 and (trials["worker"] == 0).sum() == 20  # the other worker finished its share
     memory_and_folder_agree(settings, collection_name, folder)

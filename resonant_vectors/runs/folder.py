@@ -70,6 +70,10 @@ SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
 INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")
 NUMBER_COLUMNS = ("reward", "success", "mean_success", "neighbour_distance", "noise", "wall_time")
+# Figures a row may leave unknown (NaN, written as an empty cell): a trial without neighbours has no
+# distance, and one recorded from its engrams after its worker was killed (end "recovered") knows
+# neither its aim nor its noise. Empty there is not damage.
+MAY_BE_UNKNOWN = ("neighbour_distance", "mean_success", "noise")
 REQUIRED_COLUMNS = ("trial", "reward", "length", "success", "engrams", "wall_time")
 OLD_COLUMN_NAMES = {"landed": "solved"}  # trials.csv of earlier versions said "landed" for LunarLander's 200
 
@@ -438,7 +442,7 @@ def _checked_values(frame: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
         if name not in frame.columns:
             continue
         numbers = pd.to_numeric(frame[name], errors="coerce")
-        bad = numbers.isna() & frame[name].notna() if name == "neighbour_distance" else numbers.isna()
+        bad = numbers.isna() & frame[name].notna() if name in MAY_BE_UNKNOWN else numbers.isna()
         if name in INTEGER_COLUMNS:
             bad |= numbers.notna() & (numbers != numbers.round())
         if bad.any():
