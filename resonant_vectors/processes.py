@@ -6,6 +6,7 @@ has one, and the kernel gives a dead process's pid to a new one. The start time 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -52,3 +53,14 @@ def module_environment(environment: Optional[Mapping[str, str]] = None) -> Dict[
     environment = dict(os.environ if environment is None else environment)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), environment.get("PYTHONPATH", "")]))
     return environment
+
+
+def locked_by_another(handle) -> bool:
+    """Whether another process holds a lock (shared or exclusive) on this open file: the kernel frees
+    a dead process's locks, so a held lock means a live holder. Takes nothing if free."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

@@ -14,6 +14,7 @@ from typing import Dict
 
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.processes import locked_by_another
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "resonant-vectors-locks"  # one lock file per trained collection
 
@@ -62,12 +63,7 @@ class CollectionClaim:
         if path in cls.held or not path.exists():
             return path in cls.held
         with open(path) as probe:
-            try:
-                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(probe, fcntl.LOCK_UN)
-        return False
+            return locked_by_another(probe)
 
     def _locked(self, instance_name: str) -> "CollectionClaim":
         try:

@@ -59,7 +59,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from resonant_vectors.processes import module_command, module_environment, process_alive, process_start_time
+from resonant_vectors.processes import locked_by_another, module_command, module_environment, process_alive, process_start_time
 from resonant_vectors.server.credential import (
     CREDENTIAL_FILE,
     DEFAULT_PASSWORD,
@@ -204,12 +204,7 @@ class EmbeddedMilvus:
 
     def _keeper_alive(self) -> bool:
         with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=owner_only) as keeper_lock:
-            try:
-                fcntl.flock(keeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(keeper_lock, fcntl.LOCK_UN)
-        return False
+            return locked_by_another(keeper_lock)
 
     def _wait_until_served(self, deadline: float) -> Optional[dict]:
         """The running server once its keeper has it up; None if another program's keeper ended
@@ -330,12 +325,7 @@ class EmbeddedMilvus:
 
     def _unused(self) -> bool:
         with open(self.data_dir / USERS_FILE, "a") as users:
-            try:
-                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(users, fcntl.LOCK_UN)
-            return True
+            return not locked_by_another(users)
 
     def _restart(self) -> bool:
         """Start the dead server again (behind the same port); True once it is healthy."""
