@@ -109,6 +109,8 @@ SEED = 0                         # seeds the environment and the brain's noise; 
 DISPLAY = True                   # render the lander in a window (falls back to none without a display)
 READ_ONLY = False                # decide from memory but store nothing
 DROP_COLLECTION = True           # drop the instance's collection when a Trainer starts
+KEPT_RUNS = 5                    # earlier runs a fresh start keeps, each with its memory, as instances
+                                 # <instance>_<n> (the start past it removes the oldest); 0: drop, as the seed
 
 # --- LunarLander's own arguments (None: its defaults; refused on another environment) ---
 GRAVITY = None                   # between -12 and 0 (None: -10)

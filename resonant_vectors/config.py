@@ -69,6 +69,19 @@ def presets() -> dict:
     return getattr(user_settings(), PRESETS_NAME, {})
 
 
+def _located(message: str, module: ModuleType, names: set) -> str:
+    """A settings error's message with each setting that ``module`` set named with its file and line:
+    ``NOISE (settings.py, line 12):``, so that a value of the file is not taken for a flag's."""
+    path = getattr(module, "__file__", None)
+    source = Path(path).read_text().splitlines() if path else []
+    for name in sorted(names, key=len, reverse=True):
+        line = next((number for number, text in enumerate(source, 1)
+                     if re.match(rf"{name.upper()}\s*=", text)), None)
+        if line is not None:
+            message = re.sub(rf"(?<![A-Z_]){name.upper()}:", f"{name.upper()} ({Path(path).name}, line {line}):", message)
+    return message
+
+
 def _preset_values(presets: dict, preset: str, names: set) -> dict:
     """The values the named preset sets (lowercase names); none for the empty preset."""
     if preset in ("", None):
@@ -133,6 +146,7 @@ class Settings:
     display: bool
     read_only: bool
     drop_collection: bool
+    kept_runs: int
     gravity: Optional[float]
     enable_wind: Optional[bool]
     wind_power: Optional[float]
@@ -169,9 +183,14 @@ class Settings:
                 f"expected only names from: {', '.join(sorted(n.upper() for n in cls.field_names()))}. "
                 "Fix the spelling or remove the line.")
         preset = overrides.get("preset", values.get("preset", ""))
-        values.update(_preset_values(getattr(module, PRESETS_NAME, {}), preset, cls.field_names()))
+        preset_values = _preset_values(getattr(module, PRESETS_NAME, {}), preset, cls.field_names())
+        values.update(preset_values)
         values.update(overrides)
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except SettingsError as error:
+            from_file = set(values) - set(preset_values) - set(overrides)
+            raise SettingsError(_located(str(error), module, from_file)) from None
 
     @classmethod
     def from_dict(cls, values: dict) -> "Settings":
@@ -386,6 +405,8 @@ def _problems(s: Settings) -> list:
          f"MILVUS_IDLE_GRACE: expected a finite number of seconds >= 0, got {s.milvus_idle_grace!r}"),
         (_is_number(s.milvus_retry_timeout) and s.milvus_retry_timeout > 0,
          f"MILVUS_RETRY_TIMEOUT: expected a finite number of seconds > 0, got {s.milvus_retry_timeout!r}"),
+        (_is_int(s.kept_runs) and s.kept_runs >= 0,
+         f"KEPT_RUNS: expected a whole number >= 0 (0: a fresh start drops the earlier memory), got {s.kept_runs!r}"),
         (_is_int(s.index_nlist) and 1 <= s.index_nlist <= 65536,
          f"INDEX_NLIST: expected a whole number from 1 to 65536, got {s.index_nlist!r}"),
         (_is_int(s.search_nprobe) and 1 <= s.search_nprobe <= 65536,

@@ -121,8 +121,23 @@ def test_hello_milvus_with_a_bad_settings_py_says_what_is_wrong_in_one_message(t
     settings_py.write_text(settings_py.read_text().replace("\nNOISE = 0.1", "\nNOISE = -0.1"))
     result = run(["hello_milvus.py"], copy)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: invalid settings:") and "NOISE: expected a finite number >= 0" in result.stderr
+    assert result.stderr.startswith("error: invalid settings:")
+    assert "NOISE (settings.py, line " in result.stderr and "): expected a finite number >= 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_value_in_settings_py_is_named_with_its_line_never_blamed_on_a_flag(tmp_path):
+    copy = project_copy(tmp_path)
+    settings_py = copy / "settings.py"
+    lines = settings_py.read_text().splitlines()
+    line = next(number for number, text in enumerate(lines, 1) if text.startswith("NOISE_DECAY_TRIALS ="))
+    lines[line - 1] = "NOISE_DECAY_TRIALS = -5"
+    settings_py.write_text("\n".join(lines) + "\n")
+    result = run(["main.py", "--trials", "3", "--no-display"], copy, MILVUS_DATA_DIR=str(tmp_path / "unused"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"NOISE_DECAY_TRIALS (settings.py, line {line}): expected a whole number >= 1, got -5" in result.stderr
+    assert "--trials" not in result.stderr  # TRIALS was typed; NOISE_DECAY_TRIALS only ends with its name
+    assert not (tmp_path / "unused").exists()
 
 
 @pytest.mark.parametrize("arguments", [["gym/lander.py"], ["main.py", "watch"]], ids=["lander_py", "main_watch"])

@@ -51,9 +51,9 @@ def a_fresh_start_where_milvus_dies_in(step: str, name: str, settings, folder: R
 
     original = getattr(EngramCollection, step)
 
-    def milvus_dies_there(collection):
+    def milvus_dies_there(collection, *arguments):
         kill_server_and_keeper(settings)
-        return original(collection)
+        return original(collection, *arguments)
 
     monkeypatch.setattr(EngramCollection, step, milvus_dies_there)
     with pytest.raises(MilvusUnavailableError, match="did not answer for 3 s"):
@@ -193,7 +193,7 @@ def test_bad_flags_stop_training_before_it_touches_the_memory_and_name_the_flags
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_memory(
+def test_a_fresh_start_whose_setting_aside_fails_puts_the_run_folder_back_and_keeps_the_memory(
         own_server_settings, tmp_path, monkeypatch):
     from resonant_vectors.memory.store import EngramStore
 
@@ -202,25 +202,29 @@ def test_a_fresh_start_whose_drop_fails_puts_the_run_folder_back_and_keeps_the_m
     with Trainer("undropped", settings=settings, quiet=True, run_folder=folder) as trainer:
         trainer.train(2)
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
-    a_fresh_start_where_milvus_dies_in("drop_counting", "undropped", settings, folder, monkeypatch)
+    a_fresh_start_where_milvus_dies_in("set_aside_as", "undropped", settings, folder, monkeypatch)
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
     store = EngramStore("undropped", settings=settings)  # starts the server again on the crashed folder
     assert store.get_count() == stored_lengths(folder)
     store.close()
 
 
-def test_a_fresh_start_that_fails_after_the_drop_keeps_the_new_run_folder(own_server_settings, tmp_path, monkeypatch):
+def test_a_fresh_start_that_fails_after_setting_the_memory_aside_keeps_the_new_run_folder(
+        own_server_settings, tmp_path, monkeypatch):
     from resonant_vectors.memory.store import EngramStore
 
     settings = own_server_settings.replace(population_size=1, max_trial_length=30)
     folder = RunFolder(tmp_path / "redropped")
     with Trainer("redropped", settings=settings, quiet=True, run_folder=folder) as trainer:
         trainer.train(2)
-    earlier = folder.trials()
-    # the memory is gone; the new collection cannot be made
+    earlier, engrams = folder.trials(), stored_lengths(folder)
+    # the memory is kept aside as redropped_1; the new collection cannot be made
     a_fresh_start_where_milvus_dies_in("_create", "redropped", settings, folder, monkeypatch)
     assert len(folder.trials()) == 0  # the run folder says what the memory is now: a fresh start
-    assert RunFolder(folder.path.with_name("redropped.1")).trials().equals(earlier)  # the earlier run, kept aside
+    assert RunFolder(folder.path.with_name("redropped_1")).trials().equals(earlier)  # the earlier run, kept aside
     store = EngramStore("redropped", settings=settings)  # starts the server again; the memory is empty
     assert store.get_count() == 0
     store.close()
+    kept = EngramStore("redropped_1", settings=settings)  # with its memory, every engram of it
+    assert kept.get_count() == engrams
+    kept.close()

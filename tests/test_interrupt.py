@@ -36,7 +36,7 @@ def test_an_interrupted_run_keeps_its_finished_trials(settings, collection_name,
     _, errors = trainer.communicate(timeout=60)
     assert trainer.returncode == 130, errors
     trials = folder.trials()
-    assert "interrupted (SIG" in errors and f"({len(trials)} in {folder.path}/trials.csv)" in errors
+    assert "interrupted (SIG" in errors and f"({len(trials)} in all in {folder.path}/: trials.csv)" in errors
     assert f"--keep resumes: python main.py --instance {collection_name} --keep --runs-dir {tmp_path}" in errors
     assert 3 <= len(trials) < 500
     assert EngramStore(collection_name, settings=settings).get_count() == trials["length"].sum()

@@ -119,16 +119,17 @@ def test_training_prints_the_steps_per_second_it_saves(settings, collection_name
     assert f"; {saved:.1f} steps/s" in capsys.readouterr().out
 
 
-def test_starting_afresh_moves_the_earlier_run_aside_and_says_what_it_drops(trained_run, settings,
-                                                                          collection_name, capsys):
+def test_starting_afresh_keeps_the_earlier_run_with_its_memory_and_says_where(trained_run, settings,
+                                                                            collection_name, capsys):
     first, folder = trained_run
     first.close()
     engrams = first.store.get_count()
-    Trainer(collection_name, settings=settings, quiet=True, run_folder=folder).train(1)
+    with Trainer(collection_name, settings=settings, quiet=True, run_folder=folder) as second:
+        second.train(1)
     assert list(folder.trials()["trial"]) == [0]
-    kept = folder.path.with_name(folder.path.name + ".1")
+    kept = folder.path.with_name(f"{folder.path.name}_1")
     assert list(RunFolder(kept).trials()["trial"]) == [0, 1, 2, 3]
-    assert f"dropped its {engrams} engrams; its earlier run is kept in {kept}/" in capsys.readouterr().err
+    assert f"its {engrams} engrams are kept as the instance {kept.name}" in capsys.readouterr().err
 
 
 def test_evaluation_is_read_only_and_its_figures_are_its_episodes(kept_run):

@@ -9,18 +9,21 @@
     python main.py evaluate --instance quick --episodes 100
     python main.py watch --instance quick --gif runs/quick/flight.gif
     python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
+    python main.py drop --instance quick_1             # delete a memory for good (it says what it drops)
     python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
 trials.csv (a row per trial, as they finish; a species' worker k in trials-w<k>.csv), summary.json
-and learning_curve.png; training afresh moves an earlier run with trials aside to
-runs/<instance>.1/. Flags override the setting of the same name in settings.py for this run only;
-`python main.py COMMAND --help` lists each command's flags.
+and learning_curve.png. Training afresh keeps the earlier run, its memory and its folder, as the
+instance <instance>_1 (KEPT_RUNS of them; `drop` deletes one for good). Flags override the
+setting of the same name in settings.py for this run only; `python main.py COMMAND --help` lists
+each command's flags.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from pathlib import Path
@@ -32,10 +35,13 @@ from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.interrupts import TrainingInterrupted
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.loop.watching import fly
-from resonant_vectors.runs.folder import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, TRIALS_CSV, RunFolder, compare
+from resonant_vectors.memory.lifecycle import InstanceMemory
+from resonant_vectors.memory.store import MemoryNotFoundError
+from resonant_vectors.runs.folder import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON, RunFolder, compare
+from resonant_vectors.runs.starts import drop_for_good
 from resonant_vectors.species import training as species
 
-COMMANDS = ("train", "evaluate", "watch", "compare", "instinct")
+COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "drop")
 # Where the memory is: settings.py's and the environment's now, never a run folder's.
 # What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
 START_SETTINGS = ("instance_name", "drop_collection", "read_only")
@@ -66,7 +72,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
     train = commands.add_parser("train", help="train (the default when no command is given)")
     add_memory_flags(train)
-    train.add_argument("--trials", type=whole_number(0), help="trials to run (TRIALS, default 1000)")
+    train.add_argument("--trials", type=whole_number(1), help="trials to run (TRIALS, default 1000)")
     train.add_argument("--keep", dest="drop_collection", action="store_false", default=None,
                        help="resume: keep the instance's memory and run folder (DROP_COLLECTION=False)")
     train.add_argument("--population", dest="population_size", type=int,
@@ -101,6 +107,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
     add_instinct_flags(instinct)
+    drop = commands.add_parser("drop", help="delete an instance's memory for good (its run folder stays)")
+    drop.add_argument("--instance", dest="instance_name", required=True, help="the instance whose memory to delete")
+    drop.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
     arguments = parser.parse_args(argv)
     arguments.flags = {action.dest: action.option_strings[0] for action in commands.choices[arguments.command]._actions
                        if action.option_strings}
@@ -115,7 +124,10 @@ def settings_from(arguments: dict) -> Settings:
 
 
 def run_train(arguments: dict) -> int:
+    refuse_flags_that_cannot_apply(arguments)
     settings = training_settings(arguments)
+    if arguments["drop_collection"] is False and not arguments["join"]:
+        refuse_to_resume_nothing(settings, Path(arguments["runs_dir"]))
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
     if arguments["join"] or settings.workers > 1:
         return run_species(settings, arguments)
@@ -128,6 +140,38 @@ def run_train(arguments: dict) -> int:
     print(final_line(trainer, mean_reward))
     if folder is not None:
         print(f"saved in {folder.path}/")
+    return 0
+
+
+def refuse_flags_that_cannot_apply(arguments: dict) -> None:
+    """A flag typed that would be ignored is an error naming it and why."""
+    if arguments["join"] and arguments.get("workers") is not None:
+        raise SettingsError(f"--workers {arguments['workers']} with --join: a joiner is one more worker of a species "
+                            "in training (its command started the species' workers); expected one of them. Run "
+                            "--join once per worker to add, each in its own terminal.")
+
+
+def refuse_to_resume_nothing(settings: Settings, runs_dir: Path) -> None:
+    """``--keep`` on an instance with neither a memory nor trials: an error listing the instances,
+    rather than a quiet fresh start."""
+    folder = RunFolder.for_instance(settings.instance_name, runs_dir)
+    if folder.has_trials():
+        return
+    memory = InstanceMemory(settings)
+    try:
+        exists, instances = memory.exists, memory.instance_names()
+    finally:
+        memory.close()
+    if not exists:
+        raise MemoryNotFoundError(
+            f"--keep: no memory named {settings.instance_name!r} to resume, and no trials in {folder.path}/. "
+            f"Instances there: {', '.join(instances) or 'none yet'}. Check --instance, or train it afresh "
+            f"(without --keep): python main.py --instance {settings.instance_name}")
+
+
+def run_drop(arguments: dict) -> int:
+    settings = Settings.from_module(instance_name=arguments["instance_name"])
+    print(drop_for_good(settings, Path(arguments["runs_dir"])))
     return 0
 
 
@@ -219,8 +263,9 @@ def what_was_saved(trainer, folder: RunFolder | None) -> str:
     if folder is None:
         return f"{len(trainer.metrics)} trials flown read-only; nothing was stored."
     runs_dir = "" if folder.path.parent == RUNS_DIR else f" --runs-dir {folder.path.parent}"
-    return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in "
-            f"{folder.path / TRIALS_CSV}) with their engrams; --keep resumes: "
+    files = ", ".join(path.name for path in folder.trial_files())
+    return (f"{len(trainer.metrics)} finished trials of this run are saved ({len(folder.trials())} in all in "
+            f"{folder.path}/: {files}) with their engrams; --keep resumes: "
             f"python main.py --instance {trainer.settings.instance_name} --keep{runs_dir}")
 
 
@@ -288,7 +333,7 @@ def main(argv=None) -> int:
     arguments = vars(parse_arguments(argv))
     flags = arguments.pop("flags")
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
-               "instinct": run_instinct}
+               "instinct": run_instinct, "drop": run_drop}
     try:
         return command[arguments.pop("command")](arguments)
     except ResonantVectorsError as error:
@@ -305,7 +350,7 @@ def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
     if isinstance(error, SettingsError):
         for name, flag in flags.items():
             if arguments.get(name) is not None:
-                message = message.replace(f"{name.upper()}:", f"{name.upper()} ({flag}):")
+                message = re.sub(rf"(?<![A-Z_]){name.upper()}:", f"{name.upper()} ({flag}):", message)
     return message
 
 

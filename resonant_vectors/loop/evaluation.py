@@ -18,9 +18,8 @@ from resonant_vectors.config import Settings
 from resonant_vectors.environments.profiles import make_population
 from resonant_vectors.loop.callbacks import FollowLander, ProgressReport, StopOnSignal
 from resonant_vectors.loop.population import PopulationLoop, TrialCallback
-from resonant_vectors.memory.milvus.collection import release_unused_server
+from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.seam import Memory
-from resonant_vectors.memory.store import read_memory
 from resonant_vectors.runs.records import TrialRecord
 
 EVALUATION_SEED = 1_000_000    # evaluation episodes use seeds no training trial (SEED + n) reaches soon
@@ -35,15 +34,11 @@ def fly_read_only(settings: Settings, trials: int, memory: Optional[Memory] = No
     :param memory: the memory to read; by default the settings' instance in Milvus.
     :raises MemoryNotFoundError: no memory has the instance's name (nothing is created).
     """
-    try:
-        store = read_memory(settings) if memory is None else None
-    except BaseException:
-        release_unused_server(settings)
-        raise
+    instance = InstanceMemory.to_read(settings) if memory is None else None
     envs = None
     try:
         envs = make_population(settings, settings.population_size, render_mode)
-        memory = memory or store.memory
+        memory = memory or instance.store.memory
         brain = EngramBrain.from_settings(settings, memory, np.random.default_rng(settings.seed))
         loop = PopulationLoop(envs, Policy(brain, settings), settings, settings.seed,
                               callbacks=[StopOnSignal(), *callbacks], engrams=memory.count())
@@ -51,8 +46,8 @@ def fly_read_only(settings: Settings, trials: int, memory: Optional[Memory] = No
     finally:
         if envs is not None:
             envs.close()
-        if store is not None:
-            store.close()
+        if instance is not None:
+            instance.close()
 
 
 def evaluate(settings: Settings, episodes: int = 100, first_seed: int = EVALUATION_SEED, progress: bool = False,

@@ -1,9 +1,8 @@
 """``Trainer``: Gymnasium trials that teach an ``EngramBrain`` by leaving engrams in its memory."""
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import gymnasium
 import numpy as np
@@ -27,18 +26,12 @@ from resonant_vectors.loop.callbacks import (
 )
 from resonant_vectors.loop.population import PopulationLoop, remembering
 from resonant_vectors.memory.claims import CollectionClaim
-from resonant_vectors.memory.ledger import refuse_if_trained_elsewhere
-from resonant_vectors.memory.milvus.collection import (
-    EngramCollection,
-    EngramsNotStoredError,
-    MilvusUnavailableError,
-    release_unused_server,
-)
+from resonant_vectors.memory.lifecycle import InstanceMemory
+from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, MilvusUnavailableError, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
-from resonant_vectors.memory.store import EngramStore, consistency_for, read_memory
 from resonant_vectors.runs.folder import RunFolder, Start
 from resonant_vectors.runs.records import TrialRecord, trial_columns
-from resonant_vectors.runs.recovery import unrecorded_trials
+from resonant_vectors.runs.starts import open_for_training
 
 if TYPE_CHECKING:
     from resonant_vectors.memory.ledger import SpeciesWorker
@@ -93,14 +86,16 @@ class Trainer:
     **Resume.** Keeping the collection (``clear_collection=False``) keeps the memory; with a run
     folder, training continues where it stopped: trial numbers go on after the last trial saved
     there, the success window and best come back from its ``trials.csv``, and ``wall_time`` goes on
-    counting. Starting afresh on a run folder that has trials moves them aside (``runs/<name>.1/``)
-    and says so, with the number of engrams dropped.
+    counting. Starting afresh on a run folder keeps the run before it, memory and folder, as the
+    instance ``<name>_1`` (``runs.starts``; ``KEPT_RUNS`` of them) and says so; an explicit
+    ``clear_collection=True``, or no run folder, drops the memory, as the seed did.
 
     **Closing.** ``close()`` (or leaving ``with Trainer(...) as trainer:``) seals the engrams,
     closes the environments and frees the collection for another Trainer.
 
     :param instance_name: names the run and its collection (``INSTANCE_NAME``).
-    :param clear_collection: start from an empty memory (``DROP_COLLECTION``).
+    :param clear_collection: start from an empty memory (``DROP_COLLECTION``); ``True``, typed, drops
+        the earlier memory for good (the seed's meaning), where a run folder would otherwise keep it.
     :param settings: the run's settings; ``settings.py`` by default.
     :param quiet: print nothing per trial and show no progress bar.
     :param run_folder: where to save the run (see ``runs.folder``); nothing is saved without one (nor
@@ -126,6 +121,7 @@ class Trainer:
             **{k: v for k, v in (("instance_name", instance_name), ("drop_collection", clear_collection))
                if v is not None})
         self.settings = settings
+        self._drop_earlier = clear_collection is True  # asked by name: the seed's clear_collection=True
         self.quiet = quiet
         self.on_step = on_step
         self.run_folder = None if settings.read_only else run_folder
@@ -163,26 +159,27 @@ class Trainer:
             float(start.earlier["wall_time"].max()) if len(start.earlier) else 0.0
         self.next_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
         if self.run_folder is not None:
-            self.run_folder.worker_started(self.worker, self.store.collection.writer)
+            self.run_folder.worker_started(self.worker, self.memory.writer)
 
     def _open_store(self) -> Start:
-        """Open the collection: a reader only an existing one, a species' worker the species' one, a
-        fresh start after checking every other thing, then emptying it. Returns what the run
-        folder knew."""
+        """Open the memory (``memory.lifecycle.InstanceMemory``): a reader only an existing one, a
+        species' worker the species' one, a training as ``runs.starts.open_for_training`` says.
+        Returns what the run folder knew."""
         settings = self.settings
         if settings.read_only or self.species is not None:
-            self.store = read_memory(settings)
-            earlier = self.run_folder.trials() if self.run_folder is not None and self.run_folder.path.is_dir() \
-                else pd.DataFrame(columns=trial_columns())
-            return Start(earlier, EngramColumns.empty(settings.resonator_size))
-        self.store, start = open_for_training(settings, self.run_folder)
+            self.memory = InstanceMemory.to_read(settings)
+            start = Start(self.run_folder.trials() if self.run_folder is not None and self.run_folder.path.is_dir()
+                          else pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
+        else:
+            self.memory, start = open_for_training(settings, self.run_folder, drop=self._drop_earlier)
+        self.store = self.memory.store
         return start
 
     def _abandon(self) -> None:
         if hasattr(self, "envs"):
             self.envs.close()
-        if hasattr(self, "store"):
-            self.store.close()
+        if hasattr(self, "memory"):
+            self.memory.close()
         else:
             release_unused_server(self.settings)  # connecting made this process a user of the server
         self._release_claim()
@@ -303,69 +300,15 @@ class Trainer:
         store (the last closed store of a process gives up its share of the embedded server)."""
         try:
             if not self.settings.read_only and not self._milvus_failed:
-                self.store.flush()
+                self.memory.flush()
         finally:
             self.envs.close()
             if self.run_folder is not None and not self._milvus_failed:
                 self.run_folder.worker_ended(self.worker)
             self._release_claim()
-            self.store.close()
+            self.memory.close()
 
     def _release_claim(self) -> None:
         if self._claim is not None:
             self._claim.release()
             self._claim = None
-
-
-def open_for_training(settings: Settings, run_folder: Optional[RunFolder],
-                      search_backend: Optional[str] = None) -> Tuple[EngramStore, Start]:
-    """Open the instance's memory to train it, and its run folder: everything that can fail is
-    checked first (an existing collection's schema; the folder can be written, a resume's rows
-    read). A fresh start's drop is the one step the run folder's preparation is undone for; once
-    the memory is dropped the new run folder stands, whatever fails after. A resume records the
-    trials a killed worker stored but did not write down (``species.unrecorded_trials``) with its
-    settings, once it opened. Says what it dropped and kept.
-
-    :param search_backend: who will search the store (``SEARCH_BACKEND`` by default; a species'
-        command, which searches nothing, opens it without a replica).
-    :raises CollectionInUseError: a species trains the instance elsewhere (its ledger says so).
-    """
-    collection = EngramCollection(settings.instance_name, settings)  # a mismatched one is refused here
-    refuse_if_trained_elsewhere(settings, client=collection.client)
-    afresh = settings.drop_collection
-    opening = {"settings": settings, "collection": collection, "consistency": consistency_for(settings),
-               "search_backend": search_backend}
-    dropped = 0
-    if run_folder is None:
-        store = EngramStore(settings.instance_name, reset=afresh, **opening)
-        start = Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
-    elif afresh:
-        with run_folder.starting(settings, True) as start:
-            dropped = collection.drop_counting()
-        store = EngramStore(settings.instance_name, **opening)  # an empty collection, made now
-    else:
-        recovered = unrecorded_trials(run_folder, collection, settings) if collection.exists else {}
-        store = None
-        try:
-            with run_folder.starting(settings, False, recovered) as start:
-                store = EngramStore(settings.instance_name, **opening)
-        except BaseException:
-            if store is not None:  # the folder could not note the resume: the store is given back
-                store.close()
-            raise
-        if any(recovered.values()):
-            print(f"{settings.instance_name}: recorded the trials a stopped worker had stored but not written "
-                  "down (end: recovered).", file=sys.stderr)
-    _say_how_it_started(settings, dropped or store.engrams_dropped, start)
-    return store, start
-
-
-def _say_how_it_started(settings: Settings, dropped: int, start: Start) -> None:
-    name = settings.instance_name
-    if start.moved_to is not None or dropped:
-        kept = f"; its earlier run is kept in {start.moved_to}/" if start.moved_to is not None else ""
-        print(f"{name}: starting afresh, dropped its {dropped} engrams{kept} (--keep resumes instead).",
-              file=sys.stderr)
-    if start.credit_changes:
-        print(f"{name}: this resume changes the credit rule ({'; '.join(start.credit_changes)}): "
-              "engrams stored before and after it are credited differently.", file=sys.stderr)

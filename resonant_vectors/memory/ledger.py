@@ -64,9 +64,13 @@ class SpeciesLedger:
 
     def start_afresh(self) -> None:
         """Drop the ledger (a fresh start of the instance numbers its trials from 0 again) and create it."""
+        self.drop()
+        self.create()
+
+    def drop(self) -> None:
+        """Delete the ledger, if there is one (with the memory it coordinates, for good)."""
         if self.exists():
             self._request("dropping the species ledger", lambda: self.client.drop_collection(self.name))
-        self.create()
 
     def create(self) -> None:
         """Create the ledger if there is none."""

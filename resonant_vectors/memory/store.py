@@ -217,24 +217,6 @@ class MemoryNotFoundError(EngramError):
     nothing was created."""
 
 
-def read_memory(settings: Settings) -> EngramStore:
-    """The store of an existing memory, opened to be read (nothing is dropped or created).
-
-    :raises MemoryNotFoundError: no collection has the settings' instance name (the message names
-        the ones that exist).
-    """
-    collection = EngramCollection(settings.instance_name, settings)
-    if not collection.exists:
-        where = settings.milvus_uri or f"the embedded server in {settings.milvus_data_dir}"
-        instances = ", ".join(sorted(collection.client.list_collections())) or "none yet"
-        raise MemoryNotFoundError(
-            f"no memory named {settings.instance_name!r} on {where}, and reading one never creates it. "
-            f"Instances there: {instances}. Check --instance, or train it first: "
-            f"python main.py --instance {settings.instance_name}")
-    return EngramStore(settings.instance_name, settings=settings, collection=collection,
-                       consistency=consistency_for(settings))
-
-
 def consistency_for(settings: Settings) -> str:
     """What a population's Milvus searches wait for: alone, a lander sees the previous trial's
     engrams ("Session"); a population's searches do not wait for the latest inserts

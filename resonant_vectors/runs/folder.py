@@ -19,18 +19,20 @@ the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` 
 
 **Nothing is lost by a start that fails.** ``starting`` checks and prepares everything a run folder
 needs before the memory is touched, and undoes it if what follows (dropping the memory) fails:
-starting afresh where a run with trials is moves it aside to ``<name>.1/`` (``.2/``, ... if taken)
-— nothing is deleted — and a resume reads and checks every row of ``trials.csv`` before it writes
-anything.
+starting afresh where a run is moves it aside — with its memory to ``<name>_<n>/``, an instance of
+its own (``runs.keeping``), or, where the memory is dropped, to ``<name>.1/`` (``.2/``, ... if taken)
+— and a resume reads and checks every row of ``trials.csv`` before it writes anything.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import itertools
 import json
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +64,12 @@ CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_rewar
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
+KEPT_JSON = "kept.json"        # in a run kept aside with its memory: the instance it was kept from, and when
 UNSTORED_JSONL = "unstored_engrams.jsonl"
+SUMMARY_LOCK = ".summary.lock"  # held while summary.json is rewritten (a species' members may end at once)
 # What a run writes in its folder (a fresh start clears them, keeping others).
 RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
-             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, f"{WORKERS_DIR}/*")
+             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, f"{WORKERS_DIR}/*")
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
 INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")
@@ -108,23 +112,26 @@ class RunFolder:
 
     # --- starting a run ---
     @contextmanager
-    def starting(self, settings: Settings, afresh: bool, recovered: Optional[dict] = None) -> Iterator[Start]:
+    def starting(self, settings: Settings, afresh: bool, recovered: Optional[dict] = None,
+                 keep_as: Optional[str] = None) -> Iterator[Start]:
         """Prepare this folder for a run, around the one step that changes the memory.
 
         Before the ``with`` body runs, everything that can fail has been checked: the folder can be
         written, and for a resume every row of ``trials.csv`` and the kept engrams can be read.
-        Afresh, the new run's settings are written (to a file of its own in the folder) and an
-        earlier run with trials is moved aside (to ``<name>.<n>/``). If the body raises (the memory
-        could not be dropped), all of that is undone: the folder is exactly as it was. Only once
+        Afresh, the new run's settings are written (to a file of its own in the folder) and the
+        earlier run is moved aside: to the sibling ``keep_as`` (made, where there was no folder),
+        or, without one, a run with trials to ``<name>.<n>/``. If the body raises (the memory could
+        not be set aside or dropped), all of that is undone: the folder is exactly as it was. Only once
         the body succeeded is the new run put in place; a resume then writes its settings, and the
         ``recovered`` trials, which ``Start.earlier`` already counts.
 
+        :param keep_as: afresh, the name the earlier run (and its memory) is kept as.
         :param recovered: a resume's trials that a stopped worker stored but did not write down,
             worker -> records (``species.unrecorded_trials``).
         :raises RunFolderError: the folder cannot be written or read; nothing was changed.
         """
         if afresh:
-            with self._starting_afresh(settings) as start:
+            with self._starting_afresh(settings, keep_as) as start:
                 yield start
             return
         recovered = recovered or {}
@@ -145,25 +152,28 @@ class RunFolder:
         start.credit_changes = self._write_resume_settings(settings, start)
 
     @contextmanager
-    def _starting_afresh(self, settings: Settings) -> Iterator[Start]:
+    def _starting_afresh(self, settings: Settings, keep_as: Optional[str]) -> Iterator[Start]:
         pending = self.path / f".{SETTINGS_JSON}.{os.getpid()}"
         created = not self.path.exists()
-        aside = self._free_sibling() if self._has_trials() else None
+        aside = self.path.with_name(keep_as) if keep_as else self._free_sibling() if self.has_trials() else None
+        made_aside = aside is not None and created  # for a memory that had no run folder
         try:
-            if aside is not None:
+            if made_aside:
+                aside.mkdir(parents=True)
+            elif aside is not None:
                 self.path.rename(aside)
                 created = True
             self.path.mkdir(parents=True, exist_ok=True)
             self._write_settings(pending, settings)
         except OSError as error:
-            self._undo_start(pending, created, aside)
+            self._undo_start(pending, created, aside, made_aside)
             raise RunFolderError(f"cannot write the run folder {self.path} ({error.strerror or error}); nothing was "
                                  "changed: the memory and the folder are as they were. Train with --runs-dir on a "
                                  "writable disk, or make it writable.") from None
         try:
             yield Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size), aside)
         except BaseException:
-            self._undo_start(pending, created, aside)
+            self._undo_start(pending, created, aside, made_aside)
             raise
         try:
             for name in RUN_FILES:  # what a run without trials left (its other files stay)
@@ -173,12 +183,15 @@ class RunFolder:
                     else:
                         path.unlink()
             os.replace(pending, self.path / SETTINGS_JSON)
+            if keep_as:
+                (aside / KEPT_JSON).write_text(json.dumps({"kept_from": self.path.name,
+                                                           "kept_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         except OSError as error:
             raise RunFolderError(f"the memory was started afresh, but the run folder {self.path} could not be "
                                  f"finished ({error.strerror or error}); its settings are in {pending}. Make the "
                                  "folder writable and train afresh again.") from None
 
-    def _undo_start(self, pending: Path, created: bool, aside: Optional[Path]) -> None:
+    def _undo_start(self, pending: Path, created: bool, aside: Optional[Path], made_aside: bool) -> None:
         """Put the folder back as it was before ``_starting_afresh`` (what never got written is not
         removed: on a read-only file system even that would fail)."""
         if pending.exists():
@@ -186,7 +199,10 @@ class RunFolder:
         if created and self.path.is_dir():
             shutil.rmtree(self.path)
         if aside is not None and aside.exists():
-            aside.rename(self.path)
+            if made_aside:
+                shutil.rmtree(aside)
+            else:
+                aside.rename(self.path)
 
     def _earlier_trials(self) -> pd.DataFrame:
         if not self.path.is_dir():
@@ -213,13 +229,20 @@ class RunFolder:
         return [f"{name.upper()} {before[name]!r} -> {now[name]!r}" for name in CREDIT_SETTINGS
                 if before[name] != now[name]]
 
-    def _has_trials(self) -> bool:
+    def has_trials(self) -> bool:
         """Whether a trials file has a row past its header (read no further: it may be long, or damaged)."""
         for csv_path in self.trial_files():
             with open(csv_path, errors="replace") as handle:
                 if len(list(itertools.islice(handle, 2))) > 1:
                     return True
         return False
+
+    def kept_from(self) -> Optional[str]:
+        """The instance this run was kept aside from by a fresh start (None: a run of its own)."""
+        try:
+            return json.loads((self.path / KEPT_JSON).read_text()).get("kept_from")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def trial_files(self) -> List[Path]:
         """trials.csv and each worker's, those that exist."""
@@ -326,16 +349,26 @@ class RunFolder:
                 writer.writeheader()
             writer.writerows(dataclasses.asdict(record) for record in records)
 
-    def write_summary(self, steps_per_s: Optional[float] = None) -> dict:
-        """Summarise ``trials.csv`` into ``summary.json`` and the learning curve into a PNG."""
-        frame = self.trials()
-        result = summarise(frame)
-        if steps_per_s is not None:
-            result["steps_per_s"] = round(steps_per_s, 1)
-        (self.path / SUMMARY_JSON).write_text(json.dumps(result, indent=2))
-        if len(frame):
-            figure = plot_learning_curves({self.path.name: frame}, self.resume_starts(), self._solved_at())
-            figure.savefig(self.path / CURVE_PNG, dpi=100)
+    def write_summary(self, steps_per_s: Optional[float] = None, engrams: Optional[int] = None) -> dict:
+        """Summarise every trial row (all workers' files) into ``summary.json`` and the learning curve
+        into a PNG. One writer at a time, each reading the rows once it holds the folder's summary
+        lock, and each file replaced whole: of a species' members leaving at once, the last to write
+        has read the most rows, and no reader sees half a file.
+
+        :param engrams: the memory's count now (a species' rows each hold what their worker knew then).
+        """
+        with open(self.path / SUMMARY_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            frame = self.trials()
+            result = summarise(frame)
+            if steps_per_s is not None:
+                result["steps_per_s"] = round(steps_per_s, 1)
+            if engrams is not None and len(frame):
+                result["engrams"] = int(engrams)
+            _replace_whole(self.path / SUMMARY_JSON, lambda path: path.write_text(json.dumps(result, indent=2)))
+            if len(frame):
+                figure = plot_learning_curves({self.path.name: frame}, self.resume_starts(), self._solved_at())
+                _replace_whole(self.path / CURVE_PNG, lambda path: figure.savefig(path, dpi=100, format="png"))
         return result
 
     def write_evaluation(self, evaluation: dict) -> None:
@@ -413,6 +446,11 @@ class RunFolder:
         saved.pop(FIRST_TRIAL_KEY, None)
         return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
 
+    def latest_start(self) -> int:
+        """The first trial of the run's latest start (0, or its latest resume's)."""
+        starts = self.resume_starts()
+        return starts[-1] if starts else 0
+
     def resume_starts(self) -> List[int]:
         """The first trial of each resume (for the learning curve's marks)."""
         starts = []
@@ -427,6 +465,13 @@ class RunFolder:
             return self.settings().environment.solved_at
         except (RunFolderError, SettingsError, ValueError):
             return None
+
+
+def _replace_whole(path: Path, write) -> None:
+    """Write a file beside ``path`` and put it in place in one step."""
+    pending = path.with_name(f".{path.name}.{os.getpid()}")
+    write(pending)
+    os.replace(pending, path)
 
 
 def _record_of(row: dict) -> TrialRecord:

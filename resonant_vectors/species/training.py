@@ -33,8 +33,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pandas as pd
 from pymilvus import MilvusException
@@ -44,7 +45,7 @@ from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.loop.callbacks import trial_line
 from resonant_vectors.loop.interrupts import TrainingInterrupted
-from resonant_vectors.loop.trainer import Trainer, open_for_training
+from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import (
     HEARTBEAT_S,
@@ -54,12 +55,14 @@ from resonant_vectors.memory.ledger import (
     refuse_if_trained_elsewhere,
     worker_place,
 )
-from resonant_vectors.memory.milvus.collection import EngramCollection, MilvusUnavailableError
+from resonant_vectors.memory.lifecycle import InstanceMemory
+from resonant_vectors.memory.milvus.collection import MilvusUnavailableError
 from resonant_vectors.memory.store import MemoryNotFoundError
 from resonant_vectors.processes import module_command, module_environment
 from resonant_vectors.runs.folder import RunFolder
 from resonant_vectors.runs.records import trial_columns
 from resonant_vectors.runs.recovery import RECOVERED, recover_unrecorded_trials
+from resonant_vectors.runs.starts import open_for_training
 
 WORKER_MODULE = "resonant_vectors.species"  # python -m: a worker process
 WATCH_EVERY_S = 0.5            # how often the species' command reads its workers' rows and exit codes
@@ -95,19 +98,19 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
             ledger.create()
         with _Alive(ledger) as alive:
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
-            store, start = open_for_training(settings, folder, search_backend="milvus")
+            memory, start = open_for_training(settings, folder, search_backend="milvus")
             try:
                 if len(start.unstored):
-                    store.memory.add(start.unstored, replace=True)
+                    memory.store.memory.add(start.unstored, replace=True)
                     folder.forget_unstored()
                 first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
-                watch = _SpeciesWatch(settings, folder, start.earlier, store.collection, quiet)
+                watch = _SpeciesWatch(settings, folder, start.earlier, memory, quiet)
                 watch.reserve_workers()
                 alive.ready()
                 watch.run(first_trial)
                 return watch.figures()
             finally:
-                store.close()
+                memory.close()
     finally:
         claim.release()
 
@@ -155,10 +158,9 @@ class _SpeciesWatch:
     deaths (reported, their unrecorded trials recovered), and Ctrl-C (passed on to each, once; a
     second one stops them at once)."""
 
-    def __init__(self, settings: Settings, folder: RunFolder, earlier: pd.DataFrame, collection: EngramCollection,
+    def __init__(self, settings: Settings, folder: RunFolder, earlier: pd.DataFrame, memory: InstanceMemory,
                  quiet: bool) -> None:
-        self.settings, self.folder, self.collection, self.quiet = settings, folder, collection, quiet
-        self.earlier_trials = len(earlier)
+        self.settings, self.folder, self.memory, self.quiet = settings, folder, memory, quiet
         self.clock_offset = float(earlier["wall_time"].max()) if len(earlier) else 0.0
         self.processes: Dict[int, subprocess.Popen] = {}
         self.died: Dict[int, str] = {}
@@ -193,8 +195,8 @@ class _SpeciesWatch:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-        recover_unrecorded_trials(self.folder, self.collection, settings)
-        self.folder.write_summary(self.steps_per_s())
+        recover_unrecorded_trials(self.folder, self.memory, settings)
+        write_species_summary(self.folder, self.memory)
 
     def _start_worker(self, index: int, landers: int, trials: int, first_trial: int) -> subprocess.Popen:
         """A worker process in its own session (a terminal's Ctrl-C reaches this command, which passes
@@ -236,22 +238,54 @@ class _SpeciesWatch:
                 print(f"worker {index} (pid {process.pid}) ended by {cause}: its trials in flight are lost, its "
                       f"finished ones are kept; the other workers go on (it is not restarted).", file=sys.stderr)
 
-    def steps_per_s(self) -> float:
-        """This run's steps over the time its workers flew (each worker's clock starts with its loop)."""
-        trials = self.folder.trials().iloc[self.earlier_trials:] if self.earlier_trials else self.folder.trials()
-        flown = trials[trials["end"] != RECOVERED] if "end" in trials else trials
-        seconds = float(flown["wall_time"].max()) - self.clock_offset if len(flown) else 0.0
-        return float(flown["length"].sum()) / seconds if seconds > 0 else float("nan")
-
     def figures(self) -> dict:
-        frame = self.folder.trials()
-        run = frame.iloc[self.earlier_trials:]
-        last = frame.tail(100)
-        return {"trials": len(run), "mean_reward": float(run["reward"].mean()) if len(run) else float("nan"),
-                "last_trials": len(last), "last_mean": float(last["reward"].mean()) if len(last) else float("nan"),
-                "last_solved": int(last["solved"].sum()) if len(last) else 0, "steps_per_s": self.steps_per_s(),
-                "engrams": self.collection.count(), "died": dict(self.died), "interrupted": self.interrupted,
-                "workers": self.settings.workers}
+        return {**species_figures(self.folder), "engrams": self.memory.count(), "died": dict(self.died),
+                "interrupted": self.interrupted}
+
+
+def this_run(folder: RunFolder) -> Tuple[pd.DataFrame, float]:
+    """The rows of the species' latest start (every worker's, a joiner's included) and the training
+    seconds before it (each worker's clock goes on from there)."""
+    frame = folder.trials()
+    first = folder.latest_start()
+    before = frame[frame["trial"] < first]
+    return frame[frame["trial"] >= first], float(before["wall_time"].max()) if len(before) else 0.0
+
+
+def species_figures(folder: RunFolder) -> dict:
+    """What the species' latest start did, from every trial row: its trials, the workers who flew
+    them, its steps per second over the time its workers flew, and the run's last 100."""
+    run, clock_offset = this_run(folder)
+    flown = run[run["end"] != RECOVERED] if "end" in run else run
+    seconds = float(flown["wall_time"].max()) - clock_offset if len(flown) else 0.0
+    last = folder.trials().tail(100)
+    return {"trials": len(run), "workers": int(flown["worker"].nunique()) if len(flown) else 0,
+            "steps": int(run["length"].sum()) if len(run) else 0,
+            "steps_per_s": float(flown["length"].sum()) / seconds if seconds > 0 else float("nan"),
+            "mean_reward": float(run["reward"].mean()) if len(run) else float("nan"),
+            "last_trials": len(last), "last_mean": float(last["reward"].mean()) if len(last) else float("nan"),
+            "last_solved": int(last["solved"].sum()) if len(last) else 0}
+
+
+def write_species_summary(folder: RunFolder, memory: InstanceMemory) -> None:
+    """Rewrite ``summary.json`` from every trial row, with the memory's count: each member of a species
+    does as it leaves (the command, each worker, a joiner), so the last to leave leaves it whole. A
+    Milvus that is down leaves the rows' count (its own error is what the member reports)."""
+    try:
+        engrams = memory.count()
+    except MilvusUnavailableError:
+        engrams = None
+    folder.write_summary(species_figures(folder)["steps_per_s"], engrams)
+
+
+@contextmanager
+def summarised_on_leaving(trainer: Trainer) -> Iterator[Trainer]:
+    """A species' worker or joiner, closed as it leaves, rewriting the species' summary first."""
+    with trainer:
+        try:
+            yield trainer
+        finally:
+            write_species_summary(trainer.run_folder, trainer.memory)
 
 
 # --- a worker ---
@@ -280,7 +314,7 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
                         int(earlier["trial"].max()) + 1 if len(earlier) else 0)
     trainer = Trainer(settings=settings.replace(drop_collection=False, workers=1), quiet=quiet, run_folder=folder,
                       species=worker)
-    return trainer
+    return summarised_on_leaving(trainer)
 
 
 def work() -> int:
@@ -291,9 +325,9 @@ def work() -> int:
     settings = Settings.from_dict(task["settings"])
     worker = new_worker(task["worker"], settings, task["first_trial"])
     try:
-        with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance(settings.instance_name,
-                                                                                       task["runs_dir"]),
-                     species=worker, clock_offset=task["clock_offset"]) as trainer:
+        folder = RunFolder.for_instance(settings.instance_name, task["runs_dir"])
+        with summarised_on_leaving(Trainer(settings=settings, quiet=True, run_folder=folder, species=worker,
+                                           clock_offset=task["clock_offset"])) as trainer:
             trainer.train(task["trials"])
     except (TrainingInterrupted, KeyboardInterrupt):  # Ctrl-C passed on, between steps or while starting
         return 130

@@ -189,7 +189,7 @@ class EngramCollection:
         then creates it empty.)"""
         if not self.exists:
             return 0
-        dropped = self._count_before_dropping()
+        dropped = self.count_held()
         self.drop()
         return dropped
 
@@ -223,11 +223,12 @@ class EngramCollection:
         older = [name for name in FIELDS if name not in fields]
         return f"no fields {', '.join(older)}" if older else None
 
-    def _count_before_dropping(self) -> int:
-        """How many engrams a fresh start drops (for the user to read): the live count where the
-        collection is loaded, else Milvus's row statistics once its rows are sealed (they also count
-        rows an upsert replaced): a collection another program released, or one left by a run killed
-        before it loaded it, cannot be queried, and waiting would not help."""
+    def count_held(self) -> int:
+        """How many engrams the collection holds, loaded or not (for the user to read: what a start
+        keeps or drops): the live count where the collection is loaded, else Milvus's row statistics
+        once its rows are sealed (they also count rows an upsert replaced): a collection another
+        program released, a kept one, or one left by a run killed before it loaded it, cannot be
+        queried, and waiting would not help."""
         state = self._request("reading the collection's load state", lambda: self.client.get_load_state(self.name))
         if getattr(state.get("state"), "name", "") == "Loaded":
             return self.count()
@@ -271,6 +272,21 @@ class EngramCollection:
         self._wait_for_seal()
         self._request("dropping the collection", lambda: self.client.drop_collection(self.name))
         self.exists, self.earlier_version = False, None
+
+    def set_aside_as(self, new_name: str) -> None:
+        """Give the collection, with its engrams and index, another name (Milvus renames in place:
+        nothing is copied), and release it: a kept memory costs the server no RAM until it is read
+        (reading loads it). Why: a fresh start keeps the earlier run's memory instead of dropping it."""
+        if not COLLECTION_NAME.match(new_name):
+            raise EngramError(f"invalid collection name {new_name!r}: expected letters, digits and '_'")
+        self._wait_for_seal()
+        self._request("renaming the collection", lambda: self.client.rename_collection(self.name, new_name))
+        self._request("releasing the kept collection", lambda: self.client.release_collection(new_name))
+        self.exists, self.earlier_version = False, None
+
+    def names_on_server(self) -> list:
+        """Every collection on this Milvus (the instances, and the species' ledgers)."""
+        return sorted(self._request("listing the collections", self.client.list_collections))
 
     # --- writing ---
     def write(self, engrams: EngramColumns, upsert: bool = False) -> None:

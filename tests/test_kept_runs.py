@@ -1,0 +1,96 @@
+"""Nothing trained is lost unless the user asks for it by name: a fresh start keeps the run before it,
+memory and folder, as an instance of its own; only `drop` (or KEPT_RUNS) deletes one, and says so."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import settings as settings_module
+from resonant_vectors.cli import main
+from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.milvus.collection import connect
+from resonant_vectors.runs.folder import RunFolder
+
+pytestmark = pytest.mark.usefixtures("main_on_test_server")
+
+
+def train(name: str, runs_dir, *flags: str) -> int:
+    return main.main(["--instance", name, "--no-display", "--quiet", "--runs-dir", str(runs_dir), *flags])
+
+
+def engrams_of(settings, name: str) -> int:
+    client = connect(settings)
+    client.load_collection(name)
+    return int(client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"])
+
+
+def test_a_fresh_start_keeps_the_trained_run_by_name_and_only_drop_deletes_it(settings, collection_name, tmp_path,
+                                                                             capsys):
+    name, kept = collection_name, f"{collection_name}_1"
+    assert train(name, tmp_path, "--trials", "3") == 0
+    trained = engrams_of(settings, name)
+    with pytest.raises(SystemExit) as refused:  # a start that would change nothing is refused by its flag
+        train(name, tmp_path, "--trials", "0")
+    assert refused.value.code == 2 and "--trials: expected a whole number >= 1, got 0" in capsys.readouterr().err
+    assert engrams_of(settings, name) == trained and not connect(settings).has_collection(kept)
+
+    assert train(name, tmp_path, "--trials", "1") == 0
+    said = capsys.readouterr().err
+    assert f"its earlier run and its {trained} engrams are kept as the instance {kept}" in said
+    assert json.loads((tmp_path / kept / "kept.json").read_text())["kept_from"] == name
+    assert list(RunFolder(tmp_path / kept).trials()["trial"]) == [0, 1, 2]
+
+    assert main.main(["evaluate", "--instance", kept, "--episodes", "2", "--runs-dir", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / kept / "evaluation.json").read_text())["engrams"] == trained
+    assert engrams_of(settings, kept) == trained  # evaluating it changed nothing
+
+    assert train(kept, tmp_path, "--keep", "--trials", "1") == 0  # it resumes as any instance does
+    assert list(RunFolder(tmp_path / kept).trials()["trial"]) == [0, 1, 2, 3]
+    resumed = engrams_of(settings, kept)
+    capsys.readouterr()
+
+    assert main.main(["drop", "--instance", kept, "--runs-dir", str(tmp_path)]) == 0
+    assert f"dropped the memory {kept} for good: its {resumed} engrams are deleted" in capsys.readouterr().out
+    assert not connect(settings).has_collection(kept)
+    assert main.main(["drop", "--instance", kept, "--runs-dir", str(tmp_path)]) == 2
+    assert f"no memory named {kept!r}, so nothing was dropped" in capsys.readouterr().err
+
+
+def test_kept_runs_past_the_setting_are_removed_oldest_first_and_the_start_says_so(
+        settings, collection_name, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(settings_module, "KEPT_RUNS", 1)
+    name = collection_name
+    for _ in range(3):
+        assert train(name, tmp_path, "--trials", "1") == 0
+    said = capsys.readouterr().err
+    assert f"KEPT_RUNS removed the oldest kept run, {name}_1, and its" in said
+    assert not (tmp_path / f"{name}_1").exists() and not connect(settings).has_collection(f"{name}_1")
+    assert (tmp_path / f"{name}_2" / "kept.json").exists() and connect(settings).has_collection(f"{name}_2")
+
+
+def test_the_seeds_clear_collection_true_drops_the_earlier_memory_as_asked(settings, collection_name, tmp_path,
+                                                                          capsys):
+    folder = RunFolder(tmp_path / collection_name)
+    with Trainer(collection_name, settings=settings.replace(max_trial_length=40), quiet=True,
+                 run_folder=folder) as trainer:
+        trainer.train(1)
+    engrams = trainer.engram_count
+    with Trainer(collection_name, clear_collection=True, settings=settings.replace(max_trial_length=40), quiet=True,
+                 run_folder=folder):
+        pass
+    assert f"dropped its {engrams} engrams; its earlier run folder is kept in" in capsys.readouterr().err
+    assert not connect(settings).has_collection(f"{collection_name}_1")
+
+
+def test_keep_on_a_missing_instance_is_an_error_that_lists_the_instances(settings, collection_name, tmp_path,
+                                                                        capsys):
+    assert train(collection_name, tmp_path, "--keep", "--trials", "1") == 2
+    error = capsys.readouterr().err
+    assert f"--keep: no memory named {collection_name!r} to resume" in error and "Instances there:" in error
+    assert not connect(settings).has_collection(collection_name) and not (tmp_path / collection_name).exists()
+
+
+def test_join_with_workers_is_an_error_naming_the_flag(collection_name, tmp_path, capsys):
+    assert train(collection_name, tmp_path, "--join", "--workers", "3") == 2
+    assert "--workers 3 with --join: a joiner is one more worker" in capsys.readouterr().err
