@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import gymnasium
 import numpy as np
@@ -67,12 +67,19 @@ class ProgressReport(TrialCallback):
         self.recent.append((record.reward, record.solved))
         if self.lines:
             tqdm.write(trial_line(record, loop.policy.best_success))
-        rewards, solved = zip(*self.recent)
-        self._bar.set_postfix(mean100=f"{np.mean(rewards):.1f}", solved=f"{np.mean(solved):.0%}", refresh=False)
+        mean_reward, solved_rate = rolling_figures(self.recent)
+        self._bar.set_postfix(mean100=f"{mean_reward:.1f}", solved=f"{solved_rate:.0%}", refresh=False)
         self._bar.update(1)
 
     def on_end(self, loop: PopulationLoop) -> None:
         self._bar.close()
+
+
+def rolling_figures(recent: Iterable[tuple]) -> Tuple[float, float]:
+    """The mean reward and the solved rate of some trials' (reward, solved): the rolling figures
+    the progress bar and TensorBoard show."""
+    rewards, solved = zip(*recent)
+    return float(np.mean(rewards)), float(np.mean(solved))
 
 
 def trial_line(record: TrialRecord, best_success: Optional[float] = None) -> str:

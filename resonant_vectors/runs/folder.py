@@ -13,6 +13,7 @@ the Trainer, ``main.py`` and notebooks share. A run folder ``runs/<instance>/`` 
 - ``summary.json``   trials, mean reward, last-100 mean, solved rate, best, engrams, steps, steps/s;
 - ``learning_curve.png``  reward per trial, its rolling mean, and the rolling solved rate;
 - ``evaluation.json`` the last deterministic evaluation, when one was made;
+- ``tb/``            TensorBoard's events, with ``TENSORBOARD`` on (a species' worker k: ``tb/w<k>``);
 - ``unstored_engrams.jsonl`` only after Milvus stayed unreachable: the finished trials' engrams
                      that could not be stored (one JSON object per engram, the keys of
                      ``memory.EngramColumns``), stored first when the run is resumed.
@@ -56,6 +57,7 @@ ROLLING_WINDOW = 100   # trials in the learning curve's rolling mean, as LunarLa
 TRIALS_CSV = "trials.csv"
 WORKER_TRIALS_CSV = "trials-w{}.csv"   # worker k >= 1 of a species writes its own rows here
 WORKERS_DIR = "workers"                # workers/w<k>.json: who worker k is in Milvus, and whether it ended cleanly
+TENSORBOARD_DIR = "tb"                 # TensorBoard's events (TENSORBOARD); a species' worker k: tb/w<k>
 SETTINGS_JSON = "settings.json"
 RESUME_SETTINGS_JSON = "settings-resume-{}.json"
 FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial that resume flew
@@ -69,7 +71,7 @@ UNSTORED_JSONL = "unstored_engrams.jsonl"
 SUMMARY_LOCK = ".summary.lock"  # held while summary.json is rewritten (a species' members may end at once)
 # What a run writes in its folder (a fresh start clears them, keeping others).
 RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
-             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, f"{WORKERS_DIR}/*")
+             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, f"{WORKERS_DIR}/*", TENSORBOARD_DIR)
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
 INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")
@@ -284,6 +286,11 @@ class RunFolder:
                 return worker
             except FileExistsError:
                 worker += 1
+
+    def events_dir(self, worker: Optional[int] = None) -> Path:
+        """Where a training writes its TensorBoard events: ``tb/`` (a species' worker k: ``tb/w<k>``, so
+        that the workers' streams never clash and TensorBoard shows each as a run)."""
+        return self.path / TENSORBOARD_DIR if worker is None else self.path / TENSORBOARD_DIR / f"w{worker}"
 
     def worker_started(self, worker: int, writer: int) -> None:
         """Note who worker ``worker`` is in Milvus (its writer stamp), until it ends cleanly."""
