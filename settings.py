@@ -111,6 +111,8 @@ READ_ONLY = False                # decide from memory but store nothing
 DROP_COLLECTION = True           # drop the instance's collection when a Trainer starts
 KEPT_RUNS = 5                    # earlier runs a fresh start keeps, each with its memory, as instances
                                  # <instance>_<n> (the start past it removes the oldest); 0: drop, as the seed
+TENSORBOARD = False              # also write each trial's figures for TensorBoard, in runs/<instance>/tb/
+                                 # (tensorboard --logdir runs; needs pip install -e ".[tensorboard]")
 
 # --- LunarLander's own arguments (None: its defaults; refused on another environment) ---
 GRAVITY = None                   # between -12 and 0 (None: -10)

@@ -147,6 +147,7 @@ class Settings:
     read_only: bool
     drop_collection: bool
     kept_runs: int
+    tensorboard: bool
     gravity: Optional[float]
     enable_wind: Optional[bool]
     wind_power: Optional[float]
@@ -420,7 +421,8 @@ def _problems(s: Settings) -> list:
         (_is_int(s.seal_every) and s.seal_every >= 1024,
          f"SEAL_EVERY: expected a whole number >= 1024 (smaller segments are never indexed), got {s.seal_every!r}"),
     ]
-    bools = ["per_action_memory", "probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection"]
+    bools = ["per_action_memory", "probabilistic_choice", "use_hit_points", "display", "read_only", "drop_collection",
+             "tensorboard"]
     rules += [(isinstance(getattr(s, name), bool), f"{name.upper()}: expected True or False, "
                                                     f"got {getattr(s, name)!r}") for name in bools]
     strings = ["preset", "milvus_uri", "milvus_token", "milvus_data_dir"]

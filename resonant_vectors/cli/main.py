@@ -91,6 +91,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     train.add_argument("--noise", type=float, help="std of the noise added to action scores (NOISE)")
     train.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders go (default: runs)")
     train.add_argument("--quiet", action="store_true", help="no per-trial lines or progress bar")
+    train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                       help="also write each trial's figures for TensorBoard in runs/<instance>/tb/ (TENSORBOARD; "
+                            "needs the extra: pip install -e \".[tensorboard]\")")
 
     evaluate = commands.add_parser("evaluate", help="read-only, noise off, fixed seeds: mean, std, landings")
     add_memory_flags(evaluate)
@@ -126,6 +129,7 @@ def settings_from(arguments: dict) -> Settings:
 def run_train(arguments: dict) -> int:
     refuse_flags_that_cannot_apply(arguments)
     settings = training_settings(arguments)
+    refuse_tensorboard_without_a_run(settings, arguments)
     if arguments["drop_collection"] is False and not arguments["join"]:
         refuse_to_resume_nothing(settings, Path(arguments["runs_dir"]))
     folder = None if settings.read_only else RunFolder.for_instance(settings.instance_name, arguments["runs_dir"])
@@ -149,6 +153,14 @@ def refuse_flags_that_cannot_apply(arguments: dict) -> None:
         raise SettingsError(f"--workers {arguments['workers']} with --join: a joiner is one more worker of a species "
                             "in training (its command started the species' workers); expected one of them. Run "
                             "--join once per worker to add, each in its own terminal.")
+
+
+def refuse_tensorboard_without_a_run(settings: Settings, arguments: dict) -> None:
+    """``--tensorboard`` on a read-only training, which saves no run and so writes no events: an error."""
+    if arguments.get("tensorboard") and settings.read_only:
+        raise SettingsError("--tensorboard with READ_ONLY: a read-only training saves no run folder, so there is "
+                            "nowhere to write its events; expected one of them. To watch a training live, train it "
+                            "(without --read-only).")
 
 
 def refuse_to_resume_nothing(settings: Settings, runs_dir: Path) -> None:

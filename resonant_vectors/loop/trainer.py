@@ -25,6 +25,7 @@ from resonant_vectors.loop.callbacks import (
     as_callbacks,
 )
 from resonant_vectors.loop.population import PopulationLoop, remembering
+from resonant_vectors.loop.tensorboard import TensorBoardLog, require_writer
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, MilvusUnavailableError, release_unused_server
@@ -66,7 +67,8 @@ class Trainer:
     **Metrics.** ``metrics`` holds a ``population.TrialRecord`` per finished trial
     (``metrics_frame()`` gives a pandas DataFrame); one line is printed per trial under a progress
     bar, unless ``quiet``. With a ``run_folder``, each trial is appended to its CSV as it finishes
-    and the summary and learning curve are written when ``train`` returns (or fails).
+    and the summary and learning curve are written when ``train`` returns (or fails); with
+    ``TENSORBOARD`` on, each trial's figures also go to its TensorBoard events (``loop.tensorboard``).
 
     **Faults.** Requests to a Milvus that is down or restarting are retried for
     ``MILVUS_RETRY_TIMEOUT`` seconds, so a restart costs a pause, not the run. If it stays down,
@@ -143,6 +145,8 @@ class Trainer:
     def _start(self, render_mode: Optional[str], clock_offset: Optional[float]) -> None:
         """Everything that can fail first; the memory's drop (a fresh start's) last."""
         settings = self.settings
+        if self._logs_tensorboard:
+            require_writer()
         self.envs = make_population(settings, settings.population_size, render_mode or render_mode_for(settings.display))
         start = self._open_store()
         self.rng = np.random.default_rng(settings.seed if settings.seed is None or self.worker == 0
@@ -247,11 +251,19 @@ class Trainer:
             listeners.append(Revaluation(self.store.memory, self.settings, self.quiet))
         if self.run_folder is not None:
             listeners.append(RunFolderLog(self.run_folder, self.worker, summarise=self.species is None))
+        if self._logs_tensorboard:
+            stream = self.run_folder.events_dir(None if self.species is None else self.worker)
+            listeners.append(TensorBoardLog(stream, self.settings, self._run_so_far()))
         if self.species is not None:
             listeners.append(Heartbeat(self.species))
         if not self.quiet:
             listeners.append(ProgressReport(trials, self._run_so_far()))
         return listeners + as_callbacks(callback)
+
+    @property
+    def _logs_tensorboard(self) -> bool:
+        """``TENSORBOARD`` on a run that is saved (a read-only one has no run folder to write into)."""
+        return self.settings.tensorboard and self.run_folder is not None
 
     def _run_so_far(self) -> list:
         """(reward, solved) of every trial of the run so far, those before a resume included."""

@@ -45,6 +45,7 @@ from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.loop.callbacks import trial_line
 from resonant_vectors.loop.interrupts import TrainingInterrupted
+from resonant_vectors.loop.tensorboard import require_writer
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import (
@@ -87,7 +88,10 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
     touched until its workers have ended. Returns the run's figures.
 
     :raises CollectionInUseError: the instance trains already (here, or elsewhere in the ledger).
+    :raises TensorBoardMissingError: ``TENSORBOARD`` is on without its writer (before the memory is touched).
     """
+    if settings.tensorboard:
+        require_writer()
     claim = CollectionClaim.take(settings)
     try:
         refuse_if_trained_elsewhere(settings)
