@@ -102,7 +102,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     add_flight_flags(watch)
     watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
-    compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
+    compare = commands.add_parser("compare", help="per environment, a table of run summaries and a panel of their curves")
     compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
     compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
@@ -315,10 +315,18 @@ def run_watch(arguments: dict) -> int:
 
 
 def run_compare(arguments: dict) -> int:
-    table = compare(arguments["run_folders"], arguments["plot"])
-    print(table.to_string())
-    print(f"learning curves: {arguments['plot']}")
+    comparison = compare(arguments["run_folders"], arguments["plot"])
+    for env_id, table in comparison.tables.items():
+        print(environment_heading(env_id, comparison.solved_at[env_id]))
+        print(table.to_string(), end="\n\n")
+    print(f"learning curves, a panel per environment: {comparison.plot_path}")
     return 0
+
+
+def environment_heading(env_id: str, solved_at: float | None) -> str:
+    """The line above an environment's table: runs are ranked only against runs of that environment."""
+    solved = f"solved at reward >= {solved_at:g}" if solved_at is not None else "no solved threshold"
+    return f"{env_id} ({solved}):"
 
 
 def stop_on_sigterm() -> None:
