@@ -103,6 +103,32 @@ def test_watch_flies_what_evaluate_scores(short_memory, tmp_path):
         assert gif.n_frames == len(steps) <= 2 * settings.max_trial_length  # the same steps, the step limit kept
 
 
+@pytest.fixture(scope="module")
+def cart_memory(milvus_data_dir, tmp_path_factory) -> Path:
+    """A CartPole memory of 2 trials (CartPole's renderer starts all of pygame, display included)."""
+    from resonant_vectors.config import Settings
+
+    settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
+                                    env_id="CartPole-v1", population_size=2, instance_name="cart_watched")
+    runs_dir = tmp_path_factory.mktemp("cart_runs")
+    with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance("cart_watched", runs_dir)) as t:
+        t.train(2)
+    return runs_dir
+
+
+def test_recording_a_flight_without_a_display_prints_no_display_library_errors(cart_memory, milvus_data_dir,
+                                                                               tmp_path):
+    without_sdl = {name: value for name, value in os.environ.items() if not name.startswith("SDL_")}
+    headless = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "XDG_RUNTIME_DIR": "", "MILVUS_DATA_DIR": milvus_data_dir,
+                "MILVUS_URI": ""}
+    result = subprocess.run([sys.executable, "main.py", "watch", "--instance", "cart_watched", "--gif",
+                             str(tmp_path / "cart.gif"), "--runs-dir", str(cart_memory)], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=120, env={**without_sdl, **headless})
+    assert result.returncode == 0, result.stderr
+    assert "XDG_RUNTIME_DIR" not in result.stderr and "ALSA" not in result.stderr
+    assert (tmp_path / "cart.gif").exists()
+
+
 def project_copy(tmp_path: Path) -> Path:
     """The project's Python files in a folder of their own, to run with a settings.py of the test's."""
     copy = tmp_path / "project"
