@@ -26,11 +26,12 @@ import argparse
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from resonant_vectors.cli.flags import add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
 from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
-from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.errors import ResonantVectorsError, ResonantVectorsWarning
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.interrupts import TrainingInterrupted
 from resonant_vectors.loop.trainer import Trainer
@@ -343,13 +344,23 @@ def main(argv=None) -> int:
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
                "instinct": run_instinct, "drop": run_drop}
     try:
-        return command[arguments.pop("command")](arguments)
+        with warnings.catch_warnings():
+            warnings.showwarning = print_warning
+            return command[arguments.pop("command")](arguments)
     except ResonantVectorsError as error:
         print(f"error: {with_flags(error, flags, arguments)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
         return 130
+
+
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's own warnings as one line ("warning: ..."), as its errors are; others as Python shows them."""
+    if issubclass(category, ResonantVectorsWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
