@@ -7,10 +7,13 @@ program to do so.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
 from resonant_vectors.config import Settings, SettingsError, presets
+from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.runs.folder import RUNS_DIR
 
@@ -69,6 +72,14 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
                         help="trials the second generation trains on the trained memory")
     parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
     parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
+
+
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's own warnings as one line ("warning: ..."), as its errors are; others as Python shows them."""
+    if issubclass(category, ResonantVectorsWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def run_instinct(arguments: dict, base: Optional[Settings] = None) -> int:

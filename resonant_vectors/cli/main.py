@@ -29,9 +29,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from resonant_vectors.cli.flags import add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
+from resonant_vectors.cli.flags import (
+    add_flight_flags,
+    add_instinct_flags,
+    preset_names,
+    print_warning,
+    run_instinct,
+    whole_number,
+)
 from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
-from resonant_vectors.errors import ResonantVectorsError, ResonantVectorsWarning
+from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.interrupts import TrainingInterrupted
 from resonant_vectors.loop.trainer import Trainer
@@ -353,14 +360,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
         return 130
-
-
-def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """The project's own warnings as one line ("warning: ..."), as its errors are; others as Python shows them."""
-    if issubclass(category, ResonantVectorsWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def with_flags(error: Exception, flags: dict, arguments: dict) -> str:
