@@ -7,7 +7,8 @@ For each seed a population trains a shared memory; then newcomers fly their firs
 on it, and as many newcomers fly on an empty memory; both are compared with the population's last
 trials (means, landing rates, 95% intervals over seeds). A similar animal (gravity -8) flies the
 same way, and a second generation trains on top of the memory, timed against the first. The same
-as ``python main.py instinct``.
+as ``python main.py instinct``, but on a scratch memory (a server in a temporary folder, removed
+afterwards): your memory folder gains no ``instinct_*`` collections.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from resonant_vectors.cli.flags import add_instinct_flags, run_instinct  # noqa: E402
-from resonant_vectors.errors import ResonantVectorsError
+from resonant_vectors.errors import ResonantVectorsError  # noqa: E402
+from resonant_vectors.experiments import lab as experiments  # noqa: E402
 
 QUICK = {"seeds": [0, 1], "trials": 150, "population": 8, "newcomers": 4, "first_trials": 5, "second_trials": 100}
 
@@ -33,7 +35,8 @@ def main() -> None:
     if arguments.pop("quick"):
         arguments.update(QUICK)
     try:
-        run_instinct(arguments)
+        with experiments.scratch_memory() as scratch:
+            run_instinct(arguments, scratch)
     except ResonantVectorsError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

@@ -8,7 +8,8 @@ evaluation (read-only, noise off, fixed episode seeds).
 
 Variants are sets of settings on top of settings.py (``experiments.VARIANTS``) or a preset's name
 from ``settings.PRESETS``. Each run is saved as a run folder (``--runs-dir``), so
-``python main.py compare`` can overlay any of them. Writes the JSON (per variant: the settings that
+``python main.py compare`` can overlay any of them; the memories are a scratch server's (in a
+temporary folder, removed afterwards), never your memory folder's. Writes the JSON (per variant: the settings that
 differ, per-seed curves and figures — blocks of 100 trials, the first trial whose rolling mean of
 100 reached +100 / +200 (another environment: its threshold), how the trials ended — and
 train_mean, last100_mean, solved_rate, eval_mean, eval_std, eval_solved_rate averaged over seeds)
@@ -81,9 +82,10 @@ def main() -> None:
             sys.exit(f"error: unknown variant(s) {unknown}; expected names from {list(experiments.VARIANTS)} "
                      f"or presets {list(presets())}")
         base = Settings.from_module(**({"env_id": arguments.env_id} if arguments.env_id else {}))
-        result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
-                                                jobs=arguments.jobs, changes=parse_changes(arguments.set),
-                                                base=base, progress=True, **plan)
+        with experiments.scratch_memory(base) as scratch:
+            result = experiments.learning_benchmark(runs_dir=Path(arguments.runs_dir), quiet=not arguments.progress,
+                                                    jobs=arguments.jobs, changes=parse_changes(arguments.set),
+                                                    base=scratch, progress=True, **plan)
     except ResonantVectorsError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

@@ -17,6 +17,8 @@ _PUBLIC = {
     "Settings": "resonant_vectors.config",
     "SettingsError": "resonant_vectors.config",
     "RunFolder": "resonant_vectors.runs.folder",
+    "compare": "resonant_vectors.runs.folder",
+    "Comparison": "resonant_vectors.runs.folder",
     "EngramBrain": "resonant_vectors.agent.brain",
     "IResonatorFactory": "resonant_vectors.agent.resonators",
     "WeightedResonatorFactory": "resonant_vectors.agent.resonators",
@@ -29,6 +31,8 @@ _PUBLIC = {
     "TrialRecord": "resonant_vectors.runs.records",
     "evaluate": "resonant_vectors.loop.evaluation",
     "ResonantVectorsError": "resonant_vectors.errors",
+    "ResonantVectorsWarning": "resonant_vectors.errors",
+    "EmptyMemoryWarning": "resonant_vectors.errors",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -7,15 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from resonant_vectors.cli import main
+from resonant_vectors.errors import EmptyMemoryWarning
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.loop.watching import fly
+from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.memory.store import MemoryNotFoundError
 from resonant_vectors.runs.folder import RunFolder
@@ -101,6 +104,61 @@ def test_watch_flies_what_evaluate_scores(short_memory, tmp_path):
     assert watched == scored["rewards"]
     with Image.open(tmp_path / "flight.gif") as gif:
         assert gif.n_frames == len(steps) <= 2 * settings.max_trial_length  # the same steps, the step limit kept
+
+
+@pytest.fixture(scope="module")
+def empty_memory(short_memory):
+    """A memory that exists on the test server and holds no engrams."""
+    settings, runs_dir = short_memory
+    empty = settings.replace(instance_name="empty_memory", max_trial_length=30)
+    memory = InstanceMemory(empty)
+    memory.open_kept()
+    memory.close()
+    return empty, runs_dir
+
+
+def test_evaluating_an_empty_memory_warns_in_one_line_what_to_do(empty_memory, capsys):
+    settings, runs_dir = empty_memory
+    assert main.main(["evaluate", "--instance", "empty_memory", "--episodes", "1"] + memory_flags(settings, runs_dir)) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line.lower()]
+    assert warned == ["warning: the memory 'empty_memory' holds no engrams, so every decision read from it is a "
+                      "guess. Train it first: python main.py --instance empty_memory --trials 100"]
+
+
+def test_watching_an_empty_memory_warns_and_a_trained_one_does_not(empty_memory, short_memory, tmp_path):
+    empty, _ = empty_memory
+    with pytest.warns(EmptyMemoryWarning, match="'empty_memory' holds no engrams"):
+        fly("empty_memory", 1, str(tmp_path / "empty.gif"), settings=empty)
+    trained, _ = short_memory
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmptyMemoryWarning)
+        fly("commands_memory", 1, str(tmp_path / "trained.gif"), settings=trained)
+
+
+@pytest.fixture(scope="module")
+def cart_memory(milvus_data_dir, tmp_path_factory) -> Path:
+    """A CartPole memory of 2 trials (CartPole's renderer starts all of pygame, display included)."""
+    from resonant_vectors.config import Settings
+
+    settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
+                                    env_id="CartPole-v1", population_size=2, instance_name="cart_watched")
+    runs_dir = tmp_path_factory.mktemp("cart_runs")
+    with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance("cart_watched", runs_dir)) as t:
+        t.train(2)
+    return runs_dir
+
+
+def test_recording_a_flight_without_a_display_prints_no_display_library_errors(cart_memory, milvus_data_dir,
+                                                                               tmp_path):
+    without_sdl = {name: value for name, value in os.environ.items() if not name.startswith("SDL_")}
+    headless = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "XDG_RUNTIME_DIR": "", "MILVUS_DATA_DIR": milvus_data_dir,
+                "MILVUS_URI": ""}
+    result = subprocess.run([sys.executable, "main.py", "watch", "--instance", "cart_watched", "--gif",
+                             str(tmp_path / "cart.gif"), "--runs-dir", str(cart_memory)], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=120, env={**without_sdl, **headless})
+    assert result.returncode == 0, result.stderr
+    assert "XDG_RUNTIME_DIR" not in result.stderr and "ALSA" not in result.stderr
+    assert (tmp_path / "cart.gif").exists()
 
 
 def project_copy(tmp_path: Path) -> Path:

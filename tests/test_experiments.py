@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from resonant_vectors.experiments import lab as experiments
+from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.records import trial_columns
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -61,3 +62,24 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
         assert sum(group["ends"].values()) == pytest.approx(1.0, abs=1e-3)
     assert "newcomers_empty_memory" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_a_bench_script_leaves_no_collection_in_the_users_memory(settings, tmp_path):
+    users_memory = set(connect(settings).list_collections())
+    command = subprocess.run(
+        [sys.executable, "bench/instinct.py", "--variant", "seed", "--seeds", "0", "--trials", "2",
+         "--population", "2", "--newcomers", "1", "--first-trials", "1", "--second-trials", "1",
+         "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "instinct.json")],
+        cwd=PROJECT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MILVUS_DATA_DIR": settings.milvus_data_dir, "MILVUS_URI": ""})
+    assert command.returncode == 0, command.stderr
+    assert json.loads((tmp_path / "instinct.json").read_text())["per_seed"][0]["trained_last"]["trials"] == 1
+    assert set(connect(settings).list_collections()) == users_memory  # no instinct_* collections here
+
+
+def test_a_scratch_memory_is_a_server_of_its_own_removed_afterwards(settings):
+    with experiments.scratch_memory(settings) as scratch:
+        scratch_folder = Path(scratch.milvus_data_dir)
+        assert scratch_folder.is_dir() and scratch_folder != Path(settings.milvus_data_dir)
+        assert (scratch.milvus_uri, scratch.noise) == ("", settings.noise)
+    assert not scratch_folder.exists()

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import in_process_loop
 from PIL import Image
 
 from resonant_vectors.cli import main
 from resonant_vectors.config import Settings, SettingsError
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.trainer import Trainer
-from resonant_vectors.runs.folder import RunFolder, RunFolderError, compare, summarise
+from resonant_vectors.runs.folder import RunFolder, RunFolderError, compare, plot_comparison, summarise
 from resonant_vectors.runs.records import TrialRecord
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -180,7 +181,46 @@ def test_compare_tables_two_real_runs_and_overlays_their_curves(kept_run, tmp_pa
     assert first.path.name in printed and "second_run" in printed and "last100_mean" in printed
     with Image.open(tmp_path / "both.png") as image:
         assert image.format == "PNG"
-    assert list(compare([first.path, second.path], tmp_path / "again.png")["trials"]) == [4, 2]
+    assert list(compare([first.path, second.path], tmp_path / "again.png").tables["LunarLander-v3"]["trials"]) \
+        == [4, 2]
+
+
+def flown_run(settings: Settings, folder: RunFolder, trials: int) -> RunFolder:
+    """A run folder of a few real trials flown on an in-process memory (no server needed to compare)."""
+    loop, _ = in_process_loop(settings)
+    with folder.starting(settings, afresh=True):
+        pass
+    folder.append(loop.run(range(trials)))
+    return folder
+
+
+def test_compare_tables_and_draws_each_environment_apart_with_its_own_solved_line(local_settings, tmp_path,
+                                                                                  capsys):
+    cart = flown_run(local_settings.replace(env_id="CartPole-v1", population_size=2), RunFolder(tmp_path / "cart"), 2)
+    lander = flown_run(local_settings.replace(max_trial_length=40, population_size=2),
+                       RunFolder(tmp_path / "lander"), 2)
+    assert main.main(["compare", str(cart.path), str(lander.path), "--plot", str(tmp_path / "both.png")]) == 0
+    printed = capsys.readouterr().out
+    cart_part, lander_part = printed.split("LunarLander-v3 (solved at reward >= 200):")
+    assert "CartPole-v1 (solved at reward >= 475):" in cart_part and "cart" in cart_part
+    assert "lander" not in cart_part and "cart" not in lander_part.split("learning curves")[0]
+    comparison = compare([cart.path, lander.path], tmp_path / "again.png")
+    assert {env_id: list(table.index) for env_id, table in comparison.tables.items()} == {
+        "CartPole-v1": ["cart"], "LunarLander-v3": ["lander"]}
+    panels = [axis for axis in comparison.figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in panels] == ["CartPole-v1", "LunarLander-v3"]
+    assert [[line.get_ydata()[0] for line in axis.lines if line.get_label().startswith("solved")] for axis in panels] \
+        == [[475], [200]]
+    with Image.open(tmp_path / "both.png") as image:
+        assert image.format == "PNG"
+
+
+def test_an_environment_without_a_threshold_gets_a_panel_without_a_solved_line():
+    frame = pd.DataFrame({"trial": [0, 1], "reward": [1.0, 2.0], "solved": [False, False]})
+    figure = plot_comparison({"Pendulum-v1": {"run": frame}}, {"Pendulum-v1": None})
+    panel, = [axis for axis in figure.axes if axis.get_title()]
+    assert panel.get_title() == "Pendulum-v1"
+    assert not [line for line in panel.lines if line.get_label().startswith("solved")]
 
 
 def test_a_run_folder_that_does_not_exist_gets_a_clear_error(tmp_path, capsys):

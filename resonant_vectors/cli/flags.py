@@ -7,9 +7,13 @@ program to do so.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
+from typing import Optional
 
-from resonant_vectors.config import SettingsError, presets
+from resonant_vectors.config import Settings, SettingsError, presets
+from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.runs.folder import RUNS_DIR
 
@@ -70,11 +74,22 @@ def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=str(RUNS_DIR / "instinct.json"), help="the JSON to write (PNG beside it)")
 
 
-def run_instinct(arguments: dict) -> int:
-    """The instinct experiment with parsed ``add_instinct_flags`` arguments; prints its table."""
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's own warnings as one line ("warning: ..."), as its errors are; others as Python shows them."""
+    if issubclass(category, ResonantVectorsWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_instinct(arguments: dict, base: Optional[Settings] = None) -> int:
+    """The instinct experiment with parsed ``add_instinct_flags`` arguments; prints its table.
+
+    :param base: the settings it starts from, their memory included (settings.py's by default).
+    """
     result = experiments.instinct_experiment(
         arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
-        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]),
+        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]), base=base,
         second_trials=arguments["second_trials"])
     plot = experiments.save(result, experiments.plot_instinct(result), Path(arguments["json"]))
     print(experiments.instinct_table(result).to_string())

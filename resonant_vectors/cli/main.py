@@ -26,9 +26,17 @@ import argparse
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-from resonant_vectors.cli.flags import add_flight_flags, add_instinct_flags, preset_names, run_instinct, whole_number
+from resonant_vectors.cli.flags import (
+    add_flight_flags,
+    add_instinct_flags,
+    preset_names,
+    print_warning,
+    run_instinct,
+    whole_number,
+)
 from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.loop.evaluation import evaluate
@@ -105,7 +113,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     add_flight_flags(watch)
     watch.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
 
-    compare = commands.add_parser("compare", help="a table of run summaries and one plot of their curves")
+    compare = commands.add_parser("compare", help="per environment, a table of run summaries and a panel of their curves")
     compare.add_argument("run_folders", nargs="+", help="run folders, e.g. runs/a runs/b")
     compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
@@ -327,10 +335,18 @@ def run_watch(arguments: dict) -> int:
 
 
 def run_compare(arguments: dict) -> int:
-    table = compare(arguments["run_folders"], arguments["plot"])
-    print(table.to_string())
-    print(f"learning curves: {arguments['plot']}")
+    comparison = compare(arguments["run_folders"], arguments["plot"])
+    for env_id, table in comparison.tables.items():
+        print(environment_heading(env_id, comparison.solved_at[env_id]))
+        print(table.to_string(), end="\n\n")
+    print(f"learning curves, a panel per environment: {comparison.plot_path}")
     return 0
+
+
+def environment_heading(env_id: str, solved_at: float | None) -> str:
+    """The line above an environment's table: runs are ranked only against runs of that environment."""
+    solved = f"solved at reward >= {solved_at:g}" if solved_at is not None else "no solved threshold"
+    return f"{env_id} ({solved}):"
 
 
 def stop_on_sigterm() -> None:
@@ -347,7 +363,9 @@ def main(argv=None) -> int:
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
                "instinct": run_instinct, "drop": run_drop}
     try:
-        return command[arguments.pop("command")](arguments)
+        with warnings.catch_warnings():
+            warnings.showwarning = print_warning
+            return command[arguments.pop("command")](arguments)
     except ResonantVectorsError as error:
         print(f"error: {with_flags(error, flags, arguments)}", file=sys.stderr)
         return 2

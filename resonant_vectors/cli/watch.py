@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from resonant_vectors.cli.flags import add_flight_flags
+from resonant_vectors.cli.flags import add_flight_flags, print_warning
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.loop.watching import fly
@@ -18,8 +19,10 @@ def main(argv=None) -> int:
     arguments = parser.parse_args(argv)
     try:
         settings = Settings.from_module()
-        fly(arguments.instance or settings.instance_name, arguments.episodes, arguments.gif, arguments.seed,
-            settings=settings)
+        with warnings.catch_warnings():
+            warnings.showwarning = print_warning
+            fly(arguments.instance or settings.instance_name, arguments.episodes, arguments.gif, arguments.seed,
+                settings=settings)
     except ResonantVectorsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

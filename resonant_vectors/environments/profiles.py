@@ -37,6 +37,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from resonant_vectors.environments.display import draw_frames_off_screen
 from resonant_vectors.errors import ResonantVectorsError
 
 DEFAULT_ENV_ID = "LunarLander-v3"   # the seed's environment (its LunarLander-v2 was removed from Gymnasium)
@@ -240,6 +241,8 @@ def make_env(settings, render_mode: Optional[str] = None) -> gymnasium.Env:
     :param render_mode: ``None``, ``"human"`` (a window) or ``"rgb_array"`` (frames, for videos).
     """
     environment = settings.environment
+    if render_mode == "rgb_array":
+        draw_frames_off_screen()
     arguments = {name: getattr(settings, name) for name in LANDER_ONLY if getattr(settings, name) is not None}
     env = gymnasium.make(environment.env_id, render_mode=render_mode, max_episode_steps=settings.trial_length,
                          **arguments)

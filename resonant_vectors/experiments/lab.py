@@ -2,7 +2,8 @@
 
 Why its own module: ``bench/learning.py``, ``bench/instinct.py`` and ``main.py instinct`` run the
 same experiments, and a notebook can call them too. Each training run is an ordinary ``Trainer``
-run with its own collection and run folder, so ``main.py compare`` and ``evaluate`` work on it.
+run with its own collection and run folder, so ``main.py compare`` works on it. The benchmarks run
+on a scratch memory (``scratch_memory``): their collections never join the user's memories.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import multiprocessing
 import re
 import shlex
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,7 @@ from resonant_vectors.loop.evaluation import evaluate, fly_read_only
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.in_process import InProcessMemory
 from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder, new_figure, summarise
+from resonant_vectors.server.supervision import release_embedded_server
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.
@@ -38,6 +42,8 @@ VARIANTS: Dict[str, dict] = {
 BLOCK = 100          # trials per block of the learning curve's table
 LAST_ENDS = 250      # the last trials whose end causes a run's figures count
 PROJECT = Path(__file__).resolve().parents[2]  # the repository's folder, where commands are typed
+# Where a variant of a preset finds its memory: its base's server, never settings.py's.
+MEMORY_SETTINGS = ("env_id", "milvus_uri", "milvus_token", "milvus_data_dir", "milvus_idle_grace")
 # Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
 # (a slightly wider interval), and the normal's 1.96 from 30 on.
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -49,8 +55,24 @@ def variant_settings(variant: str, base: Optional[Settings] = None) -> Settings:
     base = base or Settings.from_module()
     if variant in VARIANTS:
         return base.replace(**VARIANTS[variant])
-    return Settings.from_module(preset=variant, **{name: getattr(base, name) for name in
-                                                   ("env_id", "milvus_uri", "milvus_token", "milvus_data_dir")})
+    return Settings.from_module(preset=variant, **{name: getattr(base, name) for name in MEMORY_SETTINGS})
+
+
+@contextmanager
+def scratch_memory(base: Optional[Settings] = None) -> Iterator[Settings]:
+    """The settings ``base`` (settings.py's by default) on a memory of their own: an embedded server in
+    a temporary folder, stopped as soon as it is let go of, and the folder removed afterwards.
+
+    Why: a benchmark trains (and drops) a collection per variant and seed; in the user's memory
+    folder (``MILVUS_DATA_DIR``, or a ``MILVUS_URI`` server) they would lie beside the memories the
+    user trained, and a later ``--instance`` of the same name would find them.
+    """
+    base = base or Settings.from_module()
+    with tempfile.TemporaryDirectory(prefix="rv-bench-", ignore_cleanup_errors=True) as data_dir:
+        try:
+            yield base.replace(milvus_uri="", milvus_token="", milvus_data_dir=data_dir, milvus_idle_grace=0.0)
+        finally:
+            release_embedded_server(data_dir)
 
 
 def ci95(values: Iterable[float]) -> Optional[float]:

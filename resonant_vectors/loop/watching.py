@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
 from resonant_vectors.config import Settings
 from resonant_vectors.environments.display import NoDisplayError, display_available
 from resonant_vectors.loop.evaluation import evaluate
@@ -46,9 +48,15 @@ def fly(instance_name: str, episodes: int = 1, gif_path: str | None = None, seed
     return result["rewards"]
 
 
-def save_gif(frames: list, path: str, frame_ms: int = GIF_FRAME_MS) -> None:
-    from PIL import Image
-
+def save_gif(frames: list, path: str, frame_ms: int = GIF_FRAME_MS) -> int:
+    """Write the frames to a GIF and say how many it holds, read back from the file: the GIF writer
+    merges identical consecutive frames (a lander at rest) into one shown as long, so the file can
+    hold fewer frames than were recorded. Returns the file's frame count."""
     images = [Image.fromarray(frame) for frame in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    print(f"saved {len(images)} frames to {path}")
+    with Image.open(path) as written:
+        in_file = written.n_frames
+    merged = f" ({len(images)} recorded; identical consecutive ones merged, shown as long)" \
+        if in_file != len(images) else ""
+    print(f"saved {in_file} frames{merged} to {path}")
+    return in_file

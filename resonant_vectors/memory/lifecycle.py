@@ -9,9 +9,11 @@ each change is one method named for what it does.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterator, List, Optional
 
 from resonant_vectors.config import Settings
+from resonant_vectors.errors import EmptyMemoryWarning
 from resonant_vectors.memory.ledger import SPECIES_SUFFIX, refuse_if_trained_elsewhere
 from resonant_vectors.memory.milvus.collection import EngramCollection, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
@@ -46,6 +48,7 @@ class InstanceMemory:
         """An existing memory, its store open to be read (nothing is dropped or created).
 
         :raises MemoryNotFoundError: no collection has the instance's name (the message names those there).
+        :warns EmptyMemoryWarning: it exists but holds no engrams.
         """
         memory = cls(settings)
         if not memory.exists:
@@ -57,7 +60,16 @@ class InstanceMemory:
                 f"Instances there: {instances}. Check --instance, or train it first: "
                 f"python main.py --instance {settings.instance_name}")
         memory.open_kept()
+        memory.warn_if_empty()
         return memory
+
+    def warn_if_empty(self) -> None:
+        """A memory that exists but holds nothing is read without complaint by Milvus, and every
+        decision from it is a guess: say so once, with what to do."""
+        if self.count() == 0:
+            warnings.warn(EmptyMemoryWarning(
+                f"the memory {self.name!r} holds no engrams, so every decision read from it is a guess. "
+                f"Train it first: python main.py --instance {self.name} --trials 100"), stacklevel=3)
 
     @classmethod
     def to_train(cls, settings: Settings, search_backend: Optional[str] = None) -> "InstanceMemory":

@@ -37,12 +37,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.environments.profiles import profile
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns
 from resonant_vectors.processes import process_alive, process_start_time
@@ -561,6 +562,16 @@ def plot_learning_curves(frames: dict, resume_starts: Iterable[int] = (), solved
     """
     figure = new_figure(figsize=(9, 6))
     rewards_axis, solved_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    draw_learning_curves(rewards_axis, solved_axis, frames, resume_starts, solved_at)
+    rewards_axis.set_title(f"{' vs '.join(frames)}: reward per trial")
+    figure.tight_layout()
+    return figure
+
+
+def draw_learning_curves(rewards_axis, solved_axis, frames: dict, resume_starts: Iterable[int] = (),
+                         solved_at: Optional[float] = None) -> None:
+    """Draw runs' curves on a pair of axes: the rewards above, the rolling solved rate below (see
+    ``plot_learning_curves``); a single run also shows each trial's reward."""
     for name, frame in frames.items():
         ordered = frame.sort_values("trial")
         rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
@@ -575,20 +586,54 @@ def plot_learning_curves(frames: dict, resume_starts: Iterable[int] = (), solved
         for axis in (rewards_axis, solved_axis):
             axis.axvline(first - 0.5, color="black", linestyle=":", linewidth=0.8,
                          label="resumed (--keep)" if number == 0 and axis is rewards_axis else None)
-    rewards_axis.set_title(f"{' vs '.join(frames)}: reward per trial")
     rewards_axis.set_ylabel("reward per trial")
     rewards_axis.legend(loc="lower right")
     solved_axis.set_ylabel(f"solved rate\n(up to {ROLLING_WINDOW})")
     solved_axis.set_xlabel("trial")
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` found, for a notebook as for the command: runs of one environment only are
+    ranked together, so there is a table per environment, and a panel per environment in one PNG.
+
+    :param tables: environment id -> a row per run (its summary), in the order the runs were given.
+    :param solved_at: environment id -> its "solved" threshold (None: it names none).
+    :param figure: the figure written: per environment a column, the rewards above the solved rate.
+    :param plot_path: where the figure was written.
+    """
+
+    tables: Dict[str, pd.DataFrame]
+    solved_at: Dict[str, Optional[float]]
+    figure: "matplotlib.figure.Figure"
+    plot_path: Path
+
+
+def compare(paths: List[str | Path], plot_path: str | Path) -> Comparison:
+    """Several runs' summaries and learning curves, grouped by the environment each trained
+    (its settings' ``ENV_ID``): a table per environment and one PNG with a panel per environment,
+    each with that environment's own "solved" line (``gymnasium``'s ``spec.reward_threshold``)."""
+    groups: Dict[str, Dict[str, pd.DataFrame]] = {}
+    for folder in (RunFolder(path) for path in paths):
+        trials = folder.trials()
+        groups.setdefault(folder.settings().env_id, {})[folder.path.name] = trials
+    tables = {env_id: pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
+              for env_id, frames in groups.items()}
+    solved_at = {env_id: profile(env_id).solved_at for env_id in groups}
+    figure = plot_comparison(groups, solved_at)
+    Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(plot_path, dpi=100)
+    return Comparison(tables, solved_at, figure, Path(plot_path))
+
+
+def plot_comparison(groups: Dict[str, Dict[str, pd.DataFrame]], solved_at: Dict[str, Optional[float]]):
+    """A column of panels per environment (its runs overlaid), titled with the environment's id."""
+    figure = new_figure(figsize=(7 * len(groups), 6))
+    axes = figure.subplots(2, len(groups), squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
+    for column, (env_id, frames) in enumerate(groups.items()):
+        rewards_axis, solved_axis = axes[0][column], axes[1][column]
+        solved_axis.sharex(rewards_axis)
+        draw_learning_curves(rewards_axis, solved_axis, frames, solved_at=solved_at[env_id])
+        rewards_axis.set_title(env_id)
     figure.tight_layout()
     return figure
-
-
-def compare(paths: List[str | Path], plot_path: str | Path) -> pd.DataFrame:
-    """A table of several runs' summaries, and one PNG with their learning curves overlaid."""
-    folders = [RunFolder(path) for path in paths]
-    frames = {folder.path.name: folder.trials() for folder in folders}
-    table = pd.DataFrame({name: summarise(frame) for name, frame in frames.items()}).T.convert_dtypes()
-    Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-    plot_learning_curves(frames, solved_at=folders[0]._solved_at()).savefig(plot_path, dpi=100)
-    return table
