@@ -2,10 +2,14 @@
 every figure's record is in the repository."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import settings
+from resonant_vectors.experiments.lab import write_record
+from resonant_vectors.experiments.provenance import MEASURED_PACKAGES, code_version
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs"
@@ -44,3 +48,30 @@ def test_the_docs_speak_as_the_library():
     spoken = [f"{page.name}: {line.strip()}" for page in [PROJECT / "README.md", *DOCS.glob("*.md")]
               for line in page.read_text().splitlines() if pattern.search(line)]
     assert spoken == []
+
+
+def test_the_readme_states_each_time_as_its_record_measured_it():
+    record = json.loads((PROJECT / "bench/records/readme-times.json").read_text())
+    readme = (PROJECT / "README.md").read_text()
+    assert record["times"] and [entry["stated"] for entry in record["times"] if entry["stated"] not in readme] == []
+
+
+def test_a_record_says_which_code_and_which_versions_made_it(tmp_path):
+    write_record({"figure": 1.0}, tmp_path / "record.json")
+    record = json.loads((tmp_path / "record.json").read_text())
+    head = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert record["figure"] == 1.0 and record["code_version"]["commit"] == head
+    assert set(record["versions"]) == {"python", *MEASURED_PACKAGES} and None not in record["versions"].values()
+
+
+def test_a_changed_checkout_is_recorded_as_dirty_and_no_checkout_as_unknown(tmp_path):
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    (checkout / "code.py").write_text("A = 1\n")
+    for arguments in (["init", "-q"], ["add", "code.py"], ["commit", "-q", "-m", "code"]):
+        subprocess.run([*git, *arguments], check=True)
+    assert code_version(checkout)["dirty"] is False
+    (checkout / "code.py").write_text("A = 2\n")
+    assert code_version(checkout)["dirty"] is True
+    assert code_version(tmp_path / "elsewhere") == {"commit": None, "dirty": None}

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from resonant_vectors.agent.credit import trial_epsilon, trial_noise
 from resonant_vectors.config import Settings
+from resonant_vectors.experiments.provenance import provenance
 from resonant_vectors.loop.evaluation import evaluate, fly_read_only
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.in_process import InProcessMemory
@@ -411,10 +412,10 @@ def command_line() -> str:
 
 
 def write_record(result: dict, json_path: Path) -> None:
-    """A benchmark's figures as JSON, with the command that made them."""
+    """A benchmark's figures as JSON, with the command and the code (``provenance``) that made them."""
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({**result, "command": command_line()}, indent=1))
+    json_path.write_text(json.dumps({**result, "command": command_line(), **provenance(PROJECT)}, indent=1))
 
 
 def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:
