@@ -24,10 +24,13 @@ STARTS_MILVUS = {"test_commands.py", "test_experiments.py", "test_faults.py", "t
 
 def pytest_collection_modifyitems(items) -> None:
     """Mark every test that runs a real Milvus (``milvus``): those that use the test server, and those
-    of the files that start one."""
+    of the files that start one. Those that start servers of their own, the longest, are handed out
+    first, so that the quick in-process tests fill the processes' last minutes instead of waiting
+    behind them."""
     for item in items:
         if "milvus_data_dir" in item.fixturenames or item.path.name in STARTS_MILVUS:
             item.add_marker(pytest.mark.milvus)
+    items.sort(key=lambda item: (item.path.name not in STARTS_MILVUS, item.get_closest_marker("milvus") is None))
 
 
 @pytest.fixture(scope="session")

@@ -67,14 +67,15 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
 def test_a_bench_script_leaves_no_collection_in_the_users_memory(settings, tmp_path):
     users_memory = set(connect(settings).list_collections())
     command = subprocess.run(
-        [sys.executable, "bench/instinct.py", "--variant", "seed", "--seeds", "0", "--trials", "2",
-         "--population", "2", "--newcomers", "1", "--first-trials", "1", "--second-trials", "1",
-         "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "instinct.json")],
+        [sys.executable, "bench/learning.py", "--env", "CartPole-v1", "--variants", "landing_rule", "--seeds", "0",
+         "--trials", "2", "--population", "1", "--eval-episodes", "1",
+         "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "learning.json")],
         cwd=PROJECT, capture_output=True, text=True, timeout=120,
         env={**os.environ, "MILVUS_DATA_DIR": settings.milvus_data_dir, "MILVUS_URI": ""})
     assert command.returncode == 0, command.stderr
-    assert json.loads((tmp_path / "instinct.json").read_text())["per_seed"][0]["trained_last"]["trials"] == 1
-    assert set(connect(settings).list_collections()) == users_memory  # no instinct_* collections here
+    record = json.loads((tmp_path / "learning.json").read_text())
+    assert record["trials"] == 2 and list(record["variants"]) == ["landing_rule"]
+    assert set(connect(settings).list_collections()) == users_memory  # no bench_* collections here
 
 
 def test_a_scratch_memory_is_a_server_of_its_own_removed_afterwards(settings):

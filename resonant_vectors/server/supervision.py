@@ -97,6 +97,7 @@ KEEPER_LOCK_FILE = "keeper.lock"  # held by the one keeper of a data folder whil
 KEEPER_LOG = "logs/keeper.log"
 KEEPER_POLL_S = 0.5            # how often the keeper looks for users and for a dead server
 CLIENT_WAIT_MARGIN_S = 15      # a program waits this much beyond the keeper's start timeout, to hear why it failed
+SERVER_DATA_FOLDER = "data"    # where the server stores the memory (etcd, the message log), inside its folder
 LOGIN_RECHECK_S = 1.0          # a refused login is asked again after this before the start gives up on it
 OWNER_ONLY_UMASK = 0o077       # what the keeper and Milvus create in the folder is readable by its owner only
 MAX_FAILED_RESTARTS = 3        # the keeper gives up after this many starts in a row fail
@@ -268,8 +269,9 @@ class EmbeddedMilvus:
         self.isolated = isolation_available()
         if not self.isolated:
             print("no user + network namespace here: the server's ports are open on all interfaces", flush=True)
+        new_memory = self._holds_no_memory()
         self._start_with_retries(deadline)
-        self._secure(deadline)
+        self._secure(deadline, new_memory)
         if self._relay is not None:
             self._relay.only_own_connections = False
         self._write_state()
@@ -389,7 +391,13 @@ class EmbeddedMilvus:
             self._relay = Relay(self._dial)
         self.port = self._relay.port if self.isolated else self.proxy_port
 
-    def _secure(self, deadline: float) -> None:
+    def _holds_no_memory(self) -> bool:
+        """Whether no server has yet stored anything in this folder: its first start creates
+        root with Milvus's default password."""
+        data = self.data_dir / SERVER_DATA_FOLDER
+        return not data.is_dir() or not any(data.iterdir())
+
+    def _secure(self, deadline: float, new_memory: bool) -> None:
         """Make sure root's password is the one in credential.json (see ``_secure_once``).
 
         After a server was killed, its stale proxy session fails a password change ("node not
@@ -401,7 +409,7 @@ class EmbeddedMilvus:
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback per refused try
         while True:
             try:
-                self._secure_once()
+                self._secure_once(new_memory, deadline)
                 return
             except MilvusException as error:
                 if time.monotonic() > deadline:
@@ -409,7 +417,7 @@ class EmbeddedMilvus:
                                               f"{self.data_dir}: {error}") from None
                 time.sleep(1)
 
-    def _secure_once(self) -> None:
+    def _secure_once(self, new_memory: bool, deadline: float) -> None:
         """A folder whose password was set must have credential.json, and the server must accept its
         password. A folder still on Milvus's default password (its first start, or its first since
         authentication came) gets a random one, written to credential.json before it is set, so a
@@ -420,13 +428,27 @@ class EmbeddedMilvus:
                 if password_was_set(self.data_dir):
                     raise CredentialError(refused_message(self.data_dir))
                 self._set_root_password(credential["password"])  # noted by a start that ended before setting it
-        elif self._accepts(DEFAULT_PASSWORD):
+        elif self._accepts_default_password(new_memory, deadline):
             credential = {"user": USER, "password": secrets.token_urlsafe(24), "applied": False}
             write_credential(self.data_dir, credential)
             self._set_root_password(credential["password"])
         else:  # set by a version before the marker, whose credential.json has gone since
             raise CredentialError(missing_message(self.data_dir))
         note_password_set(self.data_dir, credential)
+
+    def _accepts_default_password(self, new_memory: bool, deadline: float) -> bool:
+        """Whether root still has Milvus's default password. On a memory this start created it has:
+        there, a refusal means the proxy has not loaded its credentials yet (seen on a loaded
+        machine, a second after it reported healthy), so it is asked again until the deadline."""
+        while not self._accepts(DEFAULT_PASSWORD):
+            if not new_memory:
+                return False
+            if time.monotonic() > deadline:
+                raise EmbeddedMilvusError(f"the new embedded Milvus server on {self.data_dir} kept refusing Milvus's "
+                                          f"default password for root until the start's {START_TIMEOUT_S} s were up; "
+                                          f"see {self.data_dir / 'logs'}")
+            time.sleep(LOGIN_RECHECK_S)
+        return True
 
     def _accepts(self, password: str) -> bool:
         client = self._logged_in(password)
