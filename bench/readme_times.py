@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -49,13 +50,13 @@ def timed(label: str, command: list, scratch: Path, extra_args: tuple = ()) -> d
     """Wall seconds of one command, run in the project folder on a scratch memory and cache."""
     environment = dict(os.environ, MILVUS_DATA_DIR=str(scratch / "milvus"), XDG_CACHE_HOME=str(scratch / "cache"),
                        MILVUS_URI="")
-    print(f"{label}: {' '.join(command[1:])} ...", flush=True)
+    print(f"{label}: {shlex.join(command[1:])} ...", flush=True)
     started = time.monotonic()
     subprocess.run([*command, *extra_args], cwd=PROJECT, env=environment, check=True,
                    stdout=subprocess.DEVNULL)
     seconds = round(time.monotonic() - started, 1)
     print(f"  {seconds} s", flush=True)
-    return {"label": label, "command": " ".join(["python", *command[1:]]), "seconds": seconds, "stated": stated(seconds)}
+    return {"label": label, "command": shlex.join(["python", *command[1:]]), "seconds": seconds, "stated": stated(seconds)}
 
 
 def wait_until_unused(scratch: Path, seconds: float = 180) -> None:

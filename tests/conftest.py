@@ -42,7 +42,10 @@ def milvus_data_dir(tmp_path_factory) -> str:
 
 @pytest.fixture
 def settings(milvus_data_dir) -> Settings:
-    """settings.py's values, on the test server, without a window, seeded."""
+    """settings.py's values, on the test server, without a window, seeded. The server is up when the
+    test starts: a test before it that closed this process's last Trainer gave up its share, and
+    after the idle grace its keeper stopped it."""
+    embedded_server_uri(milvus_data_dir)  # rejoins (or starts again) the server; at once if it is up
     return Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0)
 
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from resonant_vectors.cli import main
+from resonant_vectors.config import Settings
 from resonant_vectors.errors import EmptyMemoryWarning
 from resonant_vectors.loop.evaluation import evaluate
 from resonant_vectors.loop.trainer import Trainer
@@ -30,12 +31,9 @@ pytestmark = pytest.mark.usefixtures("main_on_test_server")
 @pytest.fixture(scope="module")
 def short_memory(milvus_data_dir, tmp_path_factory):
     """A memory of 3 short trials (its run folder beside it), for the commands that read one."""
-    from resonant_vectors.config import Settings
-
     settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
                                     max_trial_length=60, instance_name="commands_memory")
     runs_dir = tmp_path_factory.mktemp("command_runs")
-    from resonant_vectors.runs.folder import RunFolder
     with Trainer(settings=settings, quiet=True, run_folder=RunFolder.for_instance("commands_memory", runs_dir)) as t:
         t.train(3)
     return settings, runs_dir
@@ -138,8 +136,6 @@ def test_watching_an_empty_memory_warns_and_a_trained_one_does_not(empty_memory,
 @pytest.fixture(scope="module")
 def cart_memory(milvus_data_dir, tmp_path_factory) -> Path:
     """A CartPole memory of 2 trials (CartPole's renderer starts all of pygame, display included)."""
-    from resonant_vectors.config import Settings
-
     settings = Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0,
                                     env_id="CartPole-v1", population_size=2, instance_name="cart_watched")
     runs_dir = tmp_path_factory.mktemp("cart_runs")

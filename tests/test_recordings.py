@@ -25,7 +25,8 @@ def test_drawing_frames_headless_picks_sdls_driver_without_a_display_but_keeps_t
     monkeypatch.setenv("DISPLAY", "")
     monkeypatch.setenv("WAYLAND_DISPLAY", "")
     monkeypatch.setenv("SDL_VIDEODRIVER", "x11")
-    monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
+    monkeypatch.setenv("SDL_AUDIODRIVER", "unset")  # recorded, so the one the call sets is undone after the test
+    monkeypatch.delenv("SDL_AUDIODRIVER")
     draw_frames_off_screen()
     assert (os.environ["SDL_VIDEODRIVER"], os.environ["SDL_AUDIODRIVER"]) == ("x11", "dummy")
 
@@ -33,6 +34,7 @@ def test_drawing_frames_headless_picks_sdls_driver_without_a_display_but_keeps_t
 def test_drawing_frames_where_there_is_a_display_leaves_sdl_alone(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
-    monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
+    monkeypatch.setenv("SDL_AUDIODRIVER", "unset")  # recorded, so the one the call sets is undone after the test
+    monkeypatch.delenv("SDL_AUDIODRIVER")
     draw_frames_off_screen()
     assert "SDL_VIDEODRIVER" not in os.environ and "SDL_AUDIODRIVER" not in os.environ

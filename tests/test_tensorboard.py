@@ -14,8 +14,10 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from resonant_vectors.cli import main
 from resonant_vectors.environments.profiles import END_CAUSES
+from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.loop import tensorboard
 from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -90,6 +92,7 @@ def test_tensorboard_without_its_extra_is_refused_with_the_install_command_befor
     with pytest.raises(tensorboard.TensorBoardMissingError, match=r"tensorboardX.*pip install -e \"\.\[tensorboard\]\""):
         Trainer(settings=tensorboard_settings, quiet=True, run_folder=folder)
     assert not folder.path.exists()
+    assert tensorboard_settings.instance_name not in connect(tensorboard_settings).list_collections()
 
 
 def test_tensorboard_is_off_by_default_and_writes_nothing(settings, collection_name, tmp_path):
@@ -98,6 +101,12 @@ def test_tensorboard_is_off_by_default_and_writes_nothing(settings, collection_n
                  run_folder=folder) as trainer:
         trainer.train(1)
     assert settings.tensorboard is False and not (folder.path / "tb").exists()
+
+
+def test_tensorboard_on_a_training_without_a_run_folder_says_no_events_are_written(tensorboard_settings):
+    with pytest.warns(ResonantVectorsWarning, match="no events are written"):
+        with Trainer(settings=tensorboard_settings, quiet=True) as trainer:
+            trainer.train(1)
 
 
 def test_tensorboard_on_a_read_only_training_is_refused_by_name(capsys):

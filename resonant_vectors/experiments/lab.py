@@ -30,7 +30,7 @@ from resonant_vectors.loop.evaluation import evaluate, fly_read_only
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.in_process import InProcessMemory
 from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder, new_figure, summarise
-from resonant_vectors.server.supervision import release_embedded_server
+from resonant_vectors.server.supervision import release_embedded_server, wait_until_stopped
 
 # The credit rules measured against the seed's, one change at a time. Each is a set of settings on
 # top of settings.py; a preset's name (settings.PRESETS) is a variant too.
@@ -62,18 +62,20 @@ def variant_settings(variant: str, base: Optional[Settings] = None) -> Settings:
 @contextmanager
 def scratch_memory(base: Optional[Settings] = None) -> Iterator[Settings]:
     """The settings ``base`` (settings.py's by default) on a memory of their own: an embedded server in
-    a temporary folder, stopped as soon as it is let go of, and the folder removed afterwards.
+    a temporary folder, stopped as soon as it is let go of (no idle grace), and the folder removed
+    once its keeper has stopped it.
 
     Why: a benchmark trains (and drops) a collection per variant and seed; in the user's memory
     folder (``MILVUS_DATA_DIR``, or a ``MILVUS_URI`` server) they would lie beside the memories the
     user trained, and a later ``--instance`` of the same name would find them.
     """
     base = base or Settings.from_module()
-    with tempfile.TemporaryDirectory(prefix="rv-bench-", ignore_cleanup_errors=True) as data_dir:
+    with tempfile.TemporaryDirectory(prefix="rv-bench-") as data_dir:
         try:
             yield base.replace(milvus_uri="", milvus_token="", milvus_data_dir=data_dir, milvus_idle_grace=0.0)
         finally:
             release_embedded_server(data_dir)
+            wait_until_stopped(data_dir)
 
 
 def ci95(values: Iterable[float]) -> Optional[float]:

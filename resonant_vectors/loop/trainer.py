@@ -1,6 +1,7 @@
 """``Trainer``: Gymnasium trials that teach an ``EngramBrain`` by leaving engrams in its memory."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Callable, List, Optional
 
@@ -14,6 +15,7 @@ from resonant_vectors.agent.policy import Policy
 from resonant_vectors.config import Settings
 from resonant_vectors.environments.display import render_mode_for
 from resonant_vectors.environments.profiles import make_population
+from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.loop.callbacks import (
     FollowLander,
     Heartbeat,
@@ -147,6 +149,11 @@ class Trainer:
         settings = self.settings
         if self._logs_tensorboard:
             require_writer()
+        elif settings.tensorboard:
+            warnings.warn(ResonantVectorsWarning(
+                "TENSORBOARD is on, but this training saves no run folder (it is read-only, or its Trainer was made "
+                "without run_folder), so no events are written. Give it a run folder "
+                "(run_folder=RunFolder.for_instance(name)), or set TENSORBOARD = False."), stacklevel=3)
         self.envs = make_population(settings, settings.population_size, render_mode or render_mode_for(settings.display))
         start = self._open_store()
         self.rng = np.random.default_rng(settings.seed if settings.seed is None or self.worker == 0

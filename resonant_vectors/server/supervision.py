@@ -203,6 +203,15 @@ class EmbeddedMilvus:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 pass_fds=(keeper_lock.fileno(),), umask=OWNER_ONLY_UMASK)
 
+    def wait_until_stopped(self, timeout_s: float) -> bool:
+        """See ``wait_until_stopped`` (the module's)."""
+        deadline = time.monotonic() + timeout_s
+        while self.data_dir.is_dir() and self._keeper_alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(KEEPER_POLL_S)
+        return True
+
     def _keeper_alive(self) -> bool:
         with open(self.data_dir / KEEPER_LOCK_FILE, "a", opener=owner_only) as keeper_lock:
             return locked_by_another(keeper_lock)
@@ -445,8 +454,9 @@ class EmbeddedMilvus:
                 return False
             if time.monotonic() > deadline:
                 raise EmbeddedMilvusError(f"the new embedded Milvus server on {self.data_dir} kept refusing Milvus's "
-                                          f"default password for root until the start's {START_TIMEOUT_S} s were up; "
-                                          f"see {self.data_dir / 'logs'}")
+                                          f"default password for root until the start's {START_TIMEOUT_S} s were up. "
+                                          f"The folder holds no memory yet: start again (on a less loaded machine, "
+                                          f"if it is busy), and if it fails again, see {self.data_dir / 'logs'}")
             time.sleep(LOGIN_RECHECK_S)
         return True
 
@@ -729,6 +739,13 @@ def release_embedded_server(data_dir: str | os.PathLike) -> None:
     server = _servers.pop(Path(data_dir).resolve(), None)
     if server is not None:
         server.release()
+
+
+def wait_until_stopped(data_dir: str | os.PathLike, timeout_s: float = START_TIMEOUT_S) -> bool:
+    """Wait until no keeper runs a server on ``data_dir`` (its lock is free once it has stopped the
+    server and ended): a folder about to be removed is then removed from under no one. True if it
+    stopped within ``timeout_s``."""
+    return EmbeddedMilvus(data_dir).wait_until_stopped(timeout_s)
 
 
 def main(arguments: list) -> None:
