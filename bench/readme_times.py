@@ -10,12 +10,14 @@ Measures, one after the other (run it on an otherwise idle machine):
 - ``python -m pytest -m "not milvus"``, the in-process half of the suite;
 - ``python main.py --preset steady --trials 3000 --no-display``, the README's best preset.
 
-Each entry of the record carries the command, its wall seconds and the phrase the README prints
-(``stated``); ``tests/test_docs.py`` checks that the README prints each one.
+Each entry of the record carries the command, its wall seconds, the phrase the README prints
+(``stated``) and, for a training, its run's summary; ``tests/test_docs.py`` checks that the README
+prints each phrase.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -73,6 +75,13 @@ def uses(process: dict, scratch: Path) -> bool:
     return str(scratch) in " ".join(process["cmdline"] or ()) or str(process["cwd"] or "").startswith(str(scratch))
 
 
+def what_it_trained(scratch: Path) -> dict:
+    """A training command's own summary (trials, last-100 mean, solved rate, ...), so that the record
+    shows the timed run did what the README says beside its time; nothing for other commands."""
+    summaries = sorted((scratch / "runs").glob("*/summary.json"))
+    return {"run_summary": json.loads(summaries[0].read_text())} if summaries else {}
+
+
 def measure(quick: bool) -> list:
     """Every timed README command, each in a scratch folder of its own."""
     plan = [("first server start", FIRST_SERVER_START, lambda scratch: (str(scratch / "milvus"),)),
@@ -82,7 +91,8 @@ def measure(quick: bool) -> list:
     times = []
     for label, command, extra in plan:
         with tempfile.TemporaryDirectory(prefix="rv-readme-times-") as scratch:
-            times.append(timed(label, command, Path(scratch), extra(Path(scratch))))
+            entry = timed(label, command, Path(scratch), extra(Path(scratch)))
+            times.append({**entry, **what_it_trained(Path(scratch))})
             wait_until_unused(Path(scratch))
     return times
 
