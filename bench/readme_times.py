@@ -26,12 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from resonant_vectors.experiments.lab import write_record  # noqa: E402
+from resonant_vectors.server.supervision import wait_until_stopped  # noqa: E402
 
 FIRST_SERVER_START = [sys.executable, "-c",
                       "from resonant_vectors.server.supervision import EmbeddedMilvus; "
@@ -61,20 +60,6 @@ def timed(label: str, command: list, scratch: Path, extra_args: tuple = ()) -> d
     return {"label": label, "command": shlex.join(["python", *command[1:]]), "seconds": seconds, "stated": stated(seconds)}
 
 
-def wait_until_unused(scratch: Path, seconds: float = 180) -> None:
-    """Wait for the server and keeper a command left on its scratch folder (they stop after the
-    idle grace), so the folder is removed from under no one."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(uses(process.info, scratch)
-                                              for process in psutil.process_iter(["cmdline", "cwd"])):
-        time.sleep(1)
-
-
-def uses(process: dict, scratch: Path) -> bool:
-    """Whether a process names the scratch folder on its command line or works in it."""
-    return str(scratch) in " ".join(process["cmdline"] or ()) or str(process["cwd"] or "").startswith(str(scratch))
-
-
 def what_it_trained(scratch: Path) -> dict:
     """A training command's own summary (trials, last-100 mean, solved rate, ...), so that the record
     shows the timed run did what the README says beside its time; nothing for other commands."""
@@ -93,7 +78,7 @@ def measure(quick: bool) -> list:
         with tempfile.TemporaryDirectory(prefix="rv-readme-times-") as scratch:
             entry = timed(label, command, Path(scratch), extra(Path(scratch)))
             times.append({**entry, **what_it_trained(Path(scratch))})
-            wait_until_unused(Path(scratch))
+            wait_until_stopped(Path(scratch) / "milvus")  # its folder is removed from under no one
     return times
 
 
