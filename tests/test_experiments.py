@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 from PIL import Image
+from test_milvus_server import processes_of, wait_until_stopped
 
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.memory.milvus.collection import connect
@@ -85,19 +84,7 @@ def test_a_scratch_memory_is_a_server_of_its_own_stopped_and_removed_afterwards(
         scratch_folder = Path(scratch.milvus_data_dir)
         assert scratch_folder != Path(settings.milvus_data_dir) and scratch.milvus_uri == ""
         assert connect(scratch).list_collections() == []  # a server of its own, started on first use
-        assert processes_using(scratch_folder)
+        assert processes_of(scratch_folder)
     assert not scratch_folder.exists()
-    assert ended_within(10, lambda: processes_using(scratch_folder) == [])  # its keeper exits once it stopped the server
+    assert wait_until_stopped(scratch_folder, 10)  # its keeper exits once it stopped the server
 
-
-def ended_within(seconds: float, ended) -> bool:
-    deadline = time.monotonic() + seconds
-    while not ended() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return ended()
-
-
-def processes_using(folder: Path) -> list:
-    """The processes (the server, its keeper) that name ``folder`` on their command line."""
-    return [process.pid for process in psutil.process_iter(["cmdline"])
-            if str(folder) in " ".join(process.info["cmdline"] or ())]
