@@ -472,13 +472,15 @@ def test_the_servers_logs_are_bounded_at_each_start(tmp_path):
     assert (logs / "milvus-stdout.log").stat().st_size < LOG_LIMIT_BYTES
 
 
-WITHOUT_USER_NAMESPACES = (  # a program in a user namespace that may make no further one
+IN_A_USER_NAMESPACE_WITHOUT_MORE = (  # a program's start: no further namespace can be made
     "import ctypes, os, sys\n"
     "uid, gid = os.getuid(), os.getgid()\n"
     "assert ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0  # CLONE_NEWUSER\n"
     "for name, text in (('setgroups', 'deny'), ('uid_map', f'{uid} {uid} 1'), ('gid_map', f'{gid} {gid} 1')):\n"
     "    open(f'/proc/self/{name}', 'w').write(text)\n"
-    "open('/proc/sys/user/max_user_namespaces', 'w').write('0')\n"
+    "open('/proc/sys/user/max_user_namespaces', 'w').write('0')\n")
+
+WITHOUT_USER_NAMESPACES = IN_A_USER_NAMESPACE_WITHOUT_MORE + (
     f"from {SERVER} import embedded_server_token, embedded_server_uri\n"
     "from pymilvus import MilvusClient\n"
     f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
@@ -496,6 +498,36 @@ def test_without_user_namespaces_the_server_still_starts_with_its_password_and_s
     assert program.returncode == 0, program.stderr
     assert program.stdout.split("\n")[:2] == ["[]", "refused without the password"]
     assert "listens on all interfaces" in program.stderr
+
+
+SQUATTING_THE_PROXY_PORT = IN_A_USER_NAMESPACE_WITHOUT_MORE + (  # takes the port Milvus was given before it binds it
+    "import re, socket, threading, time\n"
+    "from pathlib import Path\n"
+    f"from {SERVER} import embedded_server_token, embedded_server_uri\n"
+    "from pymilvus import MilvusClient\n"
+    "squatter, config = socket.socket(), Path(sys.argv[1]) / 'configs' / 'milvus.yaml'\n"
+    "def squat():\n"
+    "    while True:\n"
+    "        said = re.search(r'\\nproxy:\\n(?:.*\\n)*?  port: (\\d+)', config.read_text() if config.exists() else '')\n"
+    "        if said:\n"
+    "            squatter.bind(('127.0.0.1', int(said.group(1))))\n"
+    "            squatter.listen()\n"
+    "            return print(said.group(1))\n"
+    "        time.sleep(0.005)\n"
+    "threading.Thread(target=squat, daemon=True).start()\n"
+    f"uri = embedded_server_uri(sys.argv[1], {NO_GRACE})\n"
+    "print(uri.rsplit(':', 1)[1])\n"
+    "print(MilvusClient(uri=uri, token=embedded_server_token(sys.argv[1]), timeout=60).list_collections())\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="user namespaces are Linux's")
+def test_without_user_namespaces_a_port_taken_before_milvus_binds_it_is_not_mistaken_for_the_server(tmp_path):
+    program = subprocess.run([sys.executable, "-c", SQUATTING_THE_PROXY_PORT, str(tmp_path)], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=240)
+    assert program.returncode == 0, program.stderr
+    squatted, served, collections = program.stdout.split("\n")[:3]
+    assert served != squatted
+    assert collections == "[]"
 
 
 def test_until_the_password_is_set_only_the_keeper_gets_through_its_forwarded_port():

@@ -48,6 +48,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import stat
@@ -116,6 +117,11 @@ BINARY_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / 
 # Without a namespace, ports are probed free and then bound by Milvus: this machine-wide lock
 # keeps another start from probing the same ones meanwhile.
 MACHINE_START_LOCK = Path(tempfile.gettempdir()) / "resonant-vectors-milvus-start.lock"
+# That lock does not cover every program that takes a port (an isolated server's relay, anyone
+# else's server): Milvus's proxy, finding its port taken, listens on a free one of its own, and
+# says which only in this line of its log.
+PROXY_LISTENS = re.compile(rb'\["Proxy server listen on tcp"\] \[port=(\d+)\]')
+SERVER_LOG = "milvus-stdout.log"  # in the folder's logs/: Milvus's own log, appended at every start
 
 
 class EmbeddedMilvus:
@@ -137,6 +143,7 @@ class EmbeddedMilvus:
         self._relay: Optional[Relay] = None
         self._namespace: Optional[Namespace] = None
         self._keeper_lock_fd: Optional[int] = None
+        self._log_offset = 0  # where the latest start's lines begin in its log
 
     @property
     def uri(self) -> str:
@@ -347,6 +354,7 @@ class EmbeddedMilvus:
         try:
             self._launch()
             self._wait_until_healthy(time.monotonic() + START_TIMEOUT_S)
+            self._follow_the_proxy()
         except EmbeddedMilvusError as error:
             print(error, flush=True)
             self._kill()
@@ -396,6 +404,7 @@ class EmbeddedMilvus:
             _make_owner_only(self.data_dir)  # the package copies its glog.conf with the mode it has (0644)
             self._launch()
             self._wait_until_healthy(deadline)
+            self._follow_the_proxy()
         if self.isolated and self._relay is None:
             self._relay = Relay(self._dial)
         self.port = self._relay.port if self.isolated else self.proxy_port
@@ -555,7 +564,8 @@ class EmbeddedMilvus:
             helper += ["exec-isolated", str(self._namespace.inner_fd)]
         else:
             helper += ["exec"]
-        with open(logs / "milvus-stdout.log", "ab") as out, open(logs / "milvus-stderr.log", "ab") as err:
+        with open(logs / SERVER_LOG, "ab") as out, open(logs / "milvus-stderr.log", "ab") as err:
+            self._log_offset = out.tell()
             self.process = subprocess.Popen(helper + [str(binary), "run", "standalone"], cwd=self.data_dir,
                                             env=env, stdout=out, stderr=err, pass_fds=self._inherited_fds())
         if self._namespace is not None:
@@ -579,6 +589,19 @@ class EmbeddedMilvus:
             connection.close()
             raise
         return connection
+
+    def _follow_the_proxy(self) -> None:
+        """Use the port the proxy of this start listens on. Without a namespace, a port probed free
+        can be taken before Milvus binds it (see ``PROXY_LISTENS``); the keeper then asked a
+        stranger for root's password and took its refusal for a missing credential. A server that
+        is healthy has logged its proxy's port. Inside a namespace, no other program can take it."""
+        if self.isolated:
+            return
+        with open(self.data_dir / "logs" / SERVER_LOG, "rb") as log:
+            log.seek(self._log_offset)
+            said = PROXY_LISTENS.findall(log.read())
+        if said:
+            self.proxy_port = self.port = int(said[-1])
 
     def _wait_until_healthy(self, deadline: float) -> None:
         while time.monotonic() < deadline:
