@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
-from resonant_vectors.server.isolation import NAMESPACE_PROXY_PORT
-from resonant_vectors.server.supervision import STATE_FILE, embedded_server_token, embedded_server_uri, release_embedded_server
+from resonant_vectors.experiments.lab import write_record  # noqa: E402
+from resonant_vectors.server.isolation import NAMESPACE_PROXY_PORT  # noqa: E402
+from resonant_vectors.server.supervision import STATE_FILE, embedded_server_token, embedded_server_uri, release_embedded_server  # noqa: E402
 
 ENGRAMS = 10_000      # rows in the searched collection
 K = 300               # neighbours per search (MIN_RESULTS)
@@ -92,12 +92,10 @@ def main() -> None:
         release_embedded_server(folder)
     figures = {"engrams": ENGRAMS, "k": K, "searches": SEARCHES * ROUNDS,
                "forwarded_ms": percentiles(forwarded), "direct_ms": percentiles(direct),
-               "relay_cost_ms_p50": round(float(np.percentile(forwarded, 50) - np.percentile(direct, 50)), 3),
-               "cpus": os.cpu_count()}
+               "relay_cost_ms_p50": round(float(np.percentile(forwarded, 50) - np.percentile(direct, 50)), 3)}
     print(json.dumps(figures, indent=1))
     if arguments.json:
-        Path(arguments.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(arguments.json).write_text(json.dumps(figures, indent=1) + "\n")
+        write_record(figures, Path(arguments.json))  # with the command and the code that measured them
 
 
 if __name__ == "__main__":

@@ -6,23 +6,47 @@
     python bench/tables.py environments bench/records/learning-cartpole.json bench/records/learning-acrobot.json
     python bench/tables.py instinct bench/records/instinct.json
     python bench/tables.py throughput bench/records/throughput.json
+    python bench/tables.py species bench/records/throughput.json
+    python bench/tables.py results bench/records/learning-1000.json bench/records/learning-steady-3000.json \
+        bench/records/reference.json                     # the README's tables
+    python bench/tables.py classic bench/records/learning-cartpole.json bench/records/learning-acrobot.json \
+        bench/records/learning-mountaincar.json bench/records/reference.json
+    python bench/tables.py instinct_summary bench/records/instinct.json
+    python bench/tables.py check README.md docs/*.md      # which tables of these pages differ from their records
+    python bench/tables.py update README.md docs/*.md     # print them again from their records
 
 Each prints Markdown, the tables of README.md and docs/ as they are: a figure there is a line of
-this output (as rl-baselines3-zoo's benchmark table is made from its logs).
+this output (as rl-baselines3-zoo's benchmark table is made from its logs). In a page, each table
+stands between ``<!-- table: ARGUMENTS -->`` (this script's arguments that print it, records
+relative to the project's folder, patterns allowed) and ``<!-- end of table -->``; ``check`` fails
+where one differs from what its records print.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
+
+PROJECT = Path(__file__).resolve().parent.parent
+MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)(?P<table>.*?)(?P<end>\n<!-- end of table -->)",
+                          re.DOTALL)
 
 END_COLUMNS = ("at_rest", "crashed", "flew_off", "ended", "timed_out", "died")
 
 
 def load(paths: list) -> list:
-    return [json.loads(Path(path).read_text()) for path in paths]
+    """The records, each with the path it was read from (relative to the project's folder where it
+    lies in it), for the tables that link to them."""
+    records = []
+    for path in map(Path, paths):
+        where = path.resolve().relative_to(PROJECT) if path.resolve().is_relative_to(PROJECT) else path
+        records.append({**json.loads(path.read_text()), "source_path": str(where)})
+    return records
 
 
 def interval(value, half_width, digits: int = 1) -> str:
@@ -147,9 +171,16 @@ def throughput(records: list) -> str:
                              f"{p50['single']:.1f} ms | {other['single']:.3f} ms |")
             lines.append(f"\nThe replica loaded {replica['replica_engrams']:,} engrams in {replica['replica_load_s']:.1f} s "
                          f"(the process then held {replica['replica_rss_mb']:,.0f} MiB).")
+    return "\n".join(lines)
+
+
+def species(records: list) -> str:
+    """A species of 1 and 2 workers, from throughput records that measured one."""
+    lines = []
+    for record in records:
         if "species" in record:
             species = record["species"]
-            lines += ["", "| population | workers | steps/s | ÷ one worker |", "|---|---|---|---|"]
+            lines += ["| population | workers | steps/s | ÷ one worker |", "|---|---|---|---|"]
             for population, rates in species["species_steps_per_s"].items():
                 for workers, rate in rates.items():
                     lines.append(f"| {population} | {workers} | {rate:,.0f} | "
@@ -157,19 +188,167 @@ def throughput(records: list) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    tables = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
-              "throughput": throughput}
+# Rows of other code beside the project's, from bench/records/reference.json: who, its entry, its budget.
+EXTERNAL_LUNAR_LANDER = (("DQN", "dqn_100k_steps", "100k steps"), ("PPO", "ppo_1_02M_steps_16_envs", "1.02M steps"))
+
+
+def is_reference(record: dict) -> bool:
+    return "rl_baselines3_zoo" in record
+
+
+def frames_cell(record: dict, entry: dict) -> str:
+    """Training trials, and the frames they took (the unit of DQN's and PPO's budgets) where recorded."""
+    frames = [run["frames"] for run in entry["seeds"] if "frames" in run]
+    if len(frames) < len(entry["seeds"]):
+        return f"{record['trials']}"
+    return f"{record['trials']} ({sum(frames) / len(frames) / 1e6:.2f}M frames)"
+
+
+def rule_name(record: dict, entry: dict, variant: str) -> str:
+    """The seed's rule is the default; where it did not run on the default backend, that is said."""
+    if variant != "seed":
+        return f"`{variant}`"
+    backend = entry.get("search_backend", record.get("changes", {}).get("search_backend", "milvus"))
+    return "the seed's (the default)" + ("" if backend == "milvus" else f", on the {backend} backend")
+
+
+def results(records: list) -> str:
+    """The README's LunarLander table: each variant's greedy evaluation, the best row in bold, then
+    the rows of other code from the reference record, marked external."""
+    lines = ["| rule | training trials | evaluation | landed | the episodes not at rest | record |",
+             "|---|---|---|---|---|---|"]
+    own = [(record, variant, entry) for record in records if not is_reference(record)
+           for variant, entry in record["variants"].items()]
+    best = max(entry["eval_mean"] for _, _, entry in own)
+    cited = None
+    for record, variant, entry in own:
+        cells = [rule_name(record, entry, variant), frames_cell(record, entry),
+                 interval(entry["eval_mean"], entry["eval_mean_ci95"]), f"{100 * entry['eval_solved_rate']:.0f}%"]
+        if entry["eval_mean"] == best:
+            cells = [f"**{cell}**" for cell in cells]
+        not_at_rest = {cause: share for cause, share in mean_shares(entry["seeds"], "eval_ends").items()
+                       if cause != "at_rest"}
+        link = "〃" if record["source_path"] == cited else f"[{Path(record['source_path']).name}]({record['source_path']})"
+        cited = record["source_path"]
+        lines.append(f"| {' | '.join(cells)} | {ends(not_at_rest) or '–'} | {link} |")
+    for reference in filter(is_reference, records):
+        lines += external_lunar_lander_rows(reference)
+    return "\n".join(lines)
+
+
+def external_lunar_lander_rows(reference: dict) -> list:
+    mine = reference["reference_implementation"]["learning_291_trials"]
+    link = f"[{Path(reference['source_path']).name}]({reference['source_path']})"
+    rows = [f"| external: the reference implementation, its seed-era code run unchanged (mean of its training "
+            f"trials) | 291 | {mine['mean']:+.1f} | {100 * mine['landings'] / 291:.0f}% | – | {link} |"]
+    for name, key, budget in EXTERNAL_LUNAR_LANDER:
+        agent = reference["stable_baselines3"][key]
+        rows.append(f"| external: {name}, Stable-Baselines3 (zoo settings, {agent['episodes']:,} episodes) | {budget} | "
+                    f"{agent['eval_100_episodes_mean']:+.1f} (std {agent['eval_std']:.1f}) | "
+                    f"{100 * agent['eval_solved_rate']:.0f}% | – | 〃 |")
+    return rows
+
+
+def _short(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def classic(records: list) -> str:
+    """The README's table of other environments: ``landing_rule`` and the seed's rule, each seed's
+    evaluation, beside rl-baselines3-zoo's agents (external, one trained agent each)."""
+    zoo = next(record for record in records if is_reference(record))["rl_baselines3_zoo"]
+    lines = ["| environment (solved at) | `landing_rule`, evaluation (per seed) | solved | the seed's rule | "
+             "external: zoo DQN / PPO |", "|---|---|---|---|---|"]
+    for record in filter(lambda record: not is_reference(record), records):
+        rule, seed = record["variants"]["landing_rule"], record["variants"]["seed"]
+        threshold = next(iter(rule["seeds"][0]["first_reaching"]), "–")
+        per_seed = " / ".join(_short(run["eval_mean"]) for run in rule["seeds"])
+        agents = " / ".join(_short(zoo[kind][record["env_id"]]["mean"]) for kind in ("dqn", "ppo"))
+        lines.append(f"| {record['env_id']} ({threshold}) | {interval(rule['eval_mean'], rule['eval_mean_ci95'])} "
+                     f"({per_seed}) | {100 * rule['eval_solved_rate']:.0f}% | "
+                     f"{interval(seed['eval_mean'], seed['eval_mean_ci95'])} | {agents} |")
+    return "\n".join(lines)
+
+
+def instinct_summary(records: list) -> str:
+    """The README's instinct table: newcomers and a similar animal on a trained and an empty memory."""
+    lines = ["| who flies | on the trained memory | on an empty memory |", "|---|---|---|"]
+    for record in records:
+        groups, similar = record["groups"], ", ".join(f"{name} {value:g}" for name, value in record["similar"].items())
+
+        def cell(group: str, landed: str = "") -> str:
+            return f"{groups[group]['mean']:+.1f}, {100 * groups[group]['solved_rate']:.0f}%{landed}"
+
+        lines += [f"| {record['newcomers']} newcomers | {cell('newcomers_trained_memory', ' landed')} | "
+                  f"{cell('newcomers_empty_memory')} |",
+                  f"| {record['newcomers']} of a similar animal ({similar}) | {cell('similar_trained_memory')} | "
+                  f"{cell('similar_empty_memory')} |",
+                  f"| (the trained population's last trials) | {cell('trained_last')} | |"]
+    return "\n".join(lines)
+
+
+TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
+          "throughput": throughput, "species": species, "results": results, "classic": classic,
+          "instinct_summary": instinct_summary}
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=sorted(tables))
-    parser.add_argument("records", nargs="+", help="JSON records (bench/records/...)")
+    parser.add_argument("table", choices=sorted(TABLES) + ["check", "update"],
+                        help="the table to print; check or update: the marked tables of the pages given")
+    parser.add_argument("records", nargs="+", help="JSON records (bench/records/...); pages for check and update")
     parser.add_argument("--variants", nargs="+", help="learning: only these variants' rows")
-    arguments = parser.parse_args(argv)
+    return parser
+
+
+def table(arguments: argparse.Namespace) -> str:
+    records = load(arguments.records)
+    if arguments.table == "learning":
+        return learning(records, arguments.variants)
+    return TABLES[arguments.table](records)
+
+
+def printed(marker_arguments: str) -> str:
+    """The table a page's marker asks for: its arguments, records found from the project's folder."""
+    arguments = parser().parse_args(shlex.split(marker_arguments))
+    arguments.records = [path for pattern in arguments.records
+                         for path in (sorted(glob.glob(str(PROJECT / pattern))) or [str(PROJECT / pattern)])]
+    return table(arguments)
+
+
+def drifted(page: Path) -> list:
+    """The markers of a page whose table is not what its records print: (arguments, printed)."""
+    return [(marked["arguments"], expected) for marked in MARKED_TABLE.finditer(page.read_text())
+            if marked["table"] != (expected := printed(marked["arguments"]))]
+
+
+def update(page: Path) -> int:
+    """Print a page's marked tables again from their records; how many changed."""
+    text = page.read_text()
+    changed = len(drifted(page))
+    page.write_text(MARKED_TABLE.sub(lambda marked: marked["start"] + printed(marked["arguments"]) + marked["end"],
+                                     text))
+    return changed
+
+
+def check_pages(pages: list) -> int:
+    stale = [(page, arguments) for page in map(Path, pages) for arguments, _ in drifted(page)]
+    for page, arguments in stale:
+        print(f"{page}: the table of `bench/tables.py {arguments}` differs from its records; "
+              f"run `python bench/tables.py update {page}`", file=sys.stderr)
+    return 1 if stale else 0
+
+
+def main(argv=None) -> int:
+    arguments = parser().parse_args(argv)
     try:
-        if arguments.table == "learning":
-            print(learning(load(arguments.records), arguments.variants))
-        else:
-            print(tables[arguments.table](load(arguments.records)))
+        if arguments.table == "check":
+            return check_pages(arguments.records)
+        if arguments.table == "update":
+            for page in arguments.records:
+                print(f"{page}: {update(Path(page))} table(s) printed again")
+            return 0
+        print(table(arguments))
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {type(error).__name__}: {error} (a record of another benchmark?)", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import settings
@@ -13,6 +14,7 @@ from resonant_vectors.experiments.provenance import MEASURED_PACKAGES, code_vers
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs"
+MARKED_TABLE = re.compile(r"<!-- table: .*? -->\n.*?\n<!-- end of table -->", re.DOTALL)  # bench/tables.py's
 
 
 def documented_settings() -> set:
@@ -56,12 +58,43 @@ def test_the_readme_states_each_time_as_its_record_measured_it():
     assert record["times"] and [entry["stated"] for entry in record["times"] if entry["stated"] not in readme] == []
 
 
+def test_every_table_of_the_readme_and_docs_is_what_its_records_print():
+    pages = ["README.md", *sorted(str(page.relative_to(PROJECT)) for page in DOCS.glob("*.md"))]
+    checked = subprocess.run([sys.executable, "bench/tables.py", "check", *pages], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_every_figure_with_an_interval_in_a_table_is_printed_from_a_record():
+    unmarked = []
+    for page in [PROJECT / "README.md", *DOCS.glob("*.md")]:
+        text = MARKED_TABLE.sub("", page.read_text())
+        unmarked += [f"{page.name}: {line[:80]}" for line in text.splitlines() if line.startswith("|") and "±" in line]
+    assert unmarked == []
+
+
+def test_a_table_changed_by_hand_is_found_and_printed_again_from_its_record(tmp_path):
+    page = tmp_path / "learning.md"
+    page.write_text((DOCS / "learning.md").read_text().replace("| `steady` | 3000 × 3 | +", "| `steady` | 3000 × 3 | +9"))
+    check = [sys.executable, "bench/tables.py", "check", str(page)]
+    drifted = subprocess.run(check, cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert drifted.returncode == 1 and "learning-steady-3000.json" in drifted.stderr
+    subprocess.run([sys.executable, "bench/tables.py", "update", str(page)], cwd=PROJECT, check=True, timeout=60)
+    assert page.read_text() == (DOCS / "learning.md").read_text()
+
+
 def test_a_record_says_which_code_and_which_versions_made_it(tmp_path):
     write_record({"figure": 1.0}, tmp_path / "record.json")
     record = json.loads((tmp_path / "record.json").read_text())
     head = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["figure"] == 1.0 and record["code_version"]["commit"] == head
     assert set(record["versions"]) == {"python", *MEASURED_PACKAGES} and None not in record["versions"].values()
+
+
+def test_a_record_over_seeds_says_whether_they_were_held_out_from_tuning(tmp_path):
+    for seeds, held_out in (([100, 101, 102], True), ([4, 100], False)):
+        write_record({"seeds": seeds}, tmp_path / "record.json")
+        assert json.loads((tmp_path / "record.json").read_text())["seeds_held_out"] is held_out
 
 
 def test_a_changed_checkout_is_recorded_as_dirty_and_no_checkout_as_unknown(tmp_path):

@@ -76,6 +76,10 @@ def test_a_bench_script_leaves_no_collection_in_the_users_memory(settings, tmp_p
     assert command.returncode == 0, command.stderr
     record = json.loads((tmp_path / "learning.json").read_text())
     assert record["trials"] == 2 and list(record["variants"]) == ["landing_rule"]
+    variant, = record["variants"].values()
+    run, = variant["seeds"]
+    assert variant["search_backend"] == "replica" and record["seeds_held_out"] is False
+    assert run["frames"] == run["decisions"] > 0 and run["steps_per_s"] > 0  # CartPole: no action held
     assert set(connect(settings).list_collections()) == users_memory  # no bench_* collections here
 
 

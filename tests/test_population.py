@@ -184,3 +184,12 @@ def test_with_action_repeat_a_trial_of_20_frames_is_5_decisions_and_engrams(loca
     records = loop.run(range(2))
     assert [(record.length, record.end) for record in records] == [(5, "timed_out"), (5, "timed_out")]
     assert memory.count() == 10
+
+
+def test_frames_count_what_the_environment_stepped_where_decisions_are_held(local_settings):
+    held, _ = in_process_loop(local_settings.replace(action_repeat=4, max_trial_length=22))
+    held.run(range(2))  # each trial: five decisions of 4 frames, and a sixth cut off after 2
+    every_frame, _ = in_process_loop(local_settings.replace(max_trial_length=22))
+    every_frame.run(range(2))
+    assert (held.steps, held.frames) == (12, 44)
+    assert (every_frame.steps, every_frame.frames) == (44, 44)

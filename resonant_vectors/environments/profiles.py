@@ -224,13 +224,14 @@ class ActionRepeat(gymnasium.Wrapper):
         self.repeat = repeat
 
     def step(self, action):
+        """One decision: the frames it was held for are in ``info["frames"]``."""
         total = 0.0
-        for _ in range(self.repeat):
+        for frames in range(1, self.repeat + 1):
             observation, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
             if terminated or truncated:
                 break
-        return observation, total, terminated, truncated, info
+        return observation, total, terminated, truncated, {**info, "frames": frames}
 
 
 def make_env(settings, render_mode: Optional[str] = None) -> gymnasium.Env:

@@ -47,6 +47,8 @@ PROJECT = Path(__file__).resolve().parents[2]  # the repository's folder, where 
 MEMORY_SETTINGS = ("env_id", "milvus_uri", "milvus_token", "milvus_data_dir", "milvus_idle_grace")
 # Two-sided 95% quantiles of Student's t by degrees of freedom; between entries the lower one is used
 # (a slightly wider interval), and the normal's 1.96 from 30 on.
+# The seeds presets and settings are chosen on; a figure is reported on others (docs/learning.md).
+TUNING_SEEDS = range(0, 5)
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
         10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060}
 
@@ -95,7 +97,6 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
     name = f"learning{environment}_{variant}_s{seed}"
     settings = settings.replace(instance_name=name, seed=seed, drop_collection=True, read_only=False, display=False)
     trainer = Trainer(settings=settings, quiet=quiet, run_folder=RunFolder.for_instance(name, runs_dir))
-    started = time.monotonic()
     try:
         trainer.train(trials)
     finally:
@@ -113,7 +114,8 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
             "first_reaching": first_reaching(rewards, targets_of(settings)),
             "ends": shares_of(trials_run["end"].tail(LAST_ENDS)), "eval_ends": shares_of(pd.Series(
                 [end for end, count in evaluation["ends"].items() for _ in range(count)])),
-            "steps_per_s": round(trainer.steps_taken / (time.monotonic() - started), 1)}
+            "decisions": trainer.steps_taken, "frames": trainer.frames_taken,
+            "steps_per_s": trainer.steps_per_s}  # decisions per second of training, evaluation not counted
 
 
 def targets_of(settings: Settings) -> tuple:
@@ -212,8 +214,9 @@ def learning_benchmark(variants: List[str], seeds: List[int], trials: int, popul
               "env_id": base.env_id, "changes": changes or {}, "variants": {}}
     for number, variant in enumerate(variants):
         variant_runs = runs[number * len(seeds):(number + 1) * len(seeds)]
-        result["variants"][variant] = {"settings": _changed(plans[variant], base), **across_seeds(variant_runs),
-                                       "seeds": variant_runs}
+        result["variants"][variant] = {"settings": _changed(plans[variant], base),
+                                       "search_backend": plans[variant].search_backend,
+                                       **across_seeds(variant_runs), "seeds": variant_runs}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -267,7 +270,8 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
                          "solved_rate": round(float(np.mean(solved)), 4),
                          "solved_rate_ci95": _rounded(ci95(solved)),
                          "ends": _mean_shares([seed_result[group]["ends"] for seed_result in per_seed])}
-    return {"variant": variant, "settings": _changed(settings, base), "seeds": seeds, "trials": trials,
+    return {"variant": variant, "settings": _changed(settings, base), "search_backend": settings.search_backend,
+            "seeds": seeds, "trials": trials,
             "population": population, "newcomers": newcomers, "first_trials": first_trials,
             "similar": similar, "second_trials": second_trials, "groups": groups,
             "generations": _generations(per_seed), "per_seed": per_seed}
@@ -414,10 +418,18 @@ def command_line() -> str:
 
 
 def write_record(result: dict, json_path: Path) -> None:
-    """A benchmark's figures as JSON, with the command and the code (``provenance``) that made them."""
+    """A benchmark's figures as JSON, with the command and the code (``provenance``) that made them,
+    and, for figures over seeds, whether those seeds were held out from tuning (``TUNING_SEEDS``)."""
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({**result, "command": command_line(), **provenance(PROJECT)}, indent=1))
+    held_out = {"seeds_held_out": seeds_held_out(result["seeds"])} if "seeds" in result else {}
+    json_path.write_text(json.dumps({**result, **held_out, "command": command_line(), **provenance(PROJECT)},
+                                    indent=1))
+
+
+def seeds_held_out(seeds: Iterable[int]) -> bool:
+    """Whether none of these seeds chose a preset or setting: figures on them are not tuned to them."""
+    return not any(seed in TUNING_SEEDS for seed in seeds)
 
 
 def save(result: dict, figure, json_path: Path, plot_path: Optional[Path] = None) -> Path:

@@ -128,6 +128,7 @@ class PopulationLoop:
         self.engrams = engrams        # the memory's engram count, as the last remembered trial left it
         self.steps = 0                # decisions flown by trials, an engram each (idle landers' not counted; with
                                       # ACTION_REPEAT a decision is that many frames)
+        self.frames = 0               # the environment frames those decisions were held for (DQN's and PPO's unit)
         self.seconds = 0.0            # seconds the last run() took
         self.records: List[TrialRecord] = [] if records is None else records
         self.next_trial = 0           # one past the highest trial number started
@@ -210,6 +211,7 @@ class PopulationLoop:
         self._buffers.append(flying, states, decision.actions, rewards[flying], values,
                              decision.consultation.neighbour_distance)
         self.steps += len(flying)
+        self.frames += int(infos["frames"][flying].sum()) if "frames" in infos else len(flying)
         answers = [callback.on_step(self, flying, decision.actions, rewards[flying]) for callback in self.callbacks]
         stop = any(answer is False for answer in answers)
         done = terminated | truncated

@@ -130,7 +130,8 @@ class Trainer:
         self.on_step = on_step
         self.run_folder = None if settings.read_only else run_folder
         self.metrics: List[TrialRecord] = []
-        self.steps_taken = 0
+        self.steps_taken = 0                # decisions, over every train() call
+        self.frames_taken = 0               # the environment frames they were held for (ACTION_REPEAT)
         self.steps_per_s = float("nan")     # of the last train() call: the rate printed and saved
         self.trials_per_min = float("nan")
         self.unstored = EngramColumns.empty(settings.resonator_size)
@@ -244,6 +245,7 @@ class Trainer:
             self.next_trial = max(self.next_trial, loop.next_trial)
             self._trained_seconds = loop.clock_offset
             self.steps_taken += loop.steps
+            self.frames_taken += loop.frames
             self.steps_per_s = round(loop.steps / max(loop.seconds, 1e-9), 1)
             self.trials_per_min = round(60 * (len(self.metrics) - first) / max(loop.seconds, 1e-9), 1)
         rewards = [record.reward for record in self.metrics[first:]]
