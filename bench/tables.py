@@ -12,6 +12,7 @@
     python bench/tables.py classic bench/records/learning-cartpole.json bench/records/learning-acrobot.json \
         bench/records/learning-mountaincar.json bench/records/reference.json
     python bench/tables.py instinct_summary bench/records/instinct.json
+    python bench/tables.py doses bench/records/doses.json
     python bench/tables.py check README.md docs/*.md      # which tables of these pages differ from their records
     python bench/tables.py update README.md docs/*.md     # print them again from their records
 
@@ -287,9 +288,27 @@ def instinct_summary(records: list) -> str:
     return "\n".join(lines)
 
 
+def doses(records: list) -> str:
+    """The doses experiment: per memory, its past trials and landings, the newcomers' figures and the
+    benefit over an empty memory (95% intervals over seeds)."""
+    lines = ["| past trials | past landings (mean) | newcomers' mean reward | landed | benefit over an empty memory "
+             "| landing benefit |", "|---|---|---|---|---|---|"]
+    for record in records:
+        empty = [seed["empty"] for seed in record["per_seed"]]
+        lines.append(f"| 0 (an empty memory) | 0 | {sum(group['mean'] for group in empty) / len(empty):+.1f} | "
+                     f"{100 * sum(group['solved_rate'] for group in empty) / len(empty):.0f}% | – | – |")
+        for row in record["by_dose"]:
+            landing = f"{100 * row['landing_benefit']:+.0f} points" + (
+                f" ± {100 * row['landing_benefit_ci95']:.0f}" if row["landing_benefit_ci95"] is not None else "")
+            lines.append(f"| {row['dose']:,} | {row['past_landings']:,.1f} | {row['mean']:+.1f} | "
+                         f"{100 * row['solved_rate']:.0f}% | {interval(row['benefit'], row['benefit_ci95'])} | "
+                         f"{landing} |")
+    return "\n".join(lines)
+
+
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
-          "instinct_summary": instinct_summary}
+          "instinct_summary": instinct_summary, "doses": doses}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import in_process_loop
 from PIL import Image
 from test_milvus_server import processes_of, wait_until_stopped
 
+from resonant_vectors.experiments import doses
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.records import trial_columns
@@ -63,6 +65,35 @@ def test_the_instinct_command_compares_newcomers_on_trained_and_empty_memories(m
         assert sum(group["ends"].values()) == pytest.approx(1.0, abs=1e-3)
     assert "newcomers_empty_memory" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_the_doses_command_flies_newcomers_on_memories_of_the_first_trials_and_on_an_empty_one(milvus_data_dir,
+                                                                                               tmp_path):
+    result_path = tmp_path / "doses.json"
+    command = subprocess.run(
+        [sys.executable, "main.py", "experiment", "doses", "--seeds", "0", "--doses", "3", "12", "--population", "3",
+         "--newcomers", "2", "--first-trials", "2", "--runs-dir", str(tmp_path), "--json", str(result_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MILVUS_DATA_DIR": milvus_data_dir, "MILVUS_URI": ""})
+    assert command.returncode == 0, command.stderr
+    result = json.loads(result_path.read_text())
+    trained = pd.read_csv(tmp_path / "doses_steady_s0" / "trials.csv")
+    assert sorted(trained["trial"]) == list(range(12))  # one training, for the largest dose
+    seed_result, = result["per_seed"]
+    assert [row["dose"] for row in seed_result["doses"]] == [3, 12] and seed_result["empty"]["trials"] == 4
+    for row in seed_result["doses"]:
+        assert row["trials"] == 4 and row["past_landings"] == int(trained[trained["trial"] < row["dose"]]["solved"].sum())
+        assert row["benefit"] == pytest.approx(row["mean"] - seed_result["empty"]["mean"], abs=0.01)
+    assert result["seeds_held_out"] is False and "past landings" in command.stdout
+    assert Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_a_memory_of_the_first_trials_holds_exactly_their_engrams(local_settings):
+    loop, memory = in_process_loop(local_settings.replace(max_trial_length=20))
+    records = loop.run(range(5))
+    first_two = doses.memory_of_first_trials(memory.engrams(), 2, local_settings)
+    assert first_two.count() == sum(record.length for record in records if record.trial < 2)
+    assert set(first_two.engrams().trial) == {0, 1}
 
 
 def test_a_bench_script_leaves_no_collection_in_the_users_memory(settings, tmp_path):

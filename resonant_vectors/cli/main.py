@@ -11,6 +11,7 @@
     python main.py compare runs/quick runs/lander3 --plot runs/comparison.png
     python main.py drop --instance quick_1             # delete a memory for good (it says what it drops)
     python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
+    python main.py experiment doses --quick              # newcomers on memories of 30 ... 3000 past trials
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
@@ -30,10 +31,12 @@ import warnings
 from pathlib import Path
 
 from resonant_vectors.cli.flags import (
+    add_doses_flags,
     add_flight_flags,
     add_instinct_flags,
     preset_names,
     print_warning,
+    run_doses,
     run_instinct,
     whole_number,
 )
@@ -49,7 +52,9 @@ from resonant_vectors.runs.folder import COMPARISON_PNG, RUNS_DIR, SETTINGS_JSON
 from resonant_vectors.runs.starts import drop_for_good
 from resonant_vectors.species import training as species
 
-COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "drop")
+COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "experiment", "drop")
+EXPERIMENTS = {"doses": (add_doses_flags, run_doses,
+                         "do newcomers fly better the more past trials the memory holds? (docs/memory_shows.md)")}
 # Where the memory is: settings.py's and the environment's now, never a run folder's.
 # What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
 START_SETTINGS = ("instance_name", "drop_collection", "read_only")
@@ -118,6 +123,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     compare.add_argument("--plot", default=str(COMPARISON_PNG), help=f"PNG to write (default: {COMPARISON_PNG})")
     instinct = commands.add_parser("instinct", help="do newcomers fly better on a trained memory? (see README)")
     add_instinct_flags(instinct)
+    experiment = commands.add_parser("experiment", help="the experiments of docs/memory_shows.md")
+    names = experiment.add_subparsers(dest="experiment", required=True, metavar="NAME")
+    for name, (add_flags, _, about) in EXPERIMENTS.items():
+        add_flags(names.add_parser(name, help=about))
     drop = commands.add_parser("drop", help="delete an instance's memory for good (its run folder stays)")
     drop.add_argument("--instance", dest="instance_name", required=True, help="the instance whose memory to delete")
     drop.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
@@ -361,7 +370,7 @@ def main(argv=None) -> int:
     arguments = vars(parse_arguments(argv))
     flags = arguments.pop("flags")
     command = {"train": run_train, "evaluate": run_evaluate, "watch": run_watch, "compare": run_compare,
-               "instinct": run_instinct, "drop": run_drop}
+               "instinct": run_instinct, "experiment": run_experiment, "drop": run_drop}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = print_warning
@@ -372,6 +381,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted before a clean stop; --keep resumes from what was stored.", file=sys.stderr)
         return 130
+
+
+def run_experiment(arguments: dict) -> int:
+    """One experiment of ``EXPERIMENTS``, on settings.py's memory."""
+    _, run, _ = EXPERIMENTS[arguments.pop("experiment")]
+    return run(arguments)
 
 
 def with_flags(error: Exception, flags: dict, arguments: dict) -> str:

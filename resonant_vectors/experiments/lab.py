@@ -154,7 +154,7 @@ def across_seeds(runs: List[dict]) -> dict:
     """A variant's figures: the mean over seeds of each per-seed figure, and its 95% interval."""
     keys = ("train_mean", "last100_mean", "solved_rate", "eval_mean", "eval_std", "eval_solved_rate")
     figures = {key: round(float(np.mean([run[key] for run in runs])), 4) for key in keys}
-    figures.update({f"{key}_ci95": _rounded(ci95(run[key] for run in runs)) for key in ("last100_mean", "eval_mean")})
+    figures.update({f"{key}_ci95": rounded(ci95(run[key] for run in runs)) for key in ("last100_mean", "eval_mean")})
     return figures
 
 
@@ -266,9 +266,9 @@ def instinct_experiment(variant: str, seeds: List[int], trials: int, population:
     for group in INSTINCT_GROUPS:
         means = [seed_result[group]["mean"] for seed_result in per_seed]
         solved = [seed_result[group]["solved_rate"] for seed_result in per_seed]
-        groups[group] = {"mean": round(float(np.mean(means)), 2), "mean_ci95": _rounded(ci95(means)),
+        groups[group] = {"mean": round(float(np.mean(means)), 2), "mean_ci95": rounded(ci95(means)),
                          "solved_rate": round(float(np.mean(solved)), 4),
-                         "solved_rate_ci95": _rounded(ci95(solved)),
+                         "solved_rate_ci95": rounded(ci95(solved)),
                          "ends": _mean_shares([seed_result[group]["ends"] for seed_result in per_seed])}
     return {"variant": variant, "settings": _changed(settings, base), "search_backend": settings.search_backend,
             "seeds": seeds, "trials": trials,
@@ -290,12 +290,12 @@ def _instinct_seed(settings: Settings, variant: str, seed: int, trials: int, new
     newcomer = species.replace(population_size=newcomers, read_only=True, seed=seed + 500_000, **grown)
     kin = newcomer.replace(**similar)
     flown = newcomers * first_trials
-    figures = {"seed": seed, "trained_last": _group_figures(last),
-               "newcomers_trained_memory": _group_figures(fly_read_only(newcomer, flown)),
-               "newcomers_empty_memory": _group_figures(fly_read_only(newcomer, flown,
+    figures = {"seed": seed, "trained_last": group_figures(last),
+               "newcomers_trained_memory": group_figures(fly_read_only(newcomer, flown)),
+               "newcomers_empty_memory": group_figures(fly_read_only(newcomer, flown,
                                                                       InProcessMemory.for_settings(newcomer))),
-               "similar_trained_memory": _group_figures(fly_read_only(kin, flown)),
-               "similar_empty_memory": _group_figures(fly_read_only(kin, flown, InProcessMemory.for_settings(kin)))}
+               "similar_trained_memory": group_figures(fly_read_only(kin, flown)),
+               "similar_empty_memory": group_figures(fly_read_only(kin, flown, InProcessMemory.for_settings(kin)))}
     second = species.replace(drop_collection=False, seed=seed + 700_000, **grown)
     heirs = RunFolder.for_instance(f"{name}_gen2", runs_dir)
     heirs.move_aside()  # a second generation of an earlier experiment: this one's is new, on this memory
@@ -321,7 +321,8 @@ def _generations(per_seed: List[dict]) -> dict:
             for generation in ("first", "second")}
 
 
-def _group_figures(records: list) -> dict:
+def group_figures(records: list) -> dict:
+    """A group of flights' trials, mean reward, landing (solved) rate and end causes."""
     rewards = np.asarray([record.reward for record in records], dtype=np.float64)
     return {"trials": len(rewards), "mean": round(float(rewards.mean()), 2),
             "solved_rate": round(float(np.mean([record.solved for record in records])), 4),
@@ -361,7 +362,8 @@ def _bar_error(half_width: Optional[float]) -> float:
     return 0.0 if half_width is None else half_width
 
 
-def _rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
+def rounded(value: Optional[float], digits: int = 4) -> Optional[float]:
+    """``round``, with None (a figure that has no value, e.g. one seed's interval) kept None."""
     return None if value is None else round(value, digits)
 
 
