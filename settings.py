@@ -55,6 +55,10 @@ DISCOUNT = 0.99                  # gamma of the "return" rule: return = r_t + ga
 BOOTSTRAP_STEPS = 0              # "return" rule: 0 = to the trial's end; N = N steps, then the memory's value of that state
 OUTCOME_REWARD_SCALE = 20.0      # the reward (or return) is divided by this, then clipped to [-1, 1]
 SUCCESS_WEIGHT = 0.5             # outcome x (1 + this x trial success), clipped to [-1, 1]
+NOVELTY_BONUS = 0.0              # reward added to each step's credit by how new its situation was to the memory (the
+                                 # distance to its nearest engrams, see NOVELTY_RADIUS): exploration where the memory is
+                                 # ignorant, fading as it covers the space; 0: none (the seed). Evaluation adds none
+NOVELTY_RADIUS = 0.1             # the neighbours' distance (normalised state units) at which a situation is wholly new
 REVALUE_EVERY = 0                # every this many trials, re-value every outcome from the memory (agent/revaluation.py):
                                  # reward / scale + DISCOUNT x the best action's value where the step led; 0: never
 REVALUE_SWEEPS = 2               # sweeps of re-valuation per pass (each reads the outcomes the last one wrote)

@@ -136,6 +136,8 @@ class Settings:
     bootstrap_steps: int
     outcome_reward_scale: float
     success_weight: float
+    novelty_bonus: float
+    novelty_radius: float
     revalue_every: int
     revalue_sweeps: int
     revalue_blend: float
@@ -334,6 +336,10 @@ def _problems(s: Settings) -> list:
         (s.neighbour_weighting in NEIGHBOUR_WEIGHTINGS,
          f"NEIGHBOUR_WEIGHTING: expected one of {NEIGHBOUR_WEIGHTINGS}, got {s.neighbour_weighting!r}"),
         (_is_number(s.untried_action_score), f"UNTRIED_ACTION_SCORE: expected a finite number, got {s.untried_action_score!r}"),
+        (_is_number(s.novelty_bonus) and s.novelty_bonus >= 0,
+         f"NOVELTY_BONUS: expected a finite number >= 0 (0: no bonus), got {s.novelty_bonus!r}"),
+        (_is_number(s.novelty_radius) and s.novelty_radius > 0,
+         f"NOVELTY_RADIUS: expected a distance > 0, got {s.novelty_radius!r}"),
         (_is_number(s.epsilon) and 0 <= s.epsilon <= 1, f"EPSILON: expected a probability from 0 to 1, got {s.epsilon!r}"),
         (s.epsilon_final is None or (_is_number(s.epsilon_final) and 0 <= s.epsilon_final <= 1),
          f"EPSILON_FINAL: expected None or a probability from 0 to 1, got {s.epsilon_final!r}"),

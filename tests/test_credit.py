@@ -9,6 +9,7 @@ import pytest
 from resonant_vectors.agent.credit import (
     discounted_returns,
     n_step_returns,
+    novelty,
     step_outcomes,
     trial_epsilon,
     trial_noise,
@@ -32,6 +33,23 @@ def test_the_return_rule_credits_a_step_with_the_landing_that_followed_it():
                                     success_weight=0.0)
     outcomes = step_outcomes(np.array([0.0, 0.0, 100.0]), success=0.3, settings=settings)
     np.testing.assert_allclose(outcomes, [0.405, 0.45, 0.5])
+
+
+def test_a_situation_is_as_new_as_its_neighbours_are_far_up_to_the_radius_and_wholly_new_without_any():
+    settings = Settings.from_module(novelty_radius=0.2)
+    squared_distances = np.array([0.0, 0.01, 0.04, 1.0, np.nan])  # distances 0, 0.1, 0.2, 1, no neighbours
+    np.testing.assert_allclose(novelty(squared_distances, settings), [0.0, 0.5, 1.0, 1.0, 1.0])
+
+
+def test_the_novelty_bonus_credits_the_steps_that_led_somewhere_new():
+    settings = Settings.from_module(outcome_rule="return", discount=0.5, outcome_reward_scale=10.0,
+                                    success_weight=0.0, novelty_bonus=4.0, novelty_radius=0.1)
+    rewards = np.zeros(3)
+    familiar, then_new = np.array([0.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.01])  # the last step's neighbours at 0.1
+    np.testing.assert_allclose(step_outcomes(rewards, 0.0, settings, distances=familiar), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(step_outcomes(rewards, 0.0, settings, distances=then_new), [0.1, 0.2, 0.4])
+    np.testing.assert_allclose(step_outcomes(rewards, 0.0, settings.replace(novelty_bonus=0.0), distances=then_new),
+                               [0.0, 0.0, 0.0])
 
 
 def test_the_noise_falls_linearly_to_its_final_value_then_stays():

@@ -56,9 +56,25 @@ def value_in_reward_units(values: np.ndarray, query_success: float, settings: Se
         (1.0 + settings.success_weight * query_success)
 
 
+def novelty(distances: np.ndarray, settings: Settings) -> np.ndarray:
+    """How new each step's situation was to the memory when the lander met it: the distance to its
+    nearest engrams ÷ ``NOVELTY_RADIUS``, at most 1, and 1 where the memory held none.
+
+    Why: a situation whose neighbours are far has not been lived; the kNN distance is the novelty
+    of episodic-novelty methods ("Never Give Up", Badia et al. 2020), here against the whole memory,
+    so it fades as the memory covers the space instead of with a trial schedule.
+
+    :param distances: each step's mean squared L2 distance to its neighbours (NaN: none), as
+        ``Consultation.neighbour_distance`` says.
+    """
+    distance = np.sqrt(np.maximum(np.asarray(distances, dtype=np.float64), 0.0))
+    return np.where(np.isfinite(distance), np.minimum(1.0, distance / settings.novelty_radius), 1.0)
+
+
 def credited_rewards(rewards: np.ndarray, settings: Settings, values: Optional[np.ndarray] = None) -> np.ndarray:
     """What each step is credited with, in reward units, by ``OUTCOME_RULE`` and ``BOOTSTRAP_STEPS``.
 
+    :param rewards: the steps' rewards, with any novelty bonus (``novelty``) already added.
     :param values: each step's state value in reward units (see ``n_step_returns``).
     """
     if settings.outcome_rule == "reward":
@@ -69,13 +85,21 @@ def credited_rewards(rewards: np.ndarray, settings: Settings, values: Optional[n
 
 
 def step_outcomes(rewards: np.ndarray, success: float, settings: Settings,
-                  values: Optional[np.ndarray] = None) -> np.ndarray:
+                  values: Optional[np.ndarray] = None, distances: Optional[np.ndarray] = None) -> np.ndarray:
     """The outcome each step's engram stores: what the step is credited with (its reward; with
     ``OUTCOME_RULE = "return"`` the discounted return that followed it, or with ``BOOTSTRAP_STEPS``
     the N-step return, given each state's ``values`` in reward units) scaled and clipped to
     [-1, 1], weighted up by the success of its trial (so good trials leave stronger traces),
-    clipped again."""
+    clipped again.
+
+    With ``NOVELTY_BONUS``, each step's reward is credited ``NOVELTY_BONUS × novelty`` more (from its
+    neighbours' ``distances``): under the "return" rule the steps that led somewhere new share it, so
+    the decisions that reach the unknown are the ones the memory favours next time. The engram's
+    ``reward`` stays the environment's, so re-valuation (``agent.revaluation``) credits none.
+    """
     rewards = np.asarray(rewards, dtype=np.float64)
+    if settings.novelty_bonus and distances is not None:
+        rewards = rewards + settings.novelty_bonus * novelty(distances, settings)
     scaled = np.clip(credited_rewards(rewards, settings, values) / settings.outcome_reward_scale, -1.0, 1.0)
     return np.clip(scaled * (1.0 + settings.success_weight * success), -1.0, 1.0)
 
@@ -91,7 +115,7 @@ def trial_engrams(flight: "Flight", success: float, factory: IResonatorFactory, 
     ended = np.zeros(steps, bool)
     ended[-1] = flight.terminated
     return EngramColumns.of(id=new_ids(steps), vector=vectors[:-1], action=flight.actions,
-                            outcome=step_outcomes(flight.rewards, success, settings, flight.values),
+                            outcome=step_outcomes(flight.rewards, success, settings, flight.values, flight.distances),
                             trial=np.full(steps, flight.trial), reward=flight.rewards, next_vector=vectors[1:],
                             ended=ended)
 

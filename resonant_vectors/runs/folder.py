@@ -63,7 +63,8 @@ SETTINGS_JSON = "settings.json"
 RESUME_SETTINGS_JSON = "settings-resume-{}.json"
 FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial that resume flew
 # The settings that decide what an engram's outcome means: a resume that changes one mixes two rules.
-CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_reward_scale", "success_weight")
+CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_reward_scale", "success_weight",
+                   "novelty_bonus", "novelty_radius")
 SUMMARY_JSON = "summary.json"
 CURVE_PNG = "learning_curve.png"
 EVALUATION_JSON = "evaluation.json"
