@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Optional
 
 PROJECT = Path(__file__).resolve().parent.parent
-MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)(?P<table>.*?)(?P<end>\n<!-- end of table -->)",
+MARKER, END_MARKER = "<!-- table: ", "<!-- end of table -->"
+MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)(?:(?P<table>.*?)\n)?<!-- end of table -->",
                           re.DOTALL)
 
 END_COLUMNS = ("at_rest", "crashed", "flew_off", "ended", "timed_out", "died")
@@ -335,18 +336,27 @@ def printed(marker_arguments: str) -> str:
     return table(arguments)
 
 
+def marked_tables(page: Path) -> list:
+    """A page's marked tables; a marker without its end is an error, not a table left unchecked."""
+    text = page.read_text()
+    found = list(MARKED_TABLE.finditer(text))
+    if len(found) != text.count(MARKER) or len(found) != text.count(END_MARKER):
+        raise ValueError(f"{page}: {text.count(MARKER)} table marker(s), {text.count(END_MARKER)} end marker(s) and "
+                         f"{len(found)} whole marked table(s); each table needs both, on lines of their own")
+    return found
+
+
 def drifted(page: Path) -> list:
     """The markers of a page whose table is not what its records print: (arguments, printed)."""
-    return [(marked["arguments"], expected) for marked in MARKED_TABLE.finditer(page.read_text())
-            if marked["table"] != (expected := printed(marked["arguments"]))]
+    return [(marked["arguments"], expected) for marked in marked_tables(page)
+            if (marked["table"] or "") != (expected := printed(marked["arguments"]))]
 
 
 def update(page: Path) -> int:
     """Print a page's marked tables again from their records; how many changed."""
-    text = page.read_text()
     changed = len(drifted(page))
-    page.write_text(MARKED_TABLE.sub(lambda marked: marked["start"] + printed(marked["arguments"]) + marked["end"],
-                                     text))
+    page.write_text(MARKED_TABLE.sub(lambda marked: f"{marked['start']}{printed(marked['arguments'])}\n{END_MARKER}",
+                                     page.read_text()))
     return changed
 
 

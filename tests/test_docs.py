@@ -83,6 +83,14 @@ def test_a_table_changed_by_hand_is_found_and_printed_again_from_its_record(tmp_
     assert page.read_text() == (DOCS / "learning.md").read_text()
 
 
+def test_a_table_marker_without_its_end_is_an_error_not_a_table_left_unchecked(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- table: doses bench/records/doses.json -->\n| a table that is never checked |\n")
+    checked = subprocess.run([sys.executable, "bench/tables.py", "check", str(page)], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and "1 table marker(s), 0 end marker(s)" in checked.stderr
+
+
 def test_a_record_says_which_code_and_which_versions_made_it(tmp_path):
     write_record({"figure": 1.0}, tmp_path / "record.json")
     record = json.loads((tmp_path / "record.json").read_text())

@@ -109,7 +109,8 @@ def plot_doses(result: dict):
         axis.set_xlabel(label)
         axis.set_ylabel("benefit: mean reward on the memory − on an empty one")
     by_trials.set_xscale("log")
-    by_landings.set_xscale("symlog")
+    by_landings.set_xscale("symlog", linthresh=1.0)  # a memory of no landing stays on the axis
+    by_landings.set_xlim(left=-0.5)
     figure.suptitle(f"Doses ({result['variant']}): {result['newcomers']} newcomers × {result['first_trials']} trials "
                     f"per memory, {len(result['seeds'])} seeds (95% intervals)")
     figure.tight_layout()
