@@ -93,6 +93,15 @@ PRESETS = {
         "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
         "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200, "USE_HIT_POINTS": False,
     },
+    # "curious" (docs/environments.md): landing_rule, exploring where the memory is ignorant (NOVELTY_BONUS); chosen
+    # on seeds 0-2 of CartPole, Acrobot and MountainCar, one rule for every environment.
+    "curious": {
+        "SEARCH_BACKEND": "replica", "PER_ACTION_MEMORY": True, "MIN_RESULTS": 50, "NEIGHBOUR_WEIGHTING": "distance",
+        "UNTRIED_ACTION_SCORE": 1.0, "OUTCOME_RULE": "return", "DISCOUNT": 0.99, "OUTCOME_REWARD_SCALE": 300.0,
+        "SUCCESS_WEIGHT": 0.0, "SUCCESS_COMPONENT_WEIGHT": 0.0, "NOISE": 0.0,
+        "EPSILON": 1.0, "EPSILON_FINAL": 0.02, "EPSILON_DECAY_TRIALS": 200, "USE_HIT_POINTS": False,
+        "NOVELTY_BONUS": 1.0, "NOVELTY_RADIUS": 0.2,
+    },
     # "steady" (docs/learning.md): landing, with each action held for 4 frames (the discount per decision then
     # 0.99^4 = 0.96) and each state component scaled by its spread in the memory, learned as it grows; a
     # population of 8, as it was measured.
