@@ -35,8 +35,8 @@ from typing import Optional
 
 PROJECT = Path(__file__).resolve().parent.parent
 MARKER, END_MARKER = "<!-- table: ", "<!-- end of table -->"
-MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)(?:(?P<table>.*?)\n)?<!-- end of table -->",
-                          re.DOTALL)
+MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)"
+                          r"(?:(?P<table>(?:(?!<!-- (?:table: |end of table)).)*?)\n)??<!-- end of table -->", re.DOTALL)
 
 END_COLUMNS = ("at_rest", "crashed", "flew_off", "ended", "timed_out", "died")
 
