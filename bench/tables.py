@@ -256,19 +256,21 @@ def _short(value: float) -> str:
 
 
 def classic(records: list) -> str:
-    """The README's table of other environments: ``landing_rule`` and the seed's rule, each seed's
-    evaluation, beside rl-baselines3-zoo's agents (external, one trained agent each)."""
+    """The README's table of other environments: each variant's evaluation with each seed's, the last
+    variant's solved rate, beside rl-baselines3-zoo's agents (external, one trained agent each)."""
     zoo = next(record for record in records if is_reference(record))["rl_baselines3_zoo"]
-    lines = ["| environment (solved at) | `landing_rule`, evaluation (per seed) | solved | the seed's rule | "
-             "external: zoo DQN / PPO |", "|---|---|---|---|---|"]
-    for record in filter(lambda record: not is_reference(record), records):
-        rule, seed = record["variants"]["landing_rule"], record["variants"]["seed"]
-        threshold = next(iter(rule["seeds"][0]["first_reaching"]), "–")
-        per_seed = " / ".join(_short(run["eval_mean"]) for run in rule["seeds"])
+    own = [record for record in records if not is_reference(record)]
+    variants = list(own[0]["variants"])
+    lines = ["| environment (solved at) | trials | " + " | ".join(f"`{variant}`, evaluation (per seed)" for variant in variants)
+             + f" | solved (`{variants[-1]}`) | external: zoo DQN / PPO |", "|---|---|" + "---|" * (len(variants) + 2)]
+    for record in own:
+        entries = [record["variants"][variant] for variant in variants]
+        threshold = next(iter(entries[0]["seeds"][0]["first_reaching"]), "–")
+        cells = [f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])} "
+                 f"({' / '.join(_short(run['eval_mean']) for run in entry['seeds'])})" for entry in entries]
         agents = " / ".join(_short(zoo[kind][record["env_id"]]["mean"]) for kind in ("dqn", "ppo"))
-        lines.append(f"| {record['env_id']} ({threshold}) | {interval(rule['eval_mean'], rule['eval_mean_ci95'])} "
-                     f"({per_seed}) | {100 * rule['eval_solved_rate']:.0f}% | "
-                     f"{interval(seed['eval_mean'], seed['eval_mean_ci95'])} | {agents} |")
+        lines.append(f"| {record['env_id']} ({threshold}) | {record['trials']} | {' | '.join(cells)} | "
+                     f"{100 * entries[-1]['eval_solved_rate']:.0f}% | {agents} |")
     return "\n".join(lines)
 
 
