@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Iterator, List, Mapping, Optional
 
 import psutil
 
@@ -64,3 +67,30 @@ def locked_by_another(handle) -> bool:
         return True
     fcntl.flock(handle, fcntl.LOCK_UN)
     return False
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block has ended, then deliver each one that came, once.
+
+    Why: a few steps must not be cut in two. A fresh start sets the earlier memory aside and then
+    puts the new run folder in place; a Ctrl-C between the two left a folder whose trials' memory
+    had gone under another name. Held, the signal stops the program right after the step, as it
+    would have a moment later. Outside the main thread (where Python handles no signals) it holds
+    nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: List[int] = []
+    previous = {number: signal.signal(number, lambda signum, frame: received.append(signum)) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)

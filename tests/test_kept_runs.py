@@ -3,12 +3,15 @@ memory and folder, as an instance of its own; only `drop` (or KEPT_RUNS) deletes
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
 import settings as settings_module
 from resonant_vectors.cli import main
 from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.folder import RunFolder
 
@@ -94,3 +97,25 @@ def test_keep_on_a_missing_instance_is_an_error_that_lists_the_instances(setting
 def test_join_with_workers_is_an_error_naming_the_flag(collection_name, tmp_path, capsys):
     assert train(collection_name, tmp_path, "--join", "--workers", "3") == 2
     assert "--workers 3 with --join: a joiner is one more worker" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("step", ["set_aside", "drop"])
+def test_a_ctrl_c_in_the_middle_of_a_fresh_start_stops_it_only_once_the_start_is_whole(
+        settings, collection_name, tmp_path, monkeypatch, step):
+    name, kept = collection_name, f"{collection_name}_1"
+    assert train(name, tmp_path, "--trials", "2") == 0
+    trained, earlier = engrams_of(settings, name), RunFolder(tmp_path / name).trials()
+    original = getattr(InstanceMemory, step)
+
+    def interrupted_at_its_end(memory, *arguments):
+        done = original(memory, *arguments)
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, the moment the memory has changed
+        return done
+
+    monkeypatch.setattr(InstanceMemory, step, interrupted_at_its_end)
+    fresh = settings.replace(instance_name=name, kept_runs=5 if step == "set_aside" else 0)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(settings=fresh, quiet=True, run_folder=RunFolder(tmp_path / name))
+    assert len(RunFolder(tmp_path / name).trials()) == 0  # the folder says what the memory now is: a fresh start
+    if step == "set_aside":  # and the earlier run is whole under its new name, folder and memory
+        assert RunFolder(tmp_path / kept).trials().equals(earlier) and engrams_of(settings, kept) == trained

@@ -24,6 +24,7 @@ from resonant_vectors.memory.ledger import SpeciesLedger
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.seam import EngramColumns
 from resonant_vectors.memory.store import MemoryNotFoundError
+from resonant_vectors.processes import stop_signals_held
 from resonant_vectors.runs.folder import RunFolder, Start
 from resonant_vectors.runs.records import trial_columns
 from resonant_vectors.runs.recovery import unrecorded_trials
@@ -108,7 +109,7 @@ def start_afresh(settings: Settings, folder: RunFolder, memory: InstanceMemory, 
     folder's preparation: if it fails, the folder is as it was."""
     keep = not drop and settings.kept_runs > 0 and (folder.has_trials() or memory.count() > 0)
     keep_as = free_name(settings.instance_name, folder.path.parent, memory) if keep else None
-    with folder.starting(settings, True, keep_as=keep_as) as start:
+    with stop_signals_held(), folder.starting(settings, True, keep_as=keep_as) as start:  # one step, never half
         engrams = memory.set_aside(keep_as) if keep_as else memory.drop()
     memory.open_afresh()
     removed = remove_oldest_kept(settings, folder.path.parent) if keep_as else []
