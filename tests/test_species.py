@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from resonant_vectors.config import Settings, SettingsError
+from resonant_vectors.memory.ledger import gone_from_here
 from resonant_vectors.memory.milvus.collection import EngramCollection
+from resonant_vectors.processes import process_start_time
 from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -136,3 +139,17 @@ def test_joining_an_instance_nobody_trains_is_one_message(settings, collection_n
 def test_workers_that_cannot_share_a_species_are_refused(changes, complaint):
     with pytest.raises(SettingsError, match=complaint):
         Settings.from_module(**changes)
+
+
+def test_a_species_worker_whose_pid_a_newer_process_took_is_seen_as_gone():
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        host, started = socket.gethostname(), process_start_time(worker.pid)
+        assert not gone_from_here(f"{host}:{worker.pid} (worker 1) @{started:.2f}")  # that very worker
+        assert gone_from_here(f"{host}:{worker.pid} (worker 1) @{started - 60:.2f}")  # an earlier one
+        assert not gone_from_here(f"{host}:{worker.pid} (worker 1)")  # a place of an older version
+        assert not gone_from_here(f"elsewhere:{worker.pid} (worker 1) @{started - 60:.2f}")  # not ours to judge
+    finally:
+        worker.kill()
+        worker.wait()
+    assert gone_from_here(f"{host}:{worker.pid} (worker 1) @{started:.2f}")

@@ -22,7 +22,7 @@ from resonant_vectors.config import Settings
 from resonant_vectors.memory.claims import CollectionInUseError
 from resonant_vectors.memory.milvus.collection import connect, now_us, retried
 from resonant_vectors.memory.seam import ID_RANGE
-from resonant_vectors.processes import process_alive
+from resonant_vectors.processes import process_alive, process_start_time
 
 SPECIES_SUFFIX = "_species"   # an instance's species ledger is the collection <instance>_species
 TRIAL_BLOCK = 32               # trial numbers a worker takes at a time (so a species' numbers follow its progress)
@@ -109,13 +109,15 @@ class SpeciesLedger:
             pass
 
     def alive(self) -> List[str]:
-        """Where the workers seen within ``ALIVE_S`` run (none if the ledger does not exist); a worker
-        of this machine whose process is gone (killed) is not alive, however recently it was seen."""
+        """Where the workers seen within ``ALIVE_S`` run, as ``host:pid (label)`` (none if the ledger
+        does not exist); a worker of this machine whose process is gone (killed, its pid perhaps
+        another's since) is not alive, however recently it was seen."""
         if not self.exists():
             return []
         since = now_us() - int(ALIVE_S * 1e6)
         rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
-        return sorted(row["place"] for row in rows if not _gone_from_here(row["place"]))  # nor this process
+        return sorted(_without_start_time(row["place"]) for row in rows
+                      if not gone_from_here(row["place"]))  # nor this process
 
     def _last_block(self) -> int:
         """The highest block taken (-1: none); only blocks from the last one seen are read, so a long
@@ -141,18 +143,25 @@ class SpeciesLedger:
 
 
 def worker_place(label: str) -> str:
-    """How a process is named in the ledger: ``host:pid (label)``."""
-    return f"{socket.gethostname()}:{os.getpid()} ({label})"
+    """How a process is named in the ledger: ``host:pid (label) @start time``; the start time tells
+    it from a later process given the same pid."""
+    return f"{socket.gethostname()}:{os.getpid()} ({label}) @{process_start_time():.2f}"
 
 
-def _gone_from_here(place: str) -> bool:
-    """Whether a ledger's worker ran on this machine in a process that no longer exists (or is this
-    process: its own heartbeat is no other trainer)."""
-    host, _, rest = place.partition(":")
+def _without_start_time(place: str) -> str:
+    where, marked, _ = place.rpartition(" @")
+    return where if marked else place
+
+
+def gone_from_here(place: str) -> bool:
+    """Whether a ledger's worker ran on this machine in a process that no longer exists, or whose pid
+    a newer process has since (or that is this process: its own heartbeat is no other trainer)."""
+    where, started = _without_start_time(place), place.rpartition(" @")[2] if " @" in place else ""
+    host, _, rest = where.partition(":")
     pid = rest.split(" ", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    return int(pid) == os.getpid() or not process_alive(int(pid))
+    return int(pid) == os.getpid() or not process_alive(int(pid), float(started) if started else None)
 
 
 def species_ledger_name(instance_name: str) -> str:
