@@ -14,6 +14,8 @@ from conftest import in_process_loop
 from PIL import Image
 from test_milvus_server import processes_of, wait_until_stopped
 
+import settings as settings_module
+from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.experiments import doses
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.memory.milvus.collection import connect
@@ -86,6 +88,15 @@ def test_the_doses_command_flies_newcomers_on_memories_of_the_first_trials_and_o
         assert row["benefit"] == pytest.approx(row["mean"] - seed_result["empty"]["mean"], abs=0.01)
     assert result["seeds_held_out"] is False and "past landings" in command.stdout
     assert Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_the_doses_experiment_refuses_a_variant_whose_engrams_it_cannot_read_or_whose_outcomes_change(
+        local_settings, tmp_path, monkeypatch):
+    monkeypatch.setitem(settings_module.PRESETS, "revaluing", {**settings_module.PRESETS["steady"], "REVALUE_EVERY": 10})
+    for variant in ("seed", "revaluing"):
+        with pytest.raises(ResonantVectorsError, match="SEARCH_BACKEND must be \"replica\" and REVALUE_EVERY 0"):
+            doses.doses_experiment(variant, [0], [3], 1, 1, 1, tmp_path, base=local_settings)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was trained
 
 
 def test_a_memory_of_the_first_trials_holds_exactly_their_engrams(local_settings):

@@ -43,10 +43,11 @@ def doses_experiment(variant: str, seeds: List[int], doses: List[int], populatio
     per dose with its 95% interval over seeds (the record ``save`` writes)."""
     base = base or Settings.from_module()
     settings = variant_settings(variant, base).replace(population_size=population)
-    if settings.search_backend != "replica":
-        raise ResonantVectorsError(f"the doses experiment reads the trained memory's engrams in this process: "
-                                   f"SEARCH_BACKEND must be \"replica\" (variant {variant!r} has "
-                                   f"{settings.search_backend!r}); choose a preset that uses it, e.g. steady")
+    if settings.search_backend != "replica" or settings.revalue_every:
+        raise ResonantVectorsError(f"the doses experiment reads the trained memory's engrams in this process and "
+                                   f"takes their outcomes as fixed once stored: SEARCH_BACKEND must be \"replica\" "
+                                   f"and REVALUE_EVERY 0 (variant {variant!r} has {settings.search_backend!r} and "
+                                   f"{settings.revalue_every}); choose a preset that has them, e.g. steady")
     doses = sorted(set(doses))
     per_seed = [_doses_seed(settings, variant, seed, doses, newcomers, first_trials, runs_dir, quiet) for seed in seeds]
     return {"experiment": "doses", "variant": variant, "search_backend": settings.search_backend, "seeds": seeds,
