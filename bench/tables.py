@@ -192,6 +192,7 @@ def species(records: list) -> str:
 
 # Rows of other code beside the project's, from bench/records/reference.json: who, its entry, its budget.
 EXTERNAL_LUNAR_LANDER = (("DQN", "dqn_100k_steps", "100k steps"), ("PPO", "ppo_1_02M_steps_16_envs", "1.02M steps"))
+REFERENCE_RUN, REFERENCE_TRIALS = "learning_291_trials", 291  # the reference implementation's own run
 
 
 def is_reference(record: dict) -> bool:
@@ -239,10 +240,11 @@ def results(records: list) -> str:
 
 
 def external_lunar_lander_rows(reference: dict) -> list:
-    mine = reference["reference_implementation"]["learning_291_trials"]
+    mine = reference["reference_implementation"][REFERENCE_RUN]
     link = f"[{Path(reference['source_path']).name}]({reference['source_path']})"
     rows = [f"| external: the reference implementation, its seed-era code run unchanged (mean of its training "
-            f"trials) | 291 | {mine['mean']:+.1f} | {100 * mine['landings'] / 291:.0f}% | – | {link} |"]
+            f"trials) | {REFERENCE_TRIALS} | {mine['mean']:+.1f} | {100 * mine['landings'] / REFERENCE_TRIALS:.0f}% | – | "
+            f"{link} |"]
     for name, key, budget in EXTERNAL_LUNAR_LANDER:
         agent = reference["stable_baselines3"][key]
         rows.append(f"| external: {name}, Stable-Baselines3 (zoo settings, {agent['episodes']:,} episodes) | {budget} | "
