@@ -311,9 +311,53 @@ def doses(records: list) -> str:
     return "\n".join(lines)
 
 
+# Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A
+# mark holds a mean to reach, and optionally a landing rate, a mean for every seed, or the flag
+# (MountainCar: a training trial better than -200 on every seed).
+TARGETS = (
+    ("MountainCar-v0", 500, "curious", {"mean": -110}, {"mean": -150, "flag": True}),
+    ("Acrobot-v1", 500, "curious", {"mean": -100}, {"each_seed": -150}),
+    ("CartPole-v1", 300, "curious", {"mean": 475}, {"mean": 450}),
+    ("LunarLander-v3", 3000, "steady", {"mean": 250, "landed": 0.95}, {"mean": 230, "landed": 0.85}),
+    ("LunarLander-v3", 1000, "steady", {"mean": 200, "landed": 0.70}, {"mean": 170, "landed": 0.60}),
+)
+
+
+def _mark(mark: dict) -> str:
+    parts = [f"≥ {mark['mean']:+g}" if "mean" in mark else f"≥ {mark['each_seed']:+g} on every seed"]
+    parts += [f"≥ {100 * mark['landed']:.0f}% landed"] if "landed" in mark else []
+    parts += ["every seed reaching the flag"] if mark.get("flag") else []
+    return ", ".join(parts)
+
+
+def _reached(entry: dict, mark: dict) -> bool:
+    runs = entry["seeds"]
+    return (entry["eval_mean"] >= mark.get("mean", -float("inf"))
+            and entry["eval_solved_rate"] >= mark.get("landed", 0.0)
+            and all(run["eval_mean"] >= mark.get("each_seed", -float("inf")) for run in runs)
+            and (not mark.get("flag") or all(max(run["rewards"]) > -200 for run in runs)))
+
+
+def targets(records: list) -> str:
+    """Each target met or missed, from the learning records of its environment and trials."""
+    lines = ["| environment | within | variant | goal | on the way | measured (per seed) | |", "|---|---|---|---|---|---|---|"]
+    for env_id, trials, variant, goal, way in TARGETS:
+        record = next((record for record in records if record.get("env_id") == env_id and record["trials"] == trials
+                       and variant in record["variants"]), None)
+        if record is None:
+            continue
+        entry = record["variants"][variant]
+        per_seed = " / ".join(f"{run['eval_mean']:+.0f}" for run in entry["seeds"])
+        verdict = "goal met" if _reached(entry, goal) else "on the way" if _reached(entry, way) else "missed"
+        lines.append(f"| {env_id} | {trials} trials | `{variant}` | {_mark(goal)} | {_mark(way)} | "
+                     f"{interval(entry['eval_mean'], entry['eval_mean_ci95'])}, {100 * entry['eval_solved_rate']:.0f}% "
+                     f"solved ({per_seed}) | {verdict} |")
+    return "\n".join(lines)
+
+
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
-          "instinct_summary": instinct_summary, "doses": doses}
+          "instinct_summary": instinct_summary, "doses": doses, "targets": targets}
 
 
 def parser() -> argparse.ArgumentParser:
