@@ -12,7 +12,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, TypeVar
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import grpc
 import numpy as np
@@ -116,7 +116,7 @@ class SpeciesLedger:
             return []
         since = now_us() - int(ALIVE_S * 1e6)
         rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
-        return sorted(_without_start_time(row["place"]) for row in rows
+        return sorted(_split_place(row["place"])[0] for row in rows
                       if not gone_from_here(row["place"]))  # nor this process
 
     def _last_block(self) -> int:
@@ -148,20 +148,22 @@ def worker_place(label: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()} ({label}) @{process_start_time():.2f}"
 
 
-def _without_start_time(place: str) -> str:
-    where, marked, _ = place.rpartition(" @")
-    return where if marked else place
+def _split_place(place: str) -> Tuple[str, Optional[float]]:
+    """A ledger place's ``host:pid (label)`` and its process's start time (None in a place written by
+    a version before start times)."""
+    where, marked, started = place.rpartition(" @")
+    return (where, float(started)) if marked else (place, None)
 
 
 def gone_from_here(place: str) -> bool:
     """Whether a ledger's worker ran on this machine in a process that no longer exists, or whose pid
     a newer process has since (or that is this process: its own heartbeat is no other trainer)."""
-    where, started = _without_start_time(place), place.rpartition(" @")[2] if " @" in place else ""
+    where, started = _split_place(place)
     host, _, rest = where.partition(":")
     pid = rest.split(" ", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    return int(pid) == os.getpid() or not process_alive(int(pid), float(started) if started else None)
+    return int(pid) == os.getpid() or not process_alive(int(pid), started)
 
 
 def species_ledger_name(instance_name: str) -> str:
