@@ -491,10 +491,15 @@ WITHOUT_USER_NAMESPACES = IN_A_USER_NAMESPACE_WITHOUT_MORE + (
     "    print('refused without the password')\n")
 
 
+def run_program(code: str, data_dir) -> subprocess.CompletedProcess:
+    """One of the programs above, on this data folder, to its end (a start without a namespace included)."""
+    return subprocess.run([sys.executable, "-c", code, str(data_dir)], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=240)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="user namespaces are Linux's")
 def test_without_user_namespaces_the_server_still_starts_with_its_password_and_says_what_is_open(tmp_path):
-    program = subprocess.run([sys.executable, "-c", WITHOUT_USER_NAMESPACES, str(tmp_path)], cwd=PROJECT,
-                             capture_output=True, text=True, timeout=240)
+    program = run_program(WITHOUT_USER_NAMESPACES, tmp_path)
     assert program.returncode == 0, program.stderr
     assert program.stdout.split("\n")[:2] == ["[]", "refused without the password"]
     assert "listens on all interfaces" in program.stderr
@@ -522,8 +527,7 @@ SQUATTING_THE_PROXY_PORT = IN_A_USER_NAMESPACE_WITHOUT_MORE + (  # takes the por
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="user namespaces are Linux's")
 def test_without_user_namespaces_a_port_taken_before_milvus_binds_it_is_not_mistaken_for_the_server(tmp_path):
-    program = subprocess.run([sys.executable, "-c", SQUATTING_THE_PROXY_PORT, str(tmp_path)], cwd=PROJECT,
-                             capture_output=True, text=True, timeout=240)
+    program = run_program(SQUATTING_THE_PROXY_PORT, tmp_path)
     assert program.returncode == 0, program.stderr
     squatted, served, collections = program.stdout.split("\n")[:3]
     assert served != squatted
