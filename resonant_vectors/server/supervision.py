@@ -418,10 +418,18 @@ class EmbeddedMilvus:
     def _secure(self, deadline: float, new_memory: bool) -> None:
         """Make sure root's password is the one in credential.json (see ``_secure_once``).
 
-        After a server was killed, its stale proxy session fails a password change ("node not
-        found") until it expires, so that is tried again until the deadline; a refused password
-        or a missing credential is not: no retry helps.
+        Two answers are passing states, tried again until the deadline:
+        - after a server was killed, its stale proxy session fails a password change ("node not
+          found") until it expires;
+        - while the password changes, the proxy's credential cache may refuse, for one request, a
+          login it accepted a moment before; pymilvus then raises gRPC's UNAUTHENTICATED as it is,
+          not as a ``MilvusException``.
+
+        Each try is safe to repeat: the new password is in credential.json before it is set. A
+        ``CredentialError`` (a refused password or a missing credential) is not tried again: no
+        retry helps.
         """
+        import grpc
         from pymilvus import MilvusException
 
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs a traceback per refused try
@@ -429,7 +437,7 @@ class EmbeddedMilvus:
             try:
                 self._secure_once(new_memory, deadline)
                 return
-            except MilvusException as error:
+            except (MilvusException, grpc.RpcError) as error:
                 if time.monotonic() > deadline:
                     raise EmbeddedMilvusError(f"could not set the password of the embedded server on "
                                               f"{self.data_dir}: {error}") from None
