@@ -132,6 +132,16 @@ GRAVITY = None                   # between -12 and 0 (None: -10)
 ENABLE_WIND = None               # wind and turbulence push the lander (None: off)
 WIND_POWER = None                # between 0 and 20, used with ENABLE_WIND (None: 15)
 TURBULENCE_POWER = None          # between 0 and 2, used with ENABLE_WIND (None: 1.5)
+LANDER_MASS = None               # the lander body's mass as a factor of LunarLander's, 0.25 to 4 (None: 1)
+
+# --- How the actions are wired (any environment) ---
+ACTION_MAP = None                # a list, each action once: the brain's action a fires the environment's ACTION_MAP[a];
+                                 # None: as numbered. A kind wired otherwise (main.py experiment kinds)
+LANDER_MASS = None               # the lander body's mass as a factor of LunarLander's, 0.25 to 4 (None: 1)
+
+# --- How the actions are wired (any environment) ---
+ACTION_MAP = None                # a list, each action once: the brain's action a fires the environment's ACTION_MAP[a];
+                                 # None: as numbered. A kind wired otherwise (main.py experiment kinds)
 
 # --- Milvus ---
 MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded server; else e.g. http://localhost:19530

@@ -35,6 +35,7 @@ OUTCOME_RULES = ("reward", "return")
 SEARCH_BACKENDS = ("milvus", "replica")
 VECTOR_ENVS = ("sync", "async")
 STATE_SCALINGS = ("fixed", "spread")
+LISTS = ("vector_component_weights", "action_map")  # settings given as lists, kept as tuples
 INDEX_TYPES = ("IVF_FLAT", "FLAT")  # Milvus indexes the replica mirrors (FLAT: exact search, slow past 100k engrams)
 METRIC_TYPES = ("L2",)              # distance weighting and the replica read L2's squared distances
 
@@ -154,6 +155,8 @@ class Settings:
     enable_wind: Optional[bool]
     wind_power: Optional[float]
     turbulence_power: Optional[float]
+    lander_mass: Optional[float]
+    action_map: Optional[tuple]
     milvus_uri: str
     milvus_token: str
     milvus_data_dir: str
@@ -219,8 +222,9 @@ class Settings:
     def as_dict(self) -> dict:
         """Plain values, for saving with a run."""
         values = dataclasses.asdict(self)
-        if self.vector_component_weights is not None:
-            values["vector_component_weights"] = list(self.vector_component_weights)
+        for name in LISTS:
+            if values[name] is not None:
+                values[name] = list(values[name])
         return values
 
     # --- what follows from the environment ---
@@ -261,8 +265,9 @@ class Settings:
         return self.max_trial_length
 
     def __post_init__(self) -> None:
-        if isinstance(self.vector_component_weights, list):
-            object.__setattr__(self, "vector_component_weights", tuple(self.vector_component_weights))
+        for name in LISTS:
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         problems = _problems(self)
         if problems:
             raise SettingsError("invalid settings:\n  - " + "\n  - ".join(problems)
@@ -290,6 +295,11 @@ def _environment_problems(s: Settings) -> list:
         (weights is None or (isinstance(weights, tuple) and len(weights) == size and all(map(_is_number, weights))),
          f"VECTOR_COMPONENT_WEIGHTS: expected None (all 1) or {size} finite numbers (one per state dim of "
          f"{s.env_id}), got {weights!r}"),
+        (s.action_map is None or (isinstance(s.action_map, tuple) and sorted(s.action_map) == list(range(actions))
+                                  and all(isinstance(a, int) and not isinstance(a, bool) for a in s.action_map)),
+         f"ACTION_MAP: expected None (the actions as numbered) or each of {s.env_id}'s actions 0 … {actions - 1} "
+         f"once, in the order the brain's actions fire them, e.g. {list(reversed(range(actions)))}; "
+         f"got {s.action_map!r}"),
     ]
     if environment.is_lunar_lander:
         rules += [
@@ -301,6 +311,9 @@ def _environment_problems(s: Settings) -> list:
              f"WIND_POWER: expected None (15) or a finite number from 0 to 20, got {s.wind_power!r}"),
             (s.turbulence_power is None or (_is_number(s.turbulence_power) and 0 <= s.turbulence_power <= 2),
              f"TURBULENCE_POWER: expected None (1.5) or a finite number from 0 to 2, got {s.turbulence_power!r}"),
+            (s.lander_mass is None or (_is_number(s.lander_mass) and 0.25 <= s.lander_mass <= 4),
+             f"LANDER_MASS: expected None (LunarLander's own) or a factor of its body's mass from 0.25 to 4, "
+             f"got {s.lander_mass!r}"),
         ]
     else:
         rules += [(getattr(s, name) is None,

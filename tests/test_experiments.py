@@ -16,7 +16,7 @@ from test_milvus_server import processes_of, wait_until_stopped
 
 import settings as settings_module
 from resonant_vectors.errors import ResonantVectorsError
-from resonant_vectors.experiments import doses
+from resonant_vectors.experiments import doses, kinds
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.records import trial_columns
@@ -134,3 +134,36 @@ def test_a_scratch_memory_is_a_server_of_its_own_stopped_and_removed_afterwards(
     assert not scratch_folder.exists()
     assert wait_until_stopped(scratch_folder, 10)  # its keeper exits once it stopped the server
 
+
+def test_the_kinds_command_flies_newcomers_of_every_kind_on_the_trained_memory_and_on_an_empty_one(milvus_data_dir,
+                                                                                                   tmp_path):
+    result_path = tmp_path / "kinds.json"
+    command = subprocess.run(
+        [sys.executable, "main.py", "experiment", "kinds", "--seeds", "0", "--trials", "6", "--population", "3",
+         "--newcomers", "2", "--first-trials", "1", "--runs-dir", str(tmp_path), "--json", str(result_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MILVUS_DATA_DIR": milvus_data_dir, "MILVUS_URI": ""})
+    assert command.returncode == 0, command.stderr
+    result = json.loads(result_path.read_text())
+    assert sorted(pd.read_csv(tmp_path / "kinds_steady_s0" / "trials.csv")["trial"]) == list(range(6))
+    seed_result, = result["per_seed"]
+    rows = seed_result["kinds"]
+    assert [(row["family"], row["distance"]) for row in rows] == [(kind.family, kind.distance) for kind in kinds.KINDS]
+    for row in rows:
+        assert row["trained_memory"]["trials"] == row["empty_memory"]["trials"] == 2
+        assert row["benefit"] == pytest.approx(row["trained_memory"]["mean"] - row["empty_memory"]["mean"], abs=0.01)
+    usual_by_gravity, usual_by_mass = (next(row for row in rows if row["family"] == family and row["distance"] == 0)
+                                       for family in ("gravity", "mass"))
+    assert usual_by_gravity["trained_memory"] == usual_by_mass["trained_memory"]  # one kind, flown once
+    assert rows[-1]["changes"] == {"action_map": kinds.CROSSED_WIRING}
+    assert result["seeds_held_out"] is False and "wiring" in command.stdout
+    assert Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_the_kinds_experiment_refuses_another_environment_or_a_memory_it_cannot_copy(local_settings, tmp_path):
+    with pytest.raises(ResonantVectorsError, match="changes LunarLander's gravity, wind and mass, but variant 'seed' "
+                                                   "trains CartPole-v1"):
+        kinds.kinds_experiment("seed", [0], 3, 1, 1, 1, tmp_path, base=local_settings.replace(env_id="CartPole-v1"))
+    with pytest.raises(ResonantVectorsError, match="SEARCH_BACKEND must be \"replica\" \\(variant 'seed' has 'milvus'"):
+        kinds.kinds_experiment("seed", [0], 3, 1, 1, 1, tmp_path, base=local_settings.replace(search_backend="milvus"))
+    assert list(tmp_path.iterdir()) == []  # refused before anything was trained

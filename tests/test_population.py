@@ -7,7 +7,7 @@ import pytest
 from conftest import in_process_loop
 
 from resonant_vectors.config import Settings, SettingsError
-from resonant_vectors.environments.profiles import END_CAUSES
+from resonant_vectors.environments.profiles import END_CAUSES, make_env
 from resonant_vectors.loop.callbacks import EachTrial, FollowLander, ProgressReport, Revaluation
 
 
@@ -110,10 +110,36 @@ def test_the_resonator_and_actions_follow_the_environment_and_other_sizes_are_re
     assert Settings.from_module(env_id="CartPole-v1", max_trial_length=100).trial_length == 100
 
 
-@pytest.mark.parametrize("name, value", [("gravity", -5.0), ("enable_wind", True), ("wind_power", 5.0)])
+@pytest.mark.parametrize("name, value", [("gravity", -5.0), ("enable_wind", True), ("wind_power", 5.0),
+                                         ("lander_mass", 2.0)])
 def test_lunarlanders_own_settings_are_refused_on_another_environment(name, value):
     with pytest.raises(SettingsError, match=f"{name.upper()}: it is LunarLander's, and CartPole-v1 has no such"):
         Settings.from_module(env_id="CartPole-v1", **{name: value})
+
+
+def fall(settings: Settings, action: int, steps: int = 30) -> np.ndarray:
+    """The lander's state after firing ``action`` for ``steps`` frames from one start."""
+    env = make_env(settings.replace(display=False))
+    env.reset(seed=3)
+    for _ in range(steps):
+        observation, *_ = env.step(action)
+    env.close()
+    return observation
+
+
+def test_a_heavier_lander_falls_as_fast_but_its_main_engine_lifts_it_less():
+    usual, heavy = Settings.from_module(), Settings.from_module(lander_mass=3.0)
+    assert fall(heavy, action=0)[3] == pytest.approx(fall(usual, action=0)[3], abs=0.02)  # vertical speed, engines off
+    assert fall(heavy, action=2)[3] < fall(usual, action=2)[3] - 0.1
+
+
+def test_an_action_map_wires_the_brains_actions_to_other_engines():
+    crossed = Settings.from_module(action_map=[0, 3, 1, 2])  # "left" fires the right engine, "main" the left, ...
+    assert np.array_equal(fall(crossed, action=1), fall(Settings.from_module(), action=3))
+    assert np.array_equal(fall(crossed, action=2), fall(Settings.from_module(), action=1))
+    with pytest.raises(SettingsError, match=r"ACTION_MAP: expected None .* each of LunarLander-v3's actions 0 … 3 "
+                                            r"once.*got \(0, 1, 1, 2\)"):
+        Settings.from_module(action_map=[0, 1, 1, 2])
 
 
 def test_an_unknown_or_unsuitable_environment_is_refused_with_what_to_use():

@@ -15,6 +15,7 @@ from typing import Optional
 from resonant_vectors.config import Settings, SettingsError, presets
 from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.experiments import doses as doses_experiment
+from resonant_vectors.experiments import kinds as kinds_experiment
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.runs.folder import RUNS_DIR
 
@@ -129,5 +130,38 @@ def run_doses(arguments: dict, base: Optional[Settings] = None) -> int:
         arguments["first_trials"], Path(arguments["runs_dir"]), base=base)
     plot = experiments.save(result, doses_experiment.plot_doses(result), Path(arguments["json"]))
     print(doses_experiment.doses_table(result))
+    print(f"wrote {arguments['json']} and {plot}")
+    return 0
+
+
+# A few minutes on a 2-core machine: every kind flown, on a memory too young to show an effect.
+QUICK_KINDS = {"seeds": [0, 1], "trials": 30, "population": 8, "newcomers": 4, "first_trials": 5}
+
+
+def add_kinds_flags(parser: argparse.ArgumentParser) -> None:
+    """The kinds experiment's flags (``main.py experiment kinds``)."""
+    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
+                        help=f"the settings the population trains with (default {DEFAULT_INSTINCT_VARIANT!r}; "
+                             "a LunarLander preset)")
+    parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
+                        help="seeds; each trains its own memory")
+    parser.add_argument("--trials", type=whole_number(1), default=1000, help="trials the memory is trained for")
+    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
+    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per kind and memory")
+    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
+    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
+    parser.add_argument("--json", default=str(RUNS_DIR / "kinds.json"), help="the JSON to write (PNG beside it)")
+    parser.add_argument("--quick", action="store_true", help=f"a short run of every step: {QUICK_KINDS}")
+
+
+def run_kinds(arguments: dict, base: Optional[Settings] = None) -> int:
+    """The kinds experiment with parsed ``add_kinds_flags`` arguments; prints its table."""
+    if arguments.pop("quick"):
+        arguments.update(QUICK_KINDS)
+    result = kinds_experiment.kinds_experiment(
+        arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
+        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]), base=base)
+    plot = experiments.save(result, kinds_experiment.plot_kinds(result), Path(arguments["json"]))
+    print(kinds_experiment.kinds_table(result))
     print(f"wrote {arguments['json']} and {plot}")
     return 0

@@ -12,6 +12,7 @@
     python main.py drop --instance quick_1             # delete a memory for good (it says what it drops)
     python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
     python main.py experiment doses --quick              # newcomers on memories of 30 ... 3000 past trials
+    python main.py experiment kinds --quick              # newcomers of other gravity, wind, mass, wiring
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
@@ -34,10 +35,12 @@ from resonant_vectors.cli.flags import (
     add_doses_flags,
     add_flight_flags,
     add_instinct_flags,
+    add_kinds_flags,
     preset_names,
     print_warning,
     run_doses,
     run_instinct,
+    run_kinds,
     whole_number,
 )
 from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
@@ -54,7 +57,10 @@ from resonant_vectors.species import training as species
 
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "experiment", "drop")
 EXPERIMENTS = {"doses": (add_doses_flags, run_doses,
-                         "do newcomers fly better the more past trials the memory holds? (docs/memory_shows.md)")}
+                         "do newcomers fly better the more past trials the memory holds? (docs/memory_shows.md)"),
+               "kinds": (add_kinds_flags, run_kinds,
+                         "do newcomers of other kinds gain less the less like the trained kind they are? "
+                         "(docs/memory_shows.md)")}
 # Where the memory is: settings.py's and the environment's now, never a run folder's.
 # What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
 START_SETTINGS = ("instance_name", "drop_collection", "read_only")

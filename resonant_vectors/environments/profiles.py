@@ -47,7 +47,8 @@ FALLBACK_SUCCESS_RANGE = (-300.0, 300.0)  # an unknown environment's trial succe
 # A trial's end cause (LunarLander's own ends are told apart, since each asks for another remedy).
 TIMED_OUT, DIED, ENDED = "timed_out", "died", "ended"
 END_CAUSES = ("at_rest", "crashed", "flew_off", ENDED, TIMED_OUT, DIED)
-LANDER_ONLY = ("gravity", "enable_wind", "wind_power", "turbulence_power")  # LunarLander-v3's own arguments
+LANDER_ARGUMENTS = ("gravity", "enable_wind", "wind_power", "turbulence_power")  # LunarLander-v3's own arguments
+LANDER_ONLY = (*LANDER_ARGUMENTS, "lander_mass")  # settings refused on another environment
 
 
 @dataclass(frozen=True)
@@ -234,19 +235,60 @@ class ActionRepeat(gymnasium.Wrapper):
         return observation, total, terminated, truncated, {**info, "frames": frames}
 
 
+class LanderMass(gymnasium.Wrapper):
+    """A lander whose body is ``factor`` times as heavy as LunarLander's (its legs unchanged), from
+    each reset on (``LANDER_MASS``).
+
+    Why: a kind of another build. Gravity pulls a heavier lander down as fast, but its engines' fixed
+    impulses move it less, so the same firing lands it otherwise. (LunarLander builds a new lander at
+    each reset, and its reset's one settling step flies the usual mass.)
+    """
+
+    def __init__(self, env: gymnasium.Env, factor: float) -> None:
+        super().__init__(env)
+        self.factor = factor
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        body = self.env.unwrapped.lander
+        for fixture in body.fixtures:
+            fixture.density *= self.factor
+        body.ResetMassData()
+        return observation, info
+
+
+class ActionMap(gymnasium.ActionWrapper):
+    """The brain's action ``a`` fires the environment's action ``mapping[a]`` (``ACTION_MAP``).
+
+    Why: a kind whose controls are wired otherwise. Its situations are the usual ones, but what each
+    action does in them is not, so a memory of the usual wiring should give it nothing.
+    """
+
+    def __init__(self, env: gymnasium.Env, mapping: Tuple[int, ...]) -> None:
+        super().__init__(env)
+        self.mapping = mapping
+
+    def action(self, action):
+        return self.mapping[int(action)]
+
+
 def make_env(settings, render_mode: Optional[str] = None) -> gymnasium.Env:
-    """One environment of the settings (``ENV_ID``; LunarLander with its gravity and wind), ended
-    by the trial rules (``MAX_TRIAL_LENGTH`` frames, hit points), each action held
-    ``ACTION_REPEAT`` frames.
+    """One environment of the settings (``ENV_ID``; LunarLander with its gravity, wind and mass), its
+    actions wired by ``ACTION_MAP``, ended by the trial rules (``MAX_TRIAL_LENGTH`` frames, hit
+    points), each action held ``ACTION_REPEAT`` frames.
 
     :param render_mode: ``None``, ``"human"`` (a window) or ``"rgb_array"`` (frames, for videos).
     """
     environment = settings.environment
     if render_mode == "rgb_array":
         draw_frames_off_screen()
-    arguments = {name: getattr(settings, name) for name in LANDER_ONLY if getattr(settings, name) is not None}
+    arguments = {name: getattr(settings, name) for name in LANDER_ARGUMENTS if getattr(settings, name) is not None}
     env = gymnasium.make(environment.env_id, render_mode=render_mode, max_episode_steps=settings.trial_length,
                          **arguments)
+    if settings.lander_mass is not None:
+        env = LanderMass(env, settings.lander_mass)
+    if settings.action_map is not None:
+        env = ActionMap(env, settings.action_map)
     env = TrialRules(env, float(settings.hit_points) if settings.use_hit_points else None, settings.metabolic_cost)
     return ActionRepeat(env, settings.action_repeat) if settings.action_repeat > 1 else env
 
