@@ -137,11 +137,6 @@ LANDER_MASS = None               # the lander body's mass as a factor of LunarLa
 # --- How the actions are wired (any environment) ---
 ACTION_MAP = None                # a list, each action once: the brain's action a fires the environment's ACTION_MAP[a];
                                  # None: as numbered. A kind wired otherwise (main.py experiment kinds)
-LANDER_MASS = None               # the lander body's mass as a factor of LunarLander's, 0.25 to 4 (None: 1)
-
-# --- How the actions are wired (any environment) ---
-ACTION_MAP = None                # a list, each action once: the brain's action a fires the environment's ACTION_MAP[a];
-                                 # None: as numbered. A kind wired otherwise (main.py experiment kinds)
 
 # --- Milvus ---
 MILVUS_URI = os.environ.get("MILVUS_URI", "")      # empty: start the embedded server; else e.g. http://localhost:19530
