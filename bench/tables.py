@@ -13,6 +13,7 @@
         bench/records/learning-mountaincar.json bench/records/reference.json
     python bench/tables.py instinct_summary bench/records/instinct.json
     python bench/tables.py doses bench/records/doses.json
+    python bench/tables.py kinds bench/records/kinds.json
     python bench/tables.py check README.md docs/*.md      # which tables of these pages differ from their records
     python bench/tables.py update README.md docs/*.md     # print them again from their records
 
@@ -311,6 +312,38 @@ def doses(records: list) -> str:
     return "\n".join(lines)
 
 
+KIND_UNITS = {"gravity": "gravity {:+g}", "wind": "wind power {:g}, turbulence 0", "mass": "body mass ×{:g}"}
+
+
+def kinds(records: list) -> str:
+    """The kinds experiment: per kind, its distance from the trained one, the newcomers' mean reward
+    on the trained and on an empty memory, and the benefit (95% intervals over seeds)."""
+    lines = ["| kind | distance from the trained kind | on the trained memory | on an empty memory "
+             "| benefit | landing benefit |", "|---|---|---|---|---|---|"]
+    for record in records:
+        for row in record["by_kind"]:
+            lines.append(f"| {_kind_name(row)} | {'–' if row['distance'] is None else format(row['distance'], 'g')} | "
+                         f"{row['trained_memory_mean']:+.1f} | {row['empty_memory_mean']:+.1f} | "
+                         f"{interval(row['benefit'], row['benefit_ci95'])} | "
+                         f"{interval(100 * row['landing_benefit'], _times_100(row['landing_benefit_ci95']), 0)} points |")
+    return "\n".join(lines)
+
+
+def _kind_name(row: dict) -> str:
+    changes = row["changes"]
+    if row["family"] == "wiring":
+        return f"wired otherwise (ACTION_MAP {changes['action_map']})"
+    if not changes:
+        return "the trained kind (gravity −10, no wind, its own mass)"
+    value = {"gravity": changes.get("gravity"), "wind": changes.get("wind_power"),
+             "mass": changes.get("lander_mass")}[row["family"]]
+    return KIND_UNITS[row["family"]].format(value)
+
+
+def _times_100(value):
+    return None if value is None else 100 * value
+
+
 # Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A
 # mark holds a mean to reach, and optionally a landing rate, a mean for every seed, or the flag
 # (MountainCar: a training trial better than -200 on every seed).
@@ -357,7 +390,7 @@ def targets(records: list) -> str:
 
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
-          "instinct_summary": instinct_summary, "doses": doses, "targets": targets}
+          "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "targets": targets}
 
 
 def parser() -> argparse.ArgumentParser:
