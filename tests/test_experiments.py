@@ -167,3 +167,30 @@ def test_the_kinds_experiment_refuses_another_environment_or_a_memory_it_cannot_
     with pytest.raises(ResonantVectorsError, match="SEARCH_BACKEND must be \"replica\" \\(variant 'seed' has 'milvus'"):
         kinds.kinds_experiment("seed", [0], 3, 1, 1, 1, tmp_path, base=local_settings.replace(search_backend="milvus"))
     assert list(tmp_path.iterdir()) == []  # refused before anything was trained
+
+
+def test_the_generations_command_raises_a_trained_a_control_and_an_isolated_line(milvus_data_dir, tmp_path):
+    result_path = tmp_path / "generations.json"
+    command = subprocess.run(
+        [sys.executable, "main.py", "experiment", "generations", "--seeds", "0", "--generations", "2", "--trials", "3",
+         "--test-trials", "2", "--population", "2", "--runs-dir", str(tmp_path), "--json", str(result_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MILVUS_DATA_DIR": milvus_data_dir, "MILVUS_URI": ""})
+    assert command.returncode == 0, command.stderr
+    result = json.loads(result_path.read_text())
+    first, second = result["per_seed"][0]["generations"]
+    assert first["trained"] == first["isolated"]  # the same newborns on an empty memory, on the same seeds
+    assert first["control"]["trials"] == second["control"]["trials"] == 2
+
+    def trials(folder: str) -> pd.DataFrame:
+        return pd.read_csv(tmp_path / f"generations_steady_s0_{folder}" / "trials.csv").sort_values("trial")
+
+    def held_before(folder: str) -> int:
+        """The engrams the memory held when the generation stored its first trial."""
+        rows = trials(folder)
+        return int((rows["engrams"] - rows["length"]).min())
+
+    assert held_before("g1") == trials("g0")["engrams"].max()  # the trained line adds to the species' memory
+    assert held_before("isolated_g1") == 0  # a memory of its own: nothing inherited
+    assert set(result["by_generation"][1]) == {"generation", "trained", "control", "isolated"}
+    assert "isolated" in command.stdout and Image.open(result_path.with_suffix(".png")).size[0] > 0

@@ -13,6 +13,7 @@
     python main.py instinct --seeds 0 1 2 --trials 1000    # newcomers on a trained vs an empty memory
     python main.py experiment doses --quick              # newcomers on memories of 30 ... 3000 past trials
     python main.py experiment kinds --quick              # newcomers of other gravity, wind, mass, wiring
+    python main.py experiment generations --quick        # trained, control and isolated lines (McDougall)
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
@@ -34,11 +35,13 @@ from pathlib import Path
 from resonant_vectors.cli.flags import (
     add_doses_flags,
     add_flight_flags,
+    add_generations_flags,
     add_instinct_flags,
     add_kinds_flags,
     preset_names,
     print_warning,
     run_doses,
+    run_generations,
     run_instinct,
     run_kinds,
     whole_number,
@@ -58,6 +61,8 @@ from resonant_vectors.species import training as species
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "experiment", "drop")
 EXPERIMENTS = {"doses": (add_doses_flags, run_doses,
                          "do newcomers fly better the more past trials the memory holds? (docs/memory_shows.md)"),
+               "generations": (add_generations_flags, run_generations,
+                               "does a lineage learn faster, even a line that never trained? (docs/memory_shows.md)"),
                "kinds": (add_kinds_flags, run_kinds,
                          "do newcomers of other kinds gain less the less like the trained kind they are? "
                          "(docs/memory_shows.md)")}
