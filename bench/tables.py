@@ -14,6 +14,7 @@
     python bench/tables.py instinct_summary bench/records/instinct.json
     python bench/tables.py doses bench/records/doses.json
     python bench/tables.py kinds bench/records/kinds.json
+    python bench/tables.py generations bench/records/generations.json
     python bench/tables.py check README.md docs/*.md      # which tables of these pages differ from their records
     python bench/tables.py update README.md docs/*.md     # print them again from their records
 
@@ -344,6 +345,24 @@ def _times_100(value):
     return None if value is None else 100 * value
 
 
+def generations(records: list) -> str:
+    """The generations experiment: per generation, each line's errors in its first trials (95%
+    intervals over seeds), its mean reward there, and the trained and isolated lines' trials to a
+    first landing per seed ("–": none)."""
+    lines = ["| generation | errors: trained line | control line | isolated line | mean reward: trained / control / "
+             "isolated | first landing, trained line (per seed) | isolated line |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        for row in record["by_generation"]:
+            errors = " | ".join(interval(row[line]["errors"], row[line]["errors_ci95"]).lstrip("+")
+                                for line in ("trained", "control", "isolated"))
+            means = " / ".join(f"{row[line]['mean']:+.0f}" for line in ("trained", "control", "isolated"))
+            landings = " | ".join(" / ".join("–" if value is None else str(value)
+                                             for value in row[line]["first_landing"])
+                                  for line in ("trained", "isolated"))
+            lines.append(f"| {row['generation']} | {errors} | {means} | {landings} |")
+    return "\n".join(lines)
+
+
 # Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A
 # mark holds a mean to reach, and optionally a landing rate, a mean for every seed, or the flag
 # (MountainCar: a training trial better than -200 on every seed).
@@ -390,7 +409,7 @@ def targets(records: list) -> str:
 
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
-          "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "targets": targets}
+          "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "generations": generations, "targets": targets}
 
 
 def parser() -> argparse.ArgumentParser:

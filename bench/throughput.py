@@ -9,6 +9,9 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 (an in-process FAISS copy of the collection, Milvus the store of record):
 - env_only_steps_per_s: LunarLander stepped with random actions (the physical limit here);
 - train_steps_per_s: a Trainer per population size, engram inserts into Milvus included;
+- server_cpu_s_per_1000_engrams / trainer_cpu_s_per_1000_engrams: the CPU seconds (from /proc) the
+  embedded server (Milvus and its keeper) and the trainer's process spent per 1,000 engrams stored
+  in that training; server_idle_cpu_share: the cores the server keeps busy when nobody asks it;
 - search_ms_p50 / search_ms_p95: per collection size, one batched decision of 32 landers
   ("batch32") and one lander ("single"), k = MIN_RESULTS, on one collection filled with synthetic
   engrams, sealed, indexed and served by Milvus (the steady state of a long run), and searched
@@ -30,6 +33,7 @@ Figures drift with the machine's load: compare ratios from one run, not absolute
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -40,15 +44,18 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 
 from resonant_vectors.config import SEARCH_BACKENDS, Settings  # noqa: E402
 from resonant_vectors.environments.profiles import make_env  # noqa: E402
 from resonant_vectors.experiments import lab as experiments  # noqa: E402
 from resonant_vectors.loop.trainer import Trainer  # noqa: E402
 from resonant_vectors.memory.seam import Engram  # noqa: E402
-from resonant_vectors.memory.store import EngramStore
+from resonant_vectors.memory.store import EngramStore  # noqa: E402
+from resonant_vectors.server.supervision import STATE_FILE  # noqa: E402
 
 POPULATIONS = (1, 8, 32, 64)
+CPU_FIGURES = ("server_cpu_s_per_1000_engrams", "trainer_cpu_s_per_1000_engrams")
 SPECIES_POPULATIONS = (8, 32)
 LANDERS_PER_DECISION = 32
 FILL_CHUNK = 5000              # engrams per insert while filling a collection
@@ -68,14 +75,50 @@ def env_only_steps_per_s(settings: Settings, steps: int) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
+def cpu_s(pid: Optional[int] = None) -> float:
+    """CPU seconds (user and system, all threads) the process ``pid`` (this one) has used, from /proc."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def server_cpu_s(data_dir: str) -> float:
+    """CPU seconds the embedded server on ``data_dir`` has used: Milvus and its keeper (which relays
+    an isolated server's traffic)."""
+    state = json.loads((Path(data_dir) / STATE_FILE).read_text())
+    return cpu_s(state["pid"]) + cpu_s(state["keeper_pid"])
+
+
+def server_idle_cpu_share(settings: Settings, seconds: float) -> float:
+    """The cores the embedded server keeps busy while nothing asks it anything (its own timers)."""
+    trainer = Trainer("bench_idle", settings=settings, quiet=True)
+    before = server_cpu_s(settings.milvus_data_dir)
+    time.sleep(seconds)
+    share = (server_cpu_s(settings.milvus_data_dir) - before) / seconds
+    trainer.close()
+    trainer.store.drop()
+    return share
+
+
+def train_figures(settings: Settings, label: str, seconds: float) -> dict:
+    """A Trainer's steps per second, and the CPU seconds the server and this process (the trainer,
+    its environments included) spent per 1,000 engrams it stored (one per decision)."""
     trainer = Trainer(f"bench_train_{label}", settings=settings, quiet=True)
+    server_before, own_before = server_cpu_s(settings.milvus_data_dir), cpu_s()
     started = time.monotonic()
     trainer.train(1_000_000, callback=lambda record: time.monotonic() - started < seconds)
     rate = trainer.steps_taken / (time.monotonic() - started)
+    thousands = trainer.steps_taken / 1000
+    figures = {"steps_per_s": round(rate, 1),
+               "server_cpu_s_per_1000_engrams": round((server_cpu_s(settings.milvus_data_dir) - server_before)
+                                                      / thousands, 4),
+               "trainer_cpu_s_per_1000_engrams": round((cpu_s() - own_before) / thousands, 4)}
     trainer.close()
     trainer.store.drop()
-    return rate
+    return figures
+
+
+def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
+    return train_figures(settings, label, seconds)["steps_per_s"]
 
 
 def default_seconds_per_trial(settings: Settings, trials: int) -> float:
@@ -208,14 +251,19 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
             return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "species": species}
         seconds = 20 if quick else 120
         backends = {}
+        print("the server, idle ...", flush=True)
+        idle_share = round(server_idle_cpu_share(settings, 10 if quick else 30), 3)
         for backend in SEARCH_BACKENDS:
-            train = {}
+            figures = {}
             for population in POPULATIONS:
                 print(f"training, {backend}, population {population} ...", flush=True)
-                train[str(population)] = round(train_steps_per_s(
+                figures[str(population)] = train_figures(
                     settings.replace(search_backend=backend, population_size=population),
-                    f"{backend}_{population}", seconds), 1)
-            backends[backend] = {"train_steps_per_s": train, "limit_ratio": round(max(train.values()) / env_rate, 4)}
+                    f"{backend}_{population}", seconds)
+            train = {population: entry["steps_per_s"] for population, entry in figures.items()}
+            backends[backend] = {"train_steps_per_s": train, "limit_ratio": round(max(train.values()) / env_rate, 4),
+                                 **{name: {population: entry[name] for population, entry in figures.items()}
+                                    for name in CPU_FIGURES}}
         vector_envs = {}
         for population in SPECIES_POPULATIONS:  # whether a process per environment pays (AsyncVectorEnv)
             print(f"training, replica, population {population}, async environments ...", flush=True)
@@ -235,7 +283,8 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
         sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
         for backend, figures in measure_search(settings, sizes, repeats=40 if quick else 200).items():
             backends[backend].update(figures)
-    return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "backends": backends,
+    return {"quick": quick, "env_only_steps_per_s": round(env_rate, 1), "server_idle_cpu_share": idle_share,
+            "backends": backends,
             "presets_population_8_steps_per_s": preset_rates, "species": species,
             "replica_vector_env_steps_per_s": vector_envs, "default_seconds_per_trial": default_trial_s,
             "settings": {"min_results": settings.min_results, "search_nprobe": settings.search_nprobe,
@@ -261,6 +310,12 @@ def print_table(result: dict) -> None:
     for population, rate in milvus["train_steps_per_s"].items():
         fast = replica["train_steps_per_s"][population]
         print(f"{population:>10}  {rate:>14,.0f}  {fast:>15,.0f}  {fast / rate:>15.1f}x  {fast / env_rate:>19.3f}")
+    print(f"CPU seconds per 1,000 engrams stored (the server idle keeps {result['server_idle_cpu_share']:.2f} "
+          f"of a core busy):")
+    print("population  milvus: server  trainer   replica: server  trainer")
+    for population in milvus["train_steps_per_s"]:
+        print(f"{population:>10}  {milvus[CPU_FIGURES[0]][population]:>14.3f}  {milvus[CPU_FIGURES[1]][population]:>7.3f}"
+              f"   {replica[CPU_FIGURES[0]][population]:>15.3f}  {replica[CPU_FIGURES[1]][population]:>7.3f}")
     print("engrams     batch32 p50/p95 ms: milvus | replica     single p50/p95 ms: milvus | replica")
     for size, p50 in milvus["search_ms_p50"].items():
         p95, r50, r95 = milvus["search_ms_p95"][size], replica["search_ms_p50"][size], replica["search_ms_p95"][size]
