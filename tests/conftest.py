@@ -3,6 +3,7 @@ fresh temporary folder, only when such a test runs), and in-process memories for
 from __future__ import annotations
 
 import itertools
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from resonant_vectors.config import Settings
 from resonant_vectors.environments.profiles import make_population
 from resonant_vectors.loop.population import PopulationLoop, remembering
 from resonant_vectors.memory.in_process import InProcessMemory
-from resonant_vectors.server.supervision import embedded_server_uri
+from resonant_vectors.server.supervision import embedded_server_kept
 
 _names = itertools.count()
 # Files whose tests start Milvus themselves (a `python main.py` subprocess, a server of their own).
@@ -34,18 +35,17 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 @pytest.fixture(scope="session")
-def milvus_data_dir(tmp_path_factory) -> str:
+def milvus_data_dir(tmp_path_factory) -> Iterator[str]:
+    """The test server's folder. The session holds a share of it throughout, so that the server stays
+    up between tests however long the tests in between run without it (each new start costs seconds)."""
     data_dir = str(tmp_path_factory.mktemp("milvus"))
-    embedded_server_uri(data_dir)  # start it once; every store below reuses it
-    return data_dir
+    with embedded_server_kept(data_dir):
+        yield data_dir
 
 
 @pytest.fixture
 def settings(milvus_data_dir) -> Settings:
-    """settings.py's values, on the test server, without a window, seeded. The server is up when the
-    test starts: a test before it that closed this process's last Trainer gave up its share, and
-    after the idle grace its keeper stopped it."""
-    embedded_server_uri(milvus_data_dir)  # rejoins (or starts again) the server; at once if it is up
+    """settings.py's values, on the test server, without a window, seeded."""
     return Settings.from_module(milvus_data_dir=milvus_data_dir, milvus_uri="", display=False, seed=0)
 
 

@@ -23,6 +23,7 @@ from resonant_vectors.server.errors import EmbeddedMilvusError
 from resonant_vectors.server.supervision import (
     LOG_LIMIT_BYTES,
     STATE_FILE,
+    embedded_server_kept,
     embedded_server_token,
     embedded_server_uri,
     release_embedded_server,
@@ -436,14 +437,17 @@ def test_a_released_server_stops_while_its_program_goes_on(tmp_path):
     child.communicate("\n", timeout=30)
 
 
-def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_of_the_server(settings, tmp_path):
+def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_unless_the_notebook_keeps_the_server(
+        settings, tmp_path):
     from resonant_vectors.loop.trainer import Trainer
 
     own = settings.replace(milvus_data_dir=str(tmp_path), milvus_idle_grace=0.0, max_trial_length=5)
-    with Trainer("alone", settings=own, quiet=True) as trainer:
-        trainer.train(1)
-        server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
-    assert wait_until_gone(server_pid, 10)  # while this process (the notebook) goes on
+    with embedded_server_kept(tmp_path, idle_grace_s=0):
+        with Trainer("alone", settings=own, quiet=True) as trainer:
+            trainer.train(1)
+            server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
+        assert not wait_until_gone(server_pid, 3)  # kept: ten of the keeper's looks at its users later
+    assert wait_until_gone(server_pid, 10)  # the Trainer gave up its share too, while the notebook goes on
 
 
 def test_a_command_run_soon_after_another_reuses_the_server_kept_for_the_idle_grace(tmp_path):

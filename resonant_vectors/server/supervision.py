@@ -772,6 +772,22 @@ def release_embedded_server(data_dir: str | os.PathLike) -> None:
         server.release()
 
 
+@contextmanager
+def embedded_server_kept(data_dir: str | os.PathLike, idle_grace_s: float = IDLE_GRACE_S) -> Iterator[str]:
+    """Keep the embedded server on ``data_dir`` up while the block runs, and yield its URI.
+
+    Why: a program that opens and closes many memories one after another (a notebook, a test
+    session) gives up its share each time its last store closes, and a pause longer than the idle
+    grace then costs a new start. This share is a user of its own, apart from the stores' one, so
+    ``release_embedded_server`` does not end it.
+    """
+    holder = EmbeddedMilvus(data_dir, idle_grace_s)
+    try:
+        yield holder.start_or_reuse()
+    finally:
+        holder.release()
+
+
 def wait_until_stopped(data_dir: str | os.PathLike, timeout_s: float = START_TIMEOUT_S) -> bool:
     """Wait until no keeper runs a server on ``data_dir`` (its lock is free once it has stopped the
     server and ended): a folder about to be removed is then removed from under no one. True if it
