@@ -23,14 +23,23 @@ STARTS_MILVUS = {"test_commands.py", "test_experiments.py", "test_faults.py", "t
                  "test_milvus_server.py", "test_safe_start.py", "test_species.py"}
 
 
+# The module-scoped fixtures that train a memory or start a server: each costs seconds to build.
+MODULE_MEMORIES = {"short_memory", "empty_memory", "cart_memory", "kept_run", "unchanged", "five_engram_store",
+                   "secured_memory", "faulty_data_dir"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items) -> None:
     """Mark every test that runs a real Milvus (``milvus``): those that use the test server, and those
-    of the files that start one. Those that start servers of their own, the longest, are handed out
-    first, so that the quick in-process tests fill the processes' last minutes instead of waiting
-    behind them."""
+    of the files that start one. The tests of one file that share a module's memory go to one process
+    as a group (``--dist loadgroup``), so that memory is built once, not once in each process. Those
+    that start servers of their own, the longest, are handed out first, so that the quick in-process
+    tests fill the processes' last minutes instead of waiting behind them."""
     for item in items:
         if "milvus_data_dir" in item.fixturenames or item.path.name in STARTS_MILVUS:
             item.add_marker(pytest.mark.milvus)
+        if MODULE_MEMORIES & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
     items.sort(key=lambda item: (item.path.name not in STARTS_MILVUS, item.get_closest_marker("milvus") is None))
 
 
