@@ -117,10 +117,6 @@ def train_figures(settings: Settings, label: str, seconds: float) -> dict:
     return figures
 
 
-def train_steps_per_s(settings: Settings, label: str, seconds: float) -> float:
-    return train_figures(settings, label, seconds)["steps_per_s"]
-
-
 def default_seconds_per_trial(settings: Settings, trials: int) -> float:
     """What ``python main.py`` costs: settings.py as it is (the seed's rule, every decision a Milvus
     search, one lander), seconds per trial over its first ``trials`` trials."""
@@ -268,9 +264,9 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
         for population in SPECIES_POPULATIONS:  # whether a process per environment pays (AsyncVectorEnv)
             print(f"training, replica, population {population}, async environments ...", flush=True)
             vector_envs[str(population)] = {"sync": backends["replica"]["train_steps_per_s"][str(population)],
-                                            "async": round(train_steps_per_s(settings.replace(
+                                            "async": round(train_figures(settings.replace(
                                                 search_backend="replica", population_size=population,
-                                                vector_env="async"), f"async_{population}", seconds), 1)}
+                                                vector_env="async"), f"async_{population}", seconds)["steps_per_s"], 1)}
         print("the default training (python main.py) ...", flush=True)
         default_trial_s = round(default_seconds_per_trial(settings, 50 if quick else 200), 3)
         preset_rates = {}
@@ -278,7 +274,7 @@ def run(quick: bool, presets: list, sizes: Optional[list] = None, species_only: 
             print(f"training, preset {preset!r}, population 8 ...", flush=True)
             preset_settings = Settings.from_module(preset=preset, milvus_data_dir=data_dir, milvus_uri="",
                                                    display=False, seed=0, population_size=8, milvus_idle_grace=0.0)
-            preset_rates[preset] = round(train_steps_per_s(preset_settings, preset, seconds), 1)
+            preset_rates[preset] = round(train_figures(preset_settings, preset, seconds)["steps_per_s"], 1)
         print("search latency ...", flush=True)
         sizes = sizes or ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
         for backend, figures in measure_search(settings, sizes, repeats=40 if quick else 200).items():

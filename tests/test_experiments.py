@@ -14,6 +14,7 @@ from conftest import in_process_loop
 from PIL import Image
 from test_milvus_server import processes_of, wait_until_stopped
 
+import main
 import settings as settings_module
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.experiments import doses, kinds
@@ -194,3 +195,27 @@ def test_the_generations_command_raises_a_trained_a_control_and_an_isolated_line
     assert held_before("isolated_g1") == 0  # a memory of its own: nothing inherited
     assert set(result["by_generation"][1]) == {"generation", "trained", "control", "isolated"}
     assert "isolated" in command.stdout and Image.open(result_path.with_suffix(".png")).size[0] > 0
+
+
+def test_the_shared_command_trains_landers_on_one_memory_and_as_many_on_a_memory_each(main_on_test_server, tmp_path,
+                                                                                      capsys):
+    result_path = tmp_path / "shared.json"
+    assert main.main(["experiment", "shared", "--seeds", "0", "--landers", "2", "--trials", "3",
+                      "--runs-dir", str(tmp_path), "--json", str(result_path)]) == 0
+    result = json.loads(result_path.read_text())
+    together = pd.read_csv(tmp_path / "shared_steady_s0" / "trials.csv").sort_values("trial")
+    assert len(together) == 6 and set(together["lander"]) == {0, 1}  # one memory, two landers at once
+    seed_result, = result["per_seed"]
+    for lander, figures in enumerate(seed_result["shared"]["landers"]):  # each lander's own trials, in order
+        assert figures["rewards"] == pytest.approx(together[together["lander"] == lander]["reward"].head(3).tolist(),
+                                                   abs=0.01)
+    for lander in (0, 1):
+        alone = pd.read_csv(tmp_path / f"shared_steady_s0_alone{lander}" / "trials.csv")
+        assert len(alone) == 3 and int((alone["engrams"] - alone["length"]).min()) == 0  # a memory of its own
+        assert seed_result["isolated"]["landers"][lander]["rewards"] == pytest.approx(
+            alone.sort_values("trial")["reward"].tolist(), abs=0.01)
+    for arm in ("shared", "isolated"):
+        for figures in seed_result[arm]["landers"]:
+            assert figures["first_landing"] is None or 1 <= figures["first_landing"] <= 3
+        assert result["arms"][arm]["first_landing_censored_mean"] <= 3
+    assert "isolated" in capsys.readouterr().out and Image.open(result_path.with_suffix(".png")).size[0] > 0

@@ -14,9 +14,6 @@ from typing import Optional
 
 from resonant_vectors.config import Settings, SettingsError, presets
 from resonant_vectors.errors import ResonantVectorsWarning
-from resonant_vectors.experiments import doses as doses_experiment
-from resonant_vectors.experiments import generations as generations_experiment
-from resonant_vectors.experiments import kinds as kinds_experiment
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.runs.folder import RUNS_DIR
 
@@ -97,107 +94,5 @@ def run_instinct(arguments: dict, base: Optional[Settings] = None) -> int:
     plot = experiments.save(result, experiments.plot_instinct(result), Path(arguments["json"]))
     print(experiments.instinct_table(result).to_string())
     print(experiments.generations_table(result).to_string())
-    print(f"wrote {arguments['json']} and {plot}")
-    return 0
-
-
-# A few minutes on a 2-core machine: every step of the experiment, too short to show an effect.
-QUICK_DOSES = {"seeds": [0, 1], "doses": [10, 30, 100], "population": 8, "newcomers": 4, "first_trials": 5}
-
-
-def add_doses_flags(parser: argparse.ArgumentParser) -> None:
-    """The doses experiment's flags (``main.py experiment doses``)."""
-    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
-                        help=f"the settings the population trains with (default {DEFAULT_INSTINCT_VARIANT!r}; its "
-                             "SEARCH_BACKEND must be \"replica\")")
-    parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
-                        help="seeds; each trains its own memory")
-    parser.add_argument("--doses", nargs="+", type=whole_number(1), default=list(doses_experiment.DOSES),
-                        help="past trials in the memories the newcomers fly on (the largest is trained)")
-    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
-    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per memory")
-    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
-    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
-    parser.add_argument("--json", default=str(RUNS_DIR / "doses.json"), help="the JSON to write (PNG beside it)")
-    parser.add_argument("--quick", action="store_true", help=f"a short run of every step: {QUICK_DOSES}")
-
-
-def run_doses(arguments: dict, base: Optional[Settings] = None) -> int:
-    """The doses experiment with parsed ``add_doses_flags`` arguments; prints its table."""
-    if arguments.pop("quick"):
-        arguments.update(QUICK_DOSES)
-    result = doses_experiment.doses_experiment(
-        arguments["variant"], arguments["seeds"], arguments["doses"], arguments["population"], arguments["newcomers"],
-        arguments["first_trials"], Path(arguments["runs_dir"]), base=base)
-    plot = experiments.save(result, doses_experiment.plot_doses(result), Path(arguments["json"]))
-    print(doses_experiment.doses_table(result))
-    print(f"wrote {arguments['json']} and {plot}")
-    return 0
-
-
-# A few minutes on a 2-core machine: every kind flown, on a memory too young to show an effect.
-QUICK_KINDS = {"seeds": [0, 1], "trials": 30, "population": 8, "newcomers": 4, "first_trials": 5}
-
-
-def add_kinds_flags(parser: argparse.ArgumentParser) -> None:
-    """The kinds experiment's flags (``main.py experiment kinds``)."""
-    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
-                        help=f"the settings the population trains with (default {DEFAULT_INSTINCT_VARIANT!r}; "
-                             "a LunarLander preset)")
-    parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
-                        help="seeds; each trains its own memory")
-    parser.add_argument("--trials", type=whole_number(1), default=1000, help="trials the memory is trained for")
-    parser.add_argument("--population", type=whole_number(1), default=8, help="landers training at once")
-    parser.add_argument("--newcomers", type=whole_number(1), default=8, help="newcomers per kind and memory")
-    parser.add_argument("--first-trials", type=whole_number(1), default=10, help="trials each newcomer flies")
-    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the populations' run folders go")
-    parser.add_argument("--json", default=str(RUNS_DIR / "kinds.json"), help="the JSON to write (PNG beside it)")
-    parser.add_argument("--quick", action="store_true", help=f"a short run of every step: {QUICK_KINDS}")
-
-
-def run_kinds(arguments: dict, base: Optional[Settings] = None) -> int:
-    """The kinds experiment with parsed ``add_kinds_flags`` arguments; prints its table."""
-    if arguments.pop("quick"):
-        arguments.update(QUICK_KINDS)
-    result = kinds_experiment.kinds_experiment(
-        arguments["variant"], arguments["seeds"], arguments["trials"], arguments["population"],
-        arguments["newcomers"], arguments["first_trials"], Path(arguments["runs_dir"]), base=base)
-    plot = experiments.save(result, kinds_experiment.plot_kinds(result), Path(arguments["json"]))
-    print(kinds_experiment.kinds_table(result))
-    print(f"wrote {arguments['json']} and {plot}")
-    return 0
-
-
-# A few minutes on a 2-core machine: every line and generation step, too short to show an effect.
-QUICK_GENERATIONS = {"seeds": [0, 1], "generations": 3, "trials": 20, "test_trials": 8, "population": 4}
-
-
-def add_generations_flags(parser: argparse.ArgumentParser) -> None:
-    """The generations experiment's flags (``main.py experiment generations``)."""
-    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
-                        help=f"the settings every line flies with (default {DEFAULT_INSTINCT_VARIANT!r})")
-    parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
-                        help="seeds; each raises its own three lines")
-    parser.add_argument("--generations", type=whole_number(1), default=8, help="generations of each line")
-    parser.add_argument("--trials", type=whole_number(1), default=200,
-                        help="trials each generation of the trained and the isolated line trains")
-    parser.add_argument("--test-trials", type=whole_number(1), default=20,
-                        help="trials each generation of the control line flies, and the first trials whose "
-                             "errors are counted in every line")
-    parser.add_argument("--population", type=whole_number(1), default=8, help="landers of a generation flying at once")
-    parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the generations' run folders go")
-    parser.add_argument("--json", default=str(RUNS_DIR / "generations.json"), help="the JSON to write (PNG beside it)")
-    parser.add_argument("--quick", action="store_true", help=f"a short run of every step: {QUICK_GENERATIONS}")
-
-
-def run_generations(arguments: dict, base: Optional[Settings] = None) -> int:
-    """The generations experiment with parsed ``add_generations_flags`` arguments; prints its table."""
-    if arguments.pop("quick"):
-        arguments.update(QUICK_GENERATIONS)
-    result = generations_experiment.generations_experiment(
-        arguments["variant"], arguments["seeds"], arguments["generations"], arguments["trials"],
-        arguments["test_trials"], arguments["population"], Path(arguments["runs_dir"]), base=base)
-    plot = experiments.save(result, generations_experiment.plot_generations(result), Path(arguments["json"]))
-    print(generations_experiment.generations_table(result))
     print(f"wrote {arguments['json']} and {plot}")
     return 0

@@ -32,18 +32,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from resonant_vectors.cli.experiments import EXPERIMENTS
 from resonant_vectors.cli.flags import (
-    add_doses_flags,
     add_flight_flags,
-    add_generations_flags,
     add_instinct_flags,
-    add_kinds_flags,
     preset_names,
     print_warning,
-    run_doses,
-    run_generations,
     run_instinct,
-    run_kinds,
     whole_number,
 )
 from resonant_vectors.config import SEARCH_BACKENDS, Settings, SettingsError
@@ -59,13 +54,6 @@ from resonant_vectors.runs.starts import drop_for_good
 from resonant_vectors.species import training as species
 
 COMMANDS = ("train", "evaluate", "watch", "compare", "instinct", "experiment", "drop")
-EXPERIMENTS = {"doses": (add_doses_flags, run_doses,
-                         "do newcomers fly better the more past trials the memory holds? (docs/memory_shows.md)"),
-               "generations": (add_generations_flags, run_generations,
-                               "does a lineage learn faster, even a line that never trained? (docs/memory_shows.md)"),
-               "kinds": (add_kinds_flags, run_kinds,
-                         "do newcomers of other kinds gain less the less like the trained kind they are? "
-                         "(docs/memory_shows.md)")}
 # Where the memory is: settings.py's and the environment's now, never a run folder's.
 # What decides how a training starts (afresh, resumed, read-only), from settings.py and the flags.
 START_SETTINGS = ("instance_name", "drop_collection", "read_only")
@@ -136,8 +124,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     add_instinct_flags(instinct)
     experiment = commands.add_parser("experiment", help="the experiments of docs/memory_shows.md")
     names = experiment.add_subparsers(dest="experiment", required=True, metavar="NAME")
-    for name, (add_flags, _, about) in EXPERIMENTS.items():
-        add_flags(names.add_parser(name, help=about))
+    for name, experiment in EXPERIMENTS.items():
+        experiment.add_flags(names.add_parser(name, help=experiment.about), name)
     drop = commands.add_parser("drop", help="delete an instance's memory for good (its run folder stays)")
     drop.add_argument("--instance", dest="instance_name", required=True, help="the instance whose memory to delete")
     drop.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")
@@ -396,8 +384,7 @@ def main(argv=None) -> int:
 
 def run_experiment(arguments: dict) -> int:
     """One experiment of ``EXPERIMENTS``, on settings.py's memory."""
-    _, run, _ = EXPERIMENTS[arguments.pop("experiment")]
-    return run(arguments)
+    return EXPERIMENTS[arguments.pop("experiment")](arguments)
 
 
 def with_flags(error: Exception, flags: dict, arguments: dict) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from resonant_vectors.agent.credit import trial_epsilon, trial_noise
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
-from resonant_vectors.experiments.lab import ci95, group_figures, rounded, variant_settings
+from resonant_vectors.experiments.lab import benefit_over_seeds, group_figures, mean_over, variant_settings
 from resonant_vectors.loop.evaluation import fly_read_only
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.in_process import InProcessMemory
@@ -88,13 +88,8 @@ def memory_of_first_trials(engrams: EngramColumns, trials: int, settings: Settin
 
 def _across_seeds(per_seed: List[dict], dose: int) -> dict:
     rows = [next(row for row in seed_result["doses"] if row["dose"] == dose) for seed_result in per_seed]
-    benefits, landing_benefits = [row["benefit"] for row in rows], [row["landing_benefit"] for row in rows]
-    return {"dose": dose, "past_landings": round(float(np.mean([row["past_landings"] for row in rows])), 1),
-            "mean": round(float(np.mean([row["mean"] for row in rows])), 2),
-            "solved_rate": round(float(np.mean([row["solved_rate"] for row in rows])), 4),
-            "benefit": round(float(np.mean(benefits)), 2), "benefit_ci95": rounded(ci95(benefits), 2),
-            "landing_benefit": round(float(np.mean(landing_benefits)), 4),
-            "landing_benefit_ci95": rounded(ci95(landing_benefits))}
+    return {"dose": dose, "past_landings": mean_over(rows, "past_landings", 1), "mean": mean_over(rows, "mean", 2),
+            "solved_rate": mean_over(rows, "solved_rate", 4), **benefit_over_seeds(rows)}
 
 
 def plot_doses(result: dict):

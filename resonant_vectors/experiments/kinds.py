@@ -28,7 +28,7 @@ from resonant_vectors.agent.credit import trial_epsilon, trial_noise
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.experiments.doses import NEWCOMER_SEED_OFFSET
-from resonant_vectors.experiments.lab import ci95, group_figures, rounded, variant_settings
+from resonant_vectors.experiments.lab import benefit_over_seeds, group_figures, variant_settings
 from resonant_vectors.loop.evaluation import fly_read_only
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.in_process import InProcessMemory
@@ -120,13 +120,10 @@ def _fly_both(kind: Settings, engrams, trials: int) -> Tuple[dict, dict]:
 
 def _across_seeds(per_seed: List[dict], index: int) -> dict:
     rows = [seed_result["kinds"][index] for seed_result in per_seed]
-    benefits, landing_benefits = [row["benefit"] for row in rows], [row["landing_benefit"] for row in rows]
     return {"family": rows[0]["family"], "distance": rows[0]["distance"], "changes": rows[0]["changes"],
             "trained_memory_mean": round(float(np.mean([row["trained_memory"]["mean"] for row in rows])), 2),
             "empty_memory_mean": round(float(np.mean([row["empty_memory"]["mean"] for row in rows])), 2),
-            "benefit": round(float(np.mean(benefits)), 2), "benefit_ci95": rounded(ci95(benefits), 2),
-            "landing_benefit": round(float(np.mean(landing_benefits)), 4),
-            "landing_benefit_ci95": rounded(ci95(landing_benefits))}
+            **benefit_over_seeds(rows)}
 
 
 def plot_kinds(result: dict):

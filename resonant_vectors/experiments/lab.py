@@ -158,6 +158,20 @@ def across_seeds(runs: List[dict]) -> dict:
     return figures
 
 
+def mean_over(rows: List[dict], key: str, digits: int) -> float:
+    """The mean over seeds of one figure of their rows."""
+    return round(float(np.mean([row[key] for row in rows])), digits)
+
+
+def benefit_over_seeds(rows: List[dict]) -> dict:
+    """The benefit of a trained memory over an empty one (reward and landing rate) in the rows of one
+    condition, one row per seed: the means over seeds, each with its 95% interval."""
+    benefits, landing_benefits = [row["benefit"] for row in rows], [row["landing_benefit"] for row in rows]
+    return {"benefit": mean_over(rows, "benefit", 2), "benefit_ci95": rounded(ci95(benefits), 2),
+            "landing_benefit": mean_over(rows, "landing_benefit", 4),
+            "landing_benefit_ci95": rounded(ci95(landing_benefits))}
+
+
 def plot_learning(result: dict):
     """One learning curve per variant: the mean over seeds of the rolling mean, with a min–max band."""
     figure = new_figure(figsize=(9, 5))
