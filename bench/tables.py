@@ -363,6 +363,26 @@ def generations(records: list) -> str:
     return "\n".join(lines)
 
 
+def shared(records: list) -> str:
+    """The shared-versus-isolated experiment: per arm, the landers' mean reward, the share of landers
+    that landed and that reached a rolling +100 within their trials, and the trials they needed (a
+    lander that never did counts as all its trials), each with its 95% interval over seeds."""
+    lines = ["| arm | landers x trials each | mean reward | landers that landed | trials to the first landing "
+             "| landers at a rolling +100 | trials to it |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        for arm, figures in record["arms"].items():
+            marks = " | ".join(_shared_mark(figures, mark) for mark in ("first_landing", "rolling_target"))
+            lines.append(f"| {arm} | {record['landers']} x {record['trials']} | "
+                         f"{interval(figures['mean'], figures['mean_ci95'])} | {marks} |")
+    return "\n".join(lines)
+
+
+def _shared_mark(figures: dict, mark: str) -> str:
+    share = interval(_times_100(figures[f"{mark}_reached"]), _times_100(figures[f"{mark}_reached_ci95"]), 0)
+    trials = interval(figures[f"{mark}_censored_mean"], figures[f"{mark}_censored_mean_ci95"])
+    return f"{share.lstrip('+')}% | {trials.lstrip('+')}"
+
+
 # Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A
 # mark holds a mean to reach, and optionally a landing rate, a mean for every seed, or the flag
 # (MountainCar: a training trial better than -200 on every seed).
@@ -409,7 +429,8 @@ def targets(records: list) -> str:
 
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
-          "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "generations": generations, "targets": targets}
+          "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "generations": generations, "shared": shared,
+          "targets": targets}
 
 
 def parser() -> argparse.ArgumentParser:

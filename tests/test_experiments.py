@@ -34,6 +34,9 @@ def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_pa
         assert LEARNING_KEYS <= set(entry)
         assert [len(run["rewards"]) for run in entry["seeds"]] == [6, 6]
         assert all(run["blocks"] and sum(run["ends"].values()) == pytest.approx(1.0) for run in entry["seeds"])
+        for run in entry["seeds"]:  # each trial's decisions, and the frames axis they make
+            assert sum(run["lengths"]) == run["decisions"]
+            assert experiments.frames_by_trial(run)[-1] == pytest.approx(run["frames"])
         assert entry["train_mean"] == round(sum(run["train_mean"] for run in entry["seeds"]) / 2, 4)
         assert (tmp_path / f"learning_{variant}_s1" / "evaluation.json").exists()
     assert result["variants"]["return"]["settings"] == {"outcome_rule": "return", "outcome_reward_scale": 200.0}

@@ -107,6 +107,7 @@ def learning_run(settings: Settings, variant: str, seed: int, trials: int, eval_
     RunFolder.for_instance(name, runs_dir).write_evaluation(evaluation)
     rewards = trials_run["reward"].to_numpy()
     return {"seed": seed, "instance": name, "rewards": trials_run["reward"].round(2).tolist(),
+            "lengths": trials_run["length"].tolist(),  # decisions per trial: the frames axis of the plot
             "train_mean": figures["mean_reward"], "last100_mean": figures["last100_mean"],
             "solved_rate": figures["solved_rate"], "eval_mean": evaluation["mean"], "eval_std": evaluation["std"],
             "eval_solved_rate": evaluation["solved_rate"],
@@ -173,25 +174,42 @@ def benefit_over_seeds(rows: List[dict]) -> dict:
 
 
 def plot_learning(result: dict):
-    """One learning curve per variant: the mean over seeds of the rolling mean, with a min–max band."""
-    figure = new_figure(figsize=(9, 5))
-    axis = figure.subplots()
+    """One learning curve per variant: the mean over seeds of the rolling mean, with a min–max band,
+    against the trials and, where the record holds each trial's decisions, against the environment
+    frames too (DQN's and PPO's unit)."""
+    by_frames = all("lengths" in run for entry in result["variants"].values() for run in entry["seeds"])
+    figure = new_figure(figsize=(15 if by_frames else 9, 5))
+    axes = figure.subplots(1, 2 if by_frames else 1, sharey=True, squeeze=False)[0]
     for variant, entry in result["variants"].items():
         curves = np.array([pd.Series(run["rewards"]).rolling(ROLLING_WINDOW, min_periods=1).mean()
                            for run in entry["seeds"]])
         trials = np.arange(1, curves.shape[1] + 1)
-        line, = axis.plot(trials, curves.mean(axis=0), label=f"{variant} (eval {entry['eval_mean']:.0f})")
-        axis.fill_between(trials, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
+        line, = axes[0].plot(trials, curves.mean(axis=0), label=f"{variant} (eval {entry['eval_mean']:.0f})")
+        axes[0].fill_between(trials, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
+        if by_frames:
+            frames = np.mean([frames_by_trial(run) for run in entry["seeds"]], axis=0)
+            axes[1].plot(frames, curves.mean(axis=0), color=line.get_color())
+            axes[1].fill_between(frames, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
     solved_at = Settings.from_module(env_id=result.get("env_id", "LunarLander-v3")).environment.solved_at
-    if solved_at is not None:
-        axis.axhline(solved_at, color="grey", linestyle=":", linewidth=1, label=f"solved ({solved_at:g})")
-    axis.set_xlabel("trial")
-    axis.set_ylabel(f"reward, rolling mean of {ROLLING_WINDOW}")
-    axis.set_title(f"Learning over {len(result['seeds'])} seeds (band: min–max), population "
-                   f"{result['population']}")
-    axis.legend(loc="lower right")
+    for axis in axes:
+        if solved_at is not None:
+            axis.axhline(solved_at, color="grey", linestyle=":", linewidth=1, label=f"solved ({solved_at:g})")
+    axes[0].set_xlabel("trial")
+    axes[0].set_ylabel(f"reward, rolling mean of {ROLLING_WINDOW}")
+    axes[0].legend(loc="lower right")
+    if by_frames:
+        axes[1].set_xlabel("environment frames (mean over seeds at each trial)")
+    figure.suptitle(f"Learning over {len(result['seeds'])} seeds (band: min–max), population {result['population']}")
     figure.tight_layout()
     return figure
+
+
+def frames_by_trial(run: dict) -> np.ndarray:
+    """The environment frames a run had flown by the end of each trial: its decisions so far, times
+    the run's frames per decision (exact in total; ``ACTION_REPEAT`` holds each decision for that many
+    frames, the last of a trial for fewer when the trial ends inside it)."""
+    decisions = np.cumsum(run["lengths"], dtype=np.float64)
+    return decisions * (run["frames"] / run["decisions"] if run.get("decisions") else 1.0)
 
 
 def learning_benchmark(variants: List[str], seeds: List[int], trials: int, population: int,
