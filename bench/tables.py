@@ -35,6 +35,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
+from resonant_vectors.experiments.lab import ci95
+
 PROJECT = Path(__file__).resolve().parent.parent
 MARKER, END_MARKER = "<!-- table: ", "<!-- end of table -->"
 MARKED_TABLE = re.compile(r"(?P<start><!-- table: (?P<arguments>[^>]*?) -->\n)"
@@ -364,16 +368,21 @@ def generations(records: list) -> str:
 
 
 def shared(records: list) -> str:
-    """The shared-versus-isolated experiment: per arm, the landers' mean reward, the share of landers
-    that landed and that reached a rolling +100 within their trials, and the trials they needed (a
-    lander that never did counts as all its trials), each with its 95% interval over seeds."""
-    lines = ["| arm | landers x trials each | mean reward | landers that landed | trials to the first landing "
-             "| landers at a rolling +100 | trials to it |", "|---|---|---|---|---|---|---|"]
+    """The shared-versus-isolated experiment: per arm, the landers' mean reward over all their trials
+    and over their last 100 (where exploration has settled in both arms), the share of landers that
+    landed and that reached a rolling +100 within their trials, and the trials they needed (a lander
+    that never did counts as all its trials), each with its 95% interval over seeds."""
+    lines = ["| arm | landers x trials each | mean reward | over their last 100 trials | landers that landed "
+             "| trials to the first landing | landers at a rolling +100 | trials to it |",
+             "|---|---|---|---|---|---|---|---|"]
     for record in records:
         for arm, figures in record["arms"].items():
+            late = [float(np.mean([np.mean(lander["rewards"][-LATE_TRIALS:]) for lander in seed_result[arm]["landers"]]))
+                    for seed_result in record["per_seed"]]
             marks = " | ".join(_shared_mark(figures, mark) for mark in ("first_landing", "rolling_target"))
             lines.append(f"| {arm} | {record['landers']} x {record['trials']} | "
-                         f"{interval(figures['mean'], figures['mean_ci95'])} | {marks} |")
+                         f"{interval(figures['mean'], figures['mean_ci95'])} | {interval(np.mean(late), ci95(late))} "
+                         f"| {marks} |")
     return "\n".join(lines)
 
 
@@ -381,6 +390,9 @@ def _shared_mark(figures: dict, mark: str) -> str:
     share = interval(_times_100(figures[f"{mark}_reached"]), _times_100(figures[f"{mark}_reached_ci95"]), 0)
     trials = interval(figures[f"{mark}_censored_mean"], figures[f"{mark}_censored_mean_ci95"])
     return f"{share.lstrip('+')}% | {trials.lstrip('+')}"
+
+
+LATE_TRIALS = 100  # a shared-versus-isolated lander's last trials
 
 
 # Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A
