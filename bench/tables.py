@@ -37,7 +37,9 @@ from typing import Optional
 
 import numpy as np
 
-from resonant_vectors.experiments.lab import ci95
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, as the other bench scripts
+
+from resonant_vectors.experiments.lab import ci95  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 MARKER, END_MARKER = "<!-- table: ", "<!-- end of table -->"
@@ -367,6 +369,9 @@ def generations(records: list) -> str:
     return "\n".join(lines)
 
 
+LATE_TRIALS = 100  # a shared-versus-isolated lander's last trials, where both arms explore alike
+
+
 def shared(records: list) -> str:
     """The shared-versus-isolated experiment: per arm, the landers' mean reward over all their trials
     and over their last 100 (where exploration has settled in both arms), the share of landers that
@@ -390,9 +395,6 @@ def _shared_mark(figures: dict, mark: str) -> str:
     share = interval(_times_100(figures[f"{mark}_reached"]), _times_100(figures[f"{mark}_reached_ci95"]), 0)
     trials = interval(figures[f"{mark}_censored_mean"], figures[f"{mark}_censored_mean_ci95"])
     return f"{share.lstrip('+')}% | {trials.lstrip('+')}"
-
-
-LATE_TRIALS = 100  # a shared-versus-isolated lander's last trials
 
 
 # Issue 24's targets: environment, trials, the variant measured, the goal and the mark on the way. A

@@ -34,13 +34,13 @@ def test_the_learning_benchmark_reports_each_variant_over_seeds(settings, tmp_pa
         assert LEARNING_KEYS <= set(entry)
         assert [len(run["rewards"]) for run in entry["seeds"]] == [6, 6]
         assert all(run["blocks"] and sum(run["ends"].values()) == pytest.approx(1.0) for run in entry["seeds"])
-        for run in entry["seeds"]:  # each trial's decisions, and the frames axis they make
-            assert sum(run["lengths"]) == run["decisions"]
-            assert experiments.frames_by_trial(run)[-1] == pytest.approx(run["frames"])
+        assert all(sum(run["lengths"]) == run["decisions"] for run in entry["seeds"])  # each trial's decisions
         assert entry["train_mean"] == round(sum(run["train_mean"] for run in entry["seeds"]) / 2, 4)
         assert (tmp_path / f"learning_{variant}_s1" / "evaluation.json").exists()
     assert result["variants"]["return"]["settings"] == {"outcome_rule": "return", "outcome_reward_scale": 200.0}
-    experiments.save(result, experiments.plot_learning(result), tmp_path / "learning.json")
+    figure = experiments.plot_learning(result)
+    assert [axis.get_xlabel() for axis in figure.axes] == ["trial", "environment frames (mean over seeds at each trial)"]
+    experiments.save(result, figure, tmp_path / "learning.json")
     assert json.loads((tmp_path / "learning.json").read_text())["trials"] == 6
     assert Image.open(tmp_path / "learning.png").size[0] > 0
 
@@ -217,8 +217,12 @@ def test_the_shared_command_trains_landers_on_one_memory_and_as_many_on_a_memory
         assert len(alone) == 3 and int((alone["engrams"] - alone["length"]).min()) == 0  # a memory of its own
         assert seed_result["isolated"]["landers"][lander]["rewards"] == pytest.approx(
             alone.sort_values("trial")["reward"].tolist(), abs=0.01)
-    for arm in ("shared", "isolated"):
-        for figures in seed_result[arm]["landers"]:
-            assert figures["first_landing"] is None or 1 <= figures["first_landing"] <= 3
-        assert result["arms"][arm]["first_landing_censored_mean"] <= 3
+    for arm, rewards_of in (("shared", lambda lander: together[together["lander"] == lander].head(3)),
+                            ("isolated", lambda lander: pd.read_csv(
+                                tmp_path / f"shared_steady_s0_alone{lander}" / "trials.csv").sort_values("trial"))):
+        for lander, figures in enumerate(seed_result[arm]["landers"]):
+            landed = rewards_of(lander)["solved"].tolist()
+            assert figures["first_landing"] == (landed.index(True) + 1 if True in landed else None)
+            assert figures["rolling_target"] is None  # 3 trials: no window of 20 is full
+        assert result["arms"][arm]["rolling_target_censored_mean"] == 3  # counted as all their trials
     assert "isolated" in capsys.readouterr().out and Image.open(result_path.with_suffix(".png")).size[0] > 0

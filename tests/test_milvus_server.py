@@ -446,7 +446,7 @@ def test_closing_the_last_trainer_of_a_notebook_gives_up_its_share_unless_the_no
         with Trainer("alone", settings=own, quiet=True) as trainer:
             trainer.train(1)
             server_pid = json.loads((tmp_path / STATE_FILE).read_text())["pid"]
-        assert not wait_until_gone(server_pid, 3)  # kept: ten of the keeper's looks at its users later
+        assert not wait_until_gone(server_pid, 3)  # kept: six of the keeper's looks at its users later
     assert wait_until_gone(server_pid, 10)  # the Trainer gave up its share too, while the notebook goes on
 
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from resonant_vectors.cli.flags import DEFAULT_INSTINCT_VARIANT, whole_number
+from resonant_vectors.cli.flags import DEFAULT_EXPERIMENT_VARIANT, whole_number
 from resonant_vectors.config import Settings
-from resonant_vectors.experiments import doses, generations, kinds, shared
-from resonant_vectors.experiments import lab as experiments
+from resonant_vectors.experiments import doses, generations, kinds, lab, shared
 from resonant_vectors.runs.folder import RUNS_DIR
 
 
@@ -41,16 +40,21 @@ class ExperimentCommand:
     table: Callable[[dict], str]
 
     def add_flags(self, parser: argparse.ArgumentParser, name: str) -> None:
-        parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
-                            help=f"the settings the landers fly with (default {DEFAULT_INSTINCT_VARIANT!r}; "
+        parser.add_argument("--variant", default=DEFAULT_EXPERIMENT_VARIANT,
+                            help=f"the settings the landers fly with (default {DEFAULT_EXPERIMENT_VARIANT!r}; "
                                  f"{self.variant_help})")
         parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
-                            help="seeds; each trains memories of its own")
+                            help="seeds; each trains memories of its own (default 0 1 2, the seeds settings are "
+                                 "chosen on; report on others, e.g. 100 101 102)")
         self.own_flags(parser)
         parser.add_argument("--runs-dir", default=str(RUNS_DIR), help="where the experiment's run folders go")
         parser.add_argument("--json", default=str(RUNS_DIR / f"{name}.json"),
                             help="the JSON record to write (its PNG plot beside it)")
-        parser.add_argument("--quick", action="store_true", help=f"a short run of every step: {self.quick}")
+        quick = ", ".join(f"--{flag.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+                          for flag, value in self.quick.items())
+        parser.add_argument("--quick", action="store_true",
+                            help=f"a short run of every step, too short to show an effect, in place of those "
+                                 f"flags: {quick}")
 
     def __call__(self, arguments: dict, base: Optional[Settings] = None) -> int:
         """Run it with the parsed flags, write its record and plot, print its table.
@@ -60,7 +64,7 @@ class ExperimentCommand:
         if arguments.pop("quick"):
             arguments.update(self.quick)
         result = self.run(arguments, base)
-        plot = experiments.save(result, self.plot(result), Path(arguments["json"]))
+        plot = lab.save(result, self.plot(result), Path(arguments["json"]))
         print(self.table(result))
         print(f"wrote {arguments['json']} and {plot}")
         return 0
@@ -98,8 +102,11 @@ def _generations_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _shared_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--landers", type=whole_number(1), default=8, help="landers in each arm")
-    parser.add_argument("--trials", type=whole_number(1), default=300, help="trials each lander flies")
+    parser.add_argument("--landers", type=whole_number(1), default=8, help="landers in each arm (default 8)")
+    parser.add_argument("--trials", type=whole_number(1), default=300,
+                        help="trials of each lander (default 300): the shared arm's population flies landers x "
+                             "trials, each lander at its own pace, and each lander's figures count its first "
+                             "trials up to this many")
 
 
 EXPERIMENTS = {
@@ -108,32 +115,32 @@ EXPERIMENTS = {
         variant_help='its SEARCH_BACKEND must be "replica"',
         quick={"seeds": [0, 1], "doses": [10, 30, 100], "population": 8, "newcomers": 4, "first_trials": 5},
         own_flags=_doses_flags,
-        run=lambda a, base: doses.doses_experiment(a["variant"], a["seeds"], a["doses"], a["population"],
-                                                   a["newcomers"], a["first_trials"], Path(a["runs_dir"]), base=base),
+        run=lambda flags, base: doses.doses_experiment(flags["variant"], flags["seeds"], flags["doses"], flags["population"],
+                                                   flags["newcomers"], flags["first_trials"], Path(flags["runs_dir"]), base=base),
         plot=doses.plot_doses, table=doses.doses_table),
     "generations": ExperimentCommand(
         about="does a lineage learn faster, even a line that never trained? (docs/memory_shows.md)",
         variant_help="every line flies with it",
         quick={"seeds": [0, 1], "generations": 3, "trials": 20, "test_trials": 8, "population": 4},
         own_flags=_generations_flags,
-        run=lambda a, base: generations.generations_experiment(
-            a["variant"], a["seeds"], a["generations"], a["trials"], a["test_trials"], a["population"],
-            Path(a["runs_dir"]), base=base),
+        run=lambda flags, base: generations.generations_experiment(
+            flags["variant"], flags["seeds"], flags["generations"], flags["trials"], flags["test_trials"], flags["population"],
+            Path(flags["runs_dir"]), base=base),
         plot=generations.plot_generations, table=generations.generations_table),
     "kinds": ExperimentCommand(
         about="do newcomers of other kinds gain less the less like the trained kind they are? (docs/memory_shows.md)",
         variant_help="a LunarLander preset",
         quick={"seeds": [0, 1], "trials": 30, "population": 8, "newcomers": 4, "first_trials": 5},
         own_flags=_kinds_flags,
-        run=lambda a, base: kinds.kinds_experiment(a["variant"], a["seeds"], a["trials"], a["population"],
-                                                   a["newcomers"], a["first_trials"], Path(a["runs_dir"]), base=base),
+        run=lambda flags, base: kinds.kinds_experiment(flags["variant"], flags["seeds"], flags["trials"], flags["population"],
+                                                   flags["newcomers"], flags["first_trials"], Path(flags["runs_dir"]), base=base),
         plot=kinds.plot_kinds, table=kinds.kinds_table),
     "shared": ExperimentCommand(
         about="do landers sharing one memory learn faster than landers with a memory each? (docs/memory_shows.md)",
-        variant_help="both arms fly with it",
+        variant_help="both arms fly with it; a LunarLander preset, whose landings and +100 the figures count",
         quick={"seeds": [0, 1], "landers": 4, "trials": 20},
         own_flags=_shared_flags,
-        run=lambda a, base: shared.shared_experiment(a["variant"], a["seeds"], a["landers"], a["trials"],
-                                                     Path(a["runs_dir"]), base=base),
+        run=lambda flags, base: shared.shared_experiment(flags["variant"], flags["seeds"], flags["landers"], flags["trials"],
+                                                     Path(flags["runs_dir"]), base=base),
         plot=shared.plot_shared, table=shared.shared_table),
 }

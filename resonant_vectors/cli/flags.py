@@ -17,7 +17,7 @@ from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.experiments import lab as experiments
 from resonant_vectors.runs.folder import RUNS_DIR
 
-DEFAULT_INSTINCT_VARIANT = "steady"
+DEFAULT_EXPERIMENT_VARIANT = "steady"
 
 
 def whole_number(minimum: int):
@@ -58,9 +58,9 @@ def add_flight_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_instinct_flags(parser: argparse.ArgumentParser) -> None:
     """The instinct experiment's flags (shared by main.py instinct and bench/instinct.py)."""
-    parser.add_argument("--variant", default=DEFAULT_INSTINCT_VARIANT,
+    parser.add_argument("--variant", default=DEFAULT_EXPERIMENT_VARIANT,
                         help=f"the settings the population trains with: a preset or a bench variant "
-                             f"(default {DEFAULT_INSTINCT_VARIANT!r})")
+                             f"(default {DEFAULT_EXPERIMENT_VARIANT!r})")
     parser.add_argument("--seeds", nargs="+", type=whole_number(0), default=[0, 1, 2],
                         help="seeds; each trains its own memory")
     parser.add_argument("--trials", type=whole_number(1), default=600,

@@ -14,6 +14,7 @@
     python main.py experiment doses --quick              # newcomers on memories of 30 ... 3000 past trials
     python main.py experiment kinds --quick              # newcomers of other gravity, wind, mass, wiring
     python main.py experiment generations --quick        # trained, control and isolated lines (McDougall)
+    python main.py experiment shared --quick             # landers on one memory vs a memory each
     MILVUS_URI=http://localhost:19530 python main.py     # a Milvus of your own (e.g. Docker)
 
 Training saves runs/<instance>/: settings.json (and settings-resume-<n>.json for each --keep),
@@ -124,8 +125,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     add_instinct_flags(instinct)
     experiment = commands.add_parser("experiment", help="the experiments of docs/memory_shows.md")
     names = experiment.add_subparsers(dest="experiment", required=True, metavar="NAME")
-    for name, experiment in EXPERIMENTS.items():
-        experiment.add_flags(names.add_parser(name, help=experiment.about), name)
+    for name, command in EXPERIMENTS.items():
+        command.add_flags(names.add_parser(name, help=command.about, description=command.about), name)
     drop = commands.add_parser("drop", help="delete an instance's memory for good (its run folder stays)")
     drop.add_argument("--instance", dest="instance_name", required=True, help="the instance whose memory to delete")
     drop.add_argument("--runs-dir", default=str(RUNS_DIR), help="where run folders are (default: runs)")

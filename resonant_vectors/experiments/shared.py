@@ -10,9 +10,13 @@ trial of a fellow leaves traces it can resonate with.
 
 **The plan.** For each seed:
 
-- *shared*: a population of N landers trains one memory for N x T trials, about T for each lander;
+- *shared*: a population of N landers trains one memory for N x T trials. Each lander flies at its
+  own pace, so some fly a few more than T and some a few fewer; each lander's figures count its
+  first trials, up to T;
 - *isolated*: N landers each train alone (a population of one) on a memory of its own for T trials,
   lander i on the environment seeds that follow lander i-1's, so that both arms fly the same seeds.
+  (As in every training here, trial n flies environment seed SEED + n, so seeds a few apart fly
+  mostly the same episodes, shifted; their landers' own random choices differ.)
 
 Each lander's curve is its rewards in the order it flew them, and its figures count its own trials:
 the trial of its first landing, and the trial at which the mean of its last ``ROLLING`` rewards first
