@@ -18,6 +18,7 @@ import pytest
 from pymilvus import MilvusClient, MilvusException
 
 from resonant_vectors.memory.milvus.collection import GRPC_OPTIONS, connect
+from resonant_vectors.processes import process_alive
 from resonant_vectors.server.credential import CREDENTIAL_FILE
 from resonant_vectors.server.errors import EmbeddedMilvusError
 from resonant_vectors.server.supervision import (
@@ -54,11 +55,8 @@ def state(data_dir) -> dict:
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    """The project's own liveness check: a process that ends while it is asked is not alive (no race)."""
+    return process_alive(pid)
 
 
 def wait_until_gone(pid: int, seconds: float) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from resonant_vectors.config import Settings, SettingsError
 from resonant_vectors.memory.ledger import gone_from_here
 from resonant_vectors.memory.milvus.collection import EngramCollection
-from resonant_vectors.processes import process_start_time
+from resonant_vectors.processes import process_alive, process_start_time
 from resonant_vectors.runs.folder import RunFolder
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -42,10 +42,6 @@ def wait_for_rows(folder: RunFolder, rows: int, process: subprocess.Popen, secon
     while not (folder.path.is_dir() and len(folder.trials()) >= rows):
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
         time.sleep(0.3)
-
-
-def alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_two_workers_train_one_species_and_a_replica_holds_the_others_engrams(settings, collection_name, tmp_path):
@@ -93,7 +89,7 @@ def test_a_join_adds_a_worker_a_plain_start_is_refused_and_ctrl_c_stops_them_all
         output, errors = species.communicate(timeout=120)
     assert species.returncode == 130, errors
     assert "every worker stopped between steps" in errors
-    assert not any(alive(pid) for pid in workers)
+    assert not any(process_alive(pid) for pid in workers)
     memory_and_folder_agree(settings, collection_name, folder)
     trials, summary = folder.trials(), json.loads((folder.path / "summary.json").read_text())
     assert (summary["trials"], summary["steps"]) == (len(trials), int(trials["length"].sum()))
