@@ -167,10 +167,9 @@ def mean_over(rows: List[dict], key: str, digits: int) -> float:
 def benefit_over_seeds(rows: List[dict]) -> dict:
     """The benefit of a trained memory over an empty one (reward and landing rate) in the rows of one
     condition, one row per seed: the means over seeds, each with its 95% interval."""
-    benefits, landing_benefits = [row["benefit"] for row in rows], [row["landing_benefit"] for row in rows]
-    return {"benefit": mean_over(rows, "benefit", 2), "benefit_ci95": rounded(ci95(benefits), 2),
+    return {"benefit": mean_over(rows, "benefit", 2), "benefit_ci95": rounded(ci95(row["benefit"] for row in rows), 2),
             "landing_benefit": mean_over(rows, "landing_benefit", 4),
-            "landing_benefit_ci95": rounded(ci95(landing_benefits))}
+            "landing_benefit_ci95": rounded(ci95(row["landing_benefit"] for row in rows))}
 
 
 def plot_learning(result: dict):

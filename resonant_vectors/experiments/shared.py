@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from resonant_vectors.config import Settings
-from resonant_vectors.experiments.lab import ci95, rounded, shares_of, variant_settings
+from resonant_vectors.experiments.lab import ci95, mean_over, rounded, shares_of, variant_settings
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.runs.folder import RunFolder, new_figure
 from resonant_vectors.runs.records import TrialRecord
@@ -116,8 +116,7 @@ def _arm_figures(per_lander: List[dict]) -> dict:
 def _across_seeds(arms: List[dict], trials: int) -> dict:
     """An arm over seeds. A lander that never reached a mark counts as needing all its ``trials``
     in ``*_censored_mean`` (a lower bound), so arms that reach it less often are not flattered."""
-    figures = {"mean": round(float(np.mean([arm["mean"] for arm in arms])), 2),
-               "mean_ci95": rounded(ci95(arm["mean"] for arm in arms), 2)}
+    figures = {"mean": mean_over(arms, "mean", 2), "mean_ci95": rounded(ci95(arm["mean"] for arm in arms), 2)}
     for mark in ("first_landing", "rolling_target"):
         shares = [arm[f"{mark}_reached"] for arm in arms]
         censored = [float(np.mean([trials if lander[mark] is None else lander[mark] for lander in arm["landers"]]))
