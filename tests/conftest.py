@@ -3,6 +3,7 @@ fresh temporary folder, only when such a test runs), and in-process memories for
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Iterator
 
 import numpy as np
@@ -45,11 +46,18 @@ def pytest_collection_modifyitems(items) -> None:
 
 @pytest.fixture(scope="session")
 def milvus_data_dir(tmp_path_factory) -> Iterator[str]:
-    """The test server's folder. The session holds a share of it throughout, so that the server stays
-    up between tests however long the tests in between run without it (each new start costs seconds)."""
-    data_dir = str(tmp_path_factory.mktemp("milvus"))
+    """The test server's folder, one for the whole run: pytest-xdist's processes share it as the
+    programs of one machine share the embedded server. Why one: an idle Milvus costs about a tenth of
+    a core and a start about ten seconds of both cores, so a server per process made the suite
+    wait on servers. Each process holds a share of it throughout, so that it stays up between tests
+    however long the tests in between run without it."""
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each process's folder is popen-gw<k> in the run's folder
+        run_folder = run_folder.parent
+    data_dir = run_folder / "milvus"
+    data_dir.mkdir(exist_ok=True)
     with embedded_server_kept(data_dir):
-        yield data_dir
+        yield str(data_dir)
 
 
 @pytest.fixture

@@ -126,7 +126,8 @@ def test_a_bench_script_leaves_no_collection_in_the_users_memory(settings, tmp_p
     run, = variant["seeds"]
     assert variant["search_backend"] == "replica" and record["seeds_held_out"] is False
     assert run["frames"] == run["decisions"] > 0 and run["steps_per_s"] > 0  # CartPole: no action held
-    assert set(connect(settings).list_collections()) == users_memory  # no bench_* collections here
+    made_meanwhile = set(connect(settings).list_collections()) - users_memory  # (other tests share the server)
+    assert not [name for name in made_meanwhile if name.startswith("learning_CartPole")]  # the bench's are elsewhere
 
 
 def test_a_scratch_memory_is_a_server_of_its_own_stopped_and_removed_afterwards(settings):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from resonant_vectors.config import Settings
 from resonant_vectors.memory.milvus.collection import GRPC_OPTIONS, connect
 from resonant_vectors.processes import process_alive
 from resonant_vectors.server.credential import CREDENTIAL_FILE
@@ -298,18 +299,21 @@ def test_a_wrong_credential_is_named_at_once_and_left_as_it_is(secured_memory, t
         original.replace(credential)
 
 
-def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_once(settings, milvus_data_dir):
-    embedded_server_uri(milvus_data_dir)
-    credential = Path(milvus_data_dir) / CREDENTIAL_FILE
+def test_a_program_joining_a_running_server_with_a_wrong_credential_is_told_at_once(secured_memory):
+    # A server of its own: the test server's credential is read by every process of the suite.
+    credential = secured_memory / CREDENTIAL_FILE
     original = credential.read_text()
-    credential.write_text(json.dumps(dict(json.loads(original), password="not-the-folders-password")))
-    started = time.monotonic()
-    try:
-        with pytest.raises(EmbeddedMilvusError, match=f"{credential}.*intact"):
-            connect(settings)
-    finally:
-        credential.write_text(original)
+    with embedded_server_kept(secured_memory, idle_grace_s=0):
+        credential.write_text(json.dumps(dict(json.loads(original), password="not-the-folders-password")))
+        started = time.monotonic()
+        try:
+            with pytest.raises(EmbeddedMilvusError, match=f"{credential}.*intact"):
+                connect(Settings.from_module(milvus_data_dir=str(secured_memory), milvus_uri=""))
+        finally:
+            credential.write_text(original)
+            release_embedded_server(secured_memory)
     assert time.monotonic() - started < 10
+    assert wait_until_stopped(secured_memory, 20)
 
 
 def test_an_error_pymilvus_raised_as_its_own_cause_is_not_taken_for_a_refused_password():
