@@ -74,8 +74,10 @@ def local_settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def collection_name(request) -> str:
-    """A collection name of its own for each test."""
-    return f"t{next(_names)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
+    """A collection name of its own for each test (the test server is every process's: each process's
+    names carry its own xdist number)."""
+    process = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"t{process}_{next(_names)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
 
 
 @pytest.fixture
