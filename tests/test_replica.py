@@ -126,6 +126,35 @@ def test_resuming_loads_the_whole_memory_into_the_replica(replica_settings, coll
     resumed.close()
 
 
+def test_one_training_stored_in_another_order_is_read_back_into_the_same_copy(replica_settings, collection_name):
+    """Milvus returns a read's rows in the order of its segments, and two memories of one training
+    differ in their ids (random): both must load into one copy, searched alike, so that an
+    evaluation of a memory does not depend on which copy of it, or which read of it, it flies."""
+    trained = random_rows(6000, seed=4)  # more than an exact search holds: IVF lists, trained on what they get
+    trained.trial[:] = np.arange(6000) // 100
+    again = trained.select(np.random.default_rng(5).permutation(6000))
+    again.id = np.random.default_rng(6).permutation(np.arange(10_000, 16_000))
+    for name, engrams in ((collection_name, trained), (f"{collection_name}_again", again)):
+        store = EngramStore(name, reset=True, settings=replica_settings, search_backend="milvus")
+        for start in range(0, 6000, 1500):  # several inserts, as trials arrive
+            store.memory.add(engrams.select(slice(start, start + 1500)))
+        store.close()
+    stores = [EngramStore(name, reset=False, settings=replica_settings)
+              for name in (collection_name, f"{collection_name}_again", collection_name)]  # the first one twice
+    copies = [store.memory for store in stores]
+    queries = np.random.default_rng(7).random((30, 9), dtype=np.float32)
+    first = copies[0].engrams()
+    answers = [copy.nearest(queries, 50) for copy in copies]
+    for copy, answer in zip(copies[1:], answers[1:]):
+        held = copy.engrams()
+        for column in ("trial", "vector", "action", "outcome"):
+            np.testing.assert_array_equal(getattr(held, column), getattr(first, column))
+        np.testing.assert_array_equal(answer.rows, answers[0].rows)
+        np.testing.assert_array_equal(answer.distances, answers[0].distances)
+    for store in stores:
+        store.close()
+
+
 @pytest.mark.parametrize("changes, complaint", [
     ({"search_backend": "faiss"}, "SEARCH_BACKEND: expected one of ('milvus', 'replica'), got 'faiss'"),
     ({"replica_refresh": 0}, "REPLICA_REFRESH: expected a finite number of seconds, more than 0"),

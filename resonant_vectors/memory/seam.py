@@ -79,6 +79,18 @@ class EngramColumns:
         """The rows picked by ``which`` (a boolean mask, row numbers or a slice)."""
         return EngramColumns(**{name: values[which] for name, values in self.as_dict().items()})
 
+    def in_content_order(self) -> "EngramColumns":
+        """The rows sorted by what they hold: by trial, then by the vector's components, the action and
+        the outcome (the id, which is random, only orders rows alike in all of these).
+
+        Why: Milvus returns a read's rows in the order of its segments, which differs between two
+        memories of the same engrams (their ids are random) and may differ between two reads of
+        one. A copy built in another order trains other IVF lists and breaks ties between equally
+        near engrams otherwise, so one memory could fly differently each time it was evaluated.
+        Read back in this order, equal memories give equal copies.
+        """
+        return self.select(np.lexsort([self.id, self.outcome, self.action, *self.vector.T[::-1], self.trial]))
+
     def as_dict(self) -> Dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in COLUMN_NAMES}
 

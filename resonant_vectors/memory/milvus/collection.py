@@ -437,7 +437,8 @@ class ReplicatedMemory(Memory):
     """A memory kept in Milvus (the store of record) and answered by an in-process FAISS copy
     (``SEARCH_BACKEND = "replica"``).
 
-    The copy is loaded from the collection when opened (a progress bar for big memories), extended
+    The copy is loaded from the collection when opened (a progress bar for big memories; in the
+    engrams' content order, so that a memory read twice is searched alike), extended
     only with what Milvus acknowledged, and every ``REPLICA_REFRESH`` seconds of searching it polls
     Milvus for engrams other writers (other processes or machines) stored meanwhile. Why a stamp and
     a writer field: Milvus cannot list "rows added since", so every engram carries the time its
@@ -458,8 +459,8 @@ class ReplicatedMemory(Memory):
         self._refresh_s = settings.replica_refresh
         self._polled_until_us = now_us()  # engrams stored from now on are found by polling
         self._next_poll = time.monotonic() + self._refresh_s
-        for page in collection.pages("", "Strong", f"loading {collection.name} into the replica"):
-            self.replica.add(page)
+        held = list(collection.pages("", "Strong", f"loading {collection.name} into the replica"))
+        self.replica.add(EngramColumns.concatenate(held, self.dimension).in_content_order())
 
     def nearest(self, queries: np.ndarray, limit: int, action: Optional[int] = None) -> NeighbourTable:
         self._poll_other_writers()
