@@ -391,6 +391,21 @@ def shared(records: list) -> str:
     return "\n".join(lines)
 
 
+def repeatability(records: list) -> str:
+    """Per record of bench/repeatability.py: the commit, whether its two trainings were equal, each
+    evaluation's mean and landings, and which evaluations flew alike."""
+    lines = ["| code | trainings equal | first memory | the same memory again | second training's memory "
+             "| the same memory alike | the second training alike |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        cells = [f"{record['evaluations'][label]['mean']:+.2f} ({record['evaluations'][label]['solved_rate']:.0%})"
+                 for label in ("first", "first_again", "second")]
+        yes_no = [("yes" if record[key] else "**no**") for key in
+                  ("trainings_equal", "same_memory_evaluated_alike", "second_training_evaluated_alike")]
+        lines.append(f"| {record['code_version']['commit'][:7]} | {yes_no[0]} | {' | '.join(cells)} | "
+                     f"{yes_no[1]} | {yes_no[2]} |")
+    return "\n".join(lines)
+
+
 def _shared_mark(figures: dict, mark: str) -> str:
     share = interval(_times_100(figures[f"{mark}_reached"]), _times_100(figures[f"{mark}_reached_ci95"]), 0)
     trials = interval(figures[f"{mark}_censored_mean"], figures[f"{mark}_censored_mean_ci95"])
@@ -444,6 +459,7 @@ def targets(records: list) -> str:
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
           "throughput": throughput, "species": species, "results": results, "classic": classic,
           "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "generations": generations, "shared": shared,
+          "repeatability": repeatability,
           "targets": targets}
 
 
