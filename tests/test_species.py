@@ -51,6 +51,7 @@ def test_two_workers_train_one_species_and_a_replica_holds_the_others_engrams(se
     output, errors = species.communicate(timeout=300)
     assert species.returncode == 0, errors
     assert "80 trials by 2 workers" in output
+    assert "holds no engrams" not in errors  # a species starts empty: its workers are not warned as readers are
     folder = RunFolder(tmp_path / collection_name)
     trials = folder.trials()
     assert len(trials) == 80 and set(trials["worker"]) == {0, 1}

@@ -179,7 +179,7 @@ class Trainer:
         Returns what the run folder knew."""
         settings = self.settings
         if settings.read_only or self.species is not None:
-            self.memory = InstanceMemory.to_read(settings)
+            self.memory = InstanceMemory.to_read(settings) if settings.read_only else InstanceMemory.existing(settings)
             start = Start(self.run_folder.trials() if self.run_folder is not None and self.run_folder.path.is_dir()
                           else pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
         else:

@@ -50,6 +50,17 @@ class InstanceMemory:
         :raises MemoryNotFoundError: no collection has the instance's name (the message names those there).
         :warns EmptyMemoryWarning: it exists but holds no engrams.
         """
+        memory = cls.existing(settings)
+        memory.warn_if_empty()
+        return memory
+
+    @classmethod
+    def existing(cls, settings: Settings) -> "InstanceMemory":
+        """An existing memory, its store open as it is (nothing is dropped or created). A species'
+        worker opens its species' memory so, without ``to_read``'s warning: a species starts empty.
+
+        :raises MemoryNotFoundError: no collection has the instance's name (the message names those there).
+        """
         memory = cls(settings)
         if not memory.exists:
             instances = ", ".join(memory.instance_names()) or "none yet"
@@ -60,7 +71,6 @@ class InstanceMemory:
                 f"Instances there: {instances}. Check --instance, or train it first: "
                 f"python main.py --instance {settings.instance_name}")
         memory.open_kept()
-        memory.warn_if_empty()
         return memory
 
     def warn_if_empty(self) -> None:
