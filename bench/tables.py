@@ -184,6 +184,23 @@ def throughput(records: list) -> str:
     return "\n".join(lines)
 
 
+def server_cpu(records: list) -> str:
+    """Per backend and population: training steps/s and the CPU seconds the server (Milvus and its
+    keeper) and the trainer's process spent per 1,000 engrams stored, from throughput records."""
+    lines = []
+    for record in records:
+        lines += [f"The server idle kept {record['server_idle_cpu_share']:.2f} of a core busy.", "",
+                  "| backend | population | steps/s | server CPU s per 1,000 engrams | trainer CPU s per 1,000 | "
+                  "server ÷ trainer |", "|---|---|---|---|---|---|"]
+        for backend, figures in record["backends"].items():
+            for population, rate in figures["train_steps_per_s"].items():
+                server, trainer = (figures[name][population] for name in
+                                   ("server_cpu_s_per_1000_engrams", "trainer_cpu_s_per_1000_engrams"))
+                lines.append(f"| {backend} | {population} | {rate:,.0f} | {server:.3f} | {trainer:.3f} | "
+                             f"{server / trainer:.2f} |")
+    return "\n".join(lines)
+
+
 def species(records: list) -> str:
     """A species of 1 and 2 workers, from throughput records that measured one."""
     lines = []
@@ -457,7 +474,7 @@ def targets(records: list) -> str:
 
 
 TABLES = {"learning": learning, "per_seed": per_seed, "environments": environments, "instinct": instinct,
-          "throughput": throughput, "species": species, "results": results, "classic": classic,
+          "throughput": throughput, "server_cpu": server_cpu, "species": species, "results": results, "classic": classic,
           "instinct_summary": instinct_summary, "doses": doses, "kinds": kinds, "generations": generations, "shared": shared,
           "repeatability": repeatability,
           "targets": targets}
