@@ -212,6 +212,10 @@ def species(records: list) -> str:
                 for workers, rate in rates.items():
                     lines.append(f"| {population} | {workers} | {rate:,.0f} | "
                                  f"{species['ratio_to_one_worker'][population][workers]:.2f}× |")
+            pairs = species.get("independent_pair_steps_per_s", {})
+            lines += [f"\nPopulation {population}: two independent trainings at once (half the landers each) "
+                      f"{rate:,.0f} steps/s; two workers ÷ that: {species['two_workers_to_independent_pair'][population]:.2f}×."
+                      for population, rate in pairs.items()]
     return "\n".join(lines)
 
 

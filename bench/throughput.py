@@ -27,17 +27,22 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 - species_steps_per_s: a species on the replica backend (``species.train_species``: worker
   processes sharing one collection) at populations 8 and 32, with 1, 2 and the machine's core
   count of workers, each flying the same number of trials; ``ratio_to_one_worker`` divides each by
-  the one-worker figure of the same population, measured in this run.
+  the one-worker figure of the same population, measured in this run;
+  ``independent_pair_steps_per_s``: two one-worker trainings of separate instances run at once, each
+  with half the population and half the trials (the fair ideal on cores shared with one server),
+  and ``two_workers_to_independent_pair`` the two workers' rate divided by their sum.
 Figures drift with the machine's load: compare ratios from one run, not absolute times.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -53,6 +58,7 @@ from resonant_vectors.loop.trainer import Trainer  # noqa: E402
 from resonant_vectors.memory.seam import Engram  # noqa: E402
 from resonant_vectors.memory.store import EngramStore  # noqa: E402
 from resonant_vectors.server.supervision import STATE_FILE  # noqa: E402
+from resonant_vectors.species.training import train_species  # noqa: E402
 
 POPULATIONS = (1, 8, 32, 64)
 CPU_FIGURES = ("server_cpu_s_per_1000_engrams", "trainer_cpu_s_per_1000_engrams")
@@ -129,19 +135,35 @@ def default_seconds_per_trial(settings: Settings, trials: int) -> float:
     return seconds / trials
 
 
-def species_steps_per_s(settings: Settings, workers: int, trials: int, runs_dir: Path) -> float:
+def species_steps_per_s(settings: Settings, workers: int, trials: int, runs_dir: Path, label: str = "") -> float:
     """A species' training rate: its trials' steps over the time its workers flew them."""
-    from resonant_vectors.species.training import train_species
-
-    label = f"bench_species_{settings.population_size}_{workers}"
+    label = label or f"bench_species_{settings.population_size}_{workers}"
     species = settings.replace(instance_name=label, workers=workers, trials=trials, search_backend="replica")
     return train_species(species, runs_dir, quiet=True)["steps_per_s"]
 
 
+def _one_of_a_pair(task: tuple) -> float:
+    """One of ``independent_pair_steps_per_s``'s trainings, in a process of its own."""
+    settings, label, trials, runs_dir = task
+    return species_steps_per_s(Settings.from_dict(settings), 1, trials, Path(runs_dir), label)
+
+
+def independent_pair_steps_per_s(settings: Settings, trials: int, runs_dir: Path) -> float:
+    """Two one-worker trainings of separate instances run at once, each with half the population and
+    half the trials: the fair ideal of a species of two workers on cores shared with one server. The
+    sum of their rates (each over its own flight; they start and end within a second or two of
+    each other)."""
+    half = settings.replace(population_size=settings.population_size // 2).as_dict()
+    tasks = [(half, f"bench_pair_{settings.population_size}_{index}", trials // 2, str(runs_dir)) for index in (0, 1)]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(_one_of_a_pair, tasks))
+
+
 def measure_species(settings: Settings, trials: int) -> dict:
-    """Workers 1, 2 and the core count at each population of ``SPECIES_POPULATIONS``."""
+    """Workers 1, 2 and the core count at each population of ``SPECIES_POPULATIONS``, and two
+    independent trainings at once beside two workers."""
     counts = sorted({1, 2, os.cpu_count() or 1})
-    rates, ratios = {}, {}
+    rates, ratios, pairs, to_pair = {}, {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="rv-bench-runs-") as runs_dir:
         for population in SPECIES_POPULATIONS:
             rates[str(population)], ratios[str(population)] = {}, {}
@@ -151,7 +173,12 @@ def measure_species(settings: Settings, trials: int) -> dict:
                                            Path(runs_dir))
                 rates[str(population)][str(workers)] = round(rate, 1)
                 ratios[str(population)][str(workers)] = round(rate / rates[str(population)]["1"], 3)
-    return {"trials": trials, "species_steps_per_s": rates, "ratio_to_one_worker": ratios}
+            print(f"two independent trainings at once, population {population // 2} each ...", flush=True)
+            pairs[str(population)] = round(independent_pair_steps_per_s(
+                settings.replace(population_size=population), trials, Path(runs_dir)), 1)
+            to_pair[str(population)] = round(rates[str(population)]["2"] / pairs[str(population)], 3)
+    return {"trials": trials, "species_steps_per_s": rates, "ratio_to_one_worker": ratios,
+            "independent_pair_steps_per_s": pairs, "two_workers_to_independent_pair": to_pair}
 
 
 def fill(store: EngramStore, target: int, rng: np.random.Generator) -> None:
@@ -293,6 +320,9 @@ def print_species(species: dict) -> None:
         cells = ", ".join(f"{workers} worker(s) {rate:,.0f} ({species['ratio_to_one_worker'][population][workers]:.2f}x)"
                           for workers, rate in rates.items())
         print(f"  population {population}: {cells}")
+        if "independent_pair_steps_per_s" in species:
+            print(f"    two independent trainings at once: {species['independent_pair_steps_per_s'][population]:,.0f}; "
+                  f"two workers ÷ that: {species['two_workers_to_independent_pair'][population]:.2f}x")
 
 
 def print_table(result: dict) -> None:
