@@ -99,9 +99,10 @@ def test_join_with_workers_is_an_error_naming_the_flag(collection_name, tmp_path
     assert "--workers 3 with --join: a joiner is one more worker" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
 @pytest.mark.parametrize("step", ["set_aside", "drop"])
-def test_a_ctrl_c_in_the_middle_of_a_fresh_start_stops_it_only_once_the_start_is_whole(
-        settings, collection_name, tmp_path, monkeypatch, step):
+def test_a_stop_signal_in_the_middle_of_a_fresh_start_stops_it_only_once_the_start_is_whole(
+        settings, collection_name, tmp_path, monkeypatch, step, stop):
     name, kept = collection_name, f"{collection_name}_1"
     assert train(name, tmp_path, "--trials", "2") == 0
     trained, earlier = engrams_of(settings, name), RunFolder(tmp_path / name).trials()
@@ -109,13 +110,18 @@ def test_a_ctrl_c_in_the_middle_of_a_fresh_start_stops_it_only_once_the_start_is
 
     def interrupted_at_its_end(memory, *arguments):
         done = original(memory, *arguments)
-        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, the moment the memory has changed
+        os.kill(os.getpid(), stop)  # a real Ctrl-C or SIGTERM, the moment the memory has changed
         return done
 
     monkeypatch.setattr(InstanceMemory, step, interrupted_at_its_end)
     fresh = settings.replace(instance_name=name, kept_runs=5 if step == "set_aside" else 0)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(settings=fresh, quiet=True, run_folder=RunFolder(tmp_path / name))
+    previous = signal.getsignal(signal.SIGTERM)
+    main.stop_on_sigterm()  # as `python main.py` has it: SIGTERM stops like Ctrl-C
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(settings=fresh, quiet=True, run_folder=RunFolder(tmp_path / name))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert len(RunFolder(tmp_path / name).trials()) == 0  # the folder says what the memory now is: a fresh start
     if step == "set_aside":  # and the earlier run is whole under its new name, folder and memory
         assert RunFolder(tmp_path / kept).trials().equals(earlier) and engrams_of(settings, kept) == trained
