@@ -151,8 +151,8 @@ def _one_of_a_pair(task: tuple) -> float:
 def independent_pair_steps_per_s(settings: Settings, trials: int, runs_dir: Path) -> float:
     """Two one-worker trainings of separate instances run at once, each with half the population and
     half the trials: the fair ideal of a species of two workers on cores shared with one server. The
-    sum of their rates (each over its own flight; they start and end within a second or two of
-    each other)."""
+    sum of their rates, each over its own flight (a pair that does not overlap whole reads a little
+    high)."""
     half = settings.replace(population_size=settings.population_size // 2).as_dict()
     tasks = [(half, f"bench_pair_{settings.population_size}_{index}", trials // 2, str(runs_dir)) for index in (0, 1)]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
