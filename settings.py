@@ -149,7 +149,8 @@ INDEX_TYPE = "IVF_FLAT"          # vector index of the engram collection: "IVF_F
 METRIC_TYPE = "L2"               # distance between resonators (the only one: weights read its squared distances)
 INDEX_NLIST = 1024               # IVF clusters of the Milvus index (the replica's grow with the memory: memory/replica.py)
 SEARCH_NPROBE = 16               # IVF clusters searched per query (by Milvus and the replica)
-SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force
+SEAL_EVERY = 5000                # engrams between seals: unsealed engrams are searched by brute force (the
+                                 # "milvus" backend; a replica seals once, when training ends)
 SEARCH_BACKEND = "milvus"        # who answers decisions' searches: "milvus" (the seed's path: a request per
                                  # search) or "replica" (an in-process FAISS copy of the collection; Milvus
                                  # stays the store of record)

@@ -192,6 +192,27 @@ def test_every_seal_every_engrams_are_sealed_and_indexed_without_an_explicit_flu
     assert store.get_count() == 1100
 
 
+def test_a_replica_leaves_what_it_writes_unsealed_until_training_ends(settings, collection_name):
+    """Milvus answers none of a replica's searches, so it has no small segments to seal, index and
+    merge; the Milvus path's seal of the same engrams, written just after, shows when one would
+    have landed."""
+    sealing = settings.replace(seal_every=1024)
+    replica = EngramStore(collection_name, reset=True, settings=sealing.replace(search_backend="replica"))
+    searched = EngramStore(f"{collection_name}_m", reset=True, settings=sealing.replace(search_backend="milvus"))
+    replica.insert_many(random_engrams(1100))
+    searched.insert_many(random_engrams(1100))
+    client = connect(settings)
+    deadline = time.monotonic() + 60
+    while client.describe_index(searched.name, "vector")["total_rows"] < 1100:  # sealed rows
+        assert time.monotonic() < deadline, "the Milvus path's engrams were not sealed within 60 s"
+        time.sleep(0.5)
+    assert client.describe_index(collection_name, "vector")["total_rows"] == 0
+    replica.flush()  # as Trainer.close does
+    assert client.describe_index(collection_name, "vector")["total_rows"] == 1100
+    assert replica.get_count() == 1100
+    searched.drop()
+
+
 def test_an_unknown_consistency_level_is_refused(settings):
     with pytest.raises(EngramError, match="consistency 'Sometimes': expected one of Session"):
         EngramStore("anything", settings=settings, consistency="Sometimes")

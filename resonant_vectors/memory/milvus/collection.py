@@ -153,8 +153,9 @@ class EngramCollection:
     Schema (``memory.EngramColumns`` and the stamps): INT64 ``id`` (primary, random), FLOAT_VECTOR
     ``vector``, INT16 ``action``, FLOAT ``outcome``, INT64 ``trial``, FLOAT ``reward``, ARRAY of FLOAT
     ``next_vector``, BOOL ``ended``, INT64 ``stored_at`` and ``writer``; an ``INDEX_TYPE`` / L2 index
-    of ``INDEX_NLIST`` lists, searched with ``SEARCH_NPROBE``. Every ``SEAL_EVERY`` engrams written
-    are sealed in the background so that Milvus indexes them.
+    of ``INDEX_NLIST`` lists, searched with ``SEARCH_NPROBE``. Where Milvus answers the searches, every
+    ``SEAL_EVERY`` engrams written are sealed in the background so that it indexes them
+    (``seal_now_and_then``).
 
     :param name: the collection's name (letters, digits and ``_``, not starting with a digit).
     :param settings: the run's settings.
@@ -304,7 +305,6 @@ class EngramCollection:
         except MilvusUnavailableError as error:
             raise EngramsNotStoredError(str(error), engrams) from None
         self._unsealed += len(engrams)
-        self._seal_in_background()
 
     def _stamped(self, engrams: EngramColumns) -> dict:
         columns = engrams.as_dict()
@@ -322,13 +322,16 @@ class EngramCollection:
         if self._sealing is not None:
             self._sealing.join()
 
-    def _seal_in_background(self) -> None:
-        """Seal every ``SEAL_EVERY`` engrams without blocking the writer.
+    def seal_now_and_then(self) -> None:
+        """Seal once ``SEAL_EVERY`` engrams were written since the last seal, without blocking the writer.
 
         Why: Milvus searches unsealed (growing) engrams by brute force, and seals by size only at
         about two million of these small rows; a batch of searches over 100k unsealed engrams took
         over thirty times as long as over 300k sealed, indexed ones. ``flush`` blocks for a second
         or more, so it runs in a thread; Milvus's compaction merges the small segments later.
+        Only a memory that Milvus searches calls it: each seal makes a small segment to index and
+        later merge, which took half of the server's CPU while a replica trained (its searches never
+        reach Milvus, and ``flush`` seals its engrams when the training ends).
         """
         if self._unsealed < self.settings.seal_every or (self._sealing and self._sealing.is_alive()):
             return
@@ -427,6 +430,7 @@ class MilvusMemory(Memory):
     def add(self, engrams: EngramColumns, replace: bool = False) -> int:
         if len(engrams):
             self.collection.write(engrams, upsert=replace)
+            self.collection.seal_now_and_then()
         return len(engrams)
 
     def count(self) -> int:
@@ -445,7 +449,8 @@ class ReplicatedMemory(Memory):
     writer sent it; a poll asks for other writers' engrams stamped since the previous poll (less
     ``POLL_LOOKBACK_US`` for inserts in flight, a time tick of staleness and clock differences
     between machines), waits for nothing ("Eventually": what it misses, the next poll's lookback
-    finds), and the copy keeps each id once.
+    finds), and the copy keeps each id once. It does not seal what it writes every ``SEAL_EVERY``
+    engrams: Milvus answers none of its searches, and ``flush`` seals them when training ends.
 
     :param collection: the opened collection.
     """
