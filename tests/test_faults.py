@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +16,12 @@ import pytest
 from resonant_vectors.config import Settings
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.claims import CollectionInUseError
-from resonant_vectors.memory.milvus.collection import EngramsNotStoredError
+from resonant_vectors.memory.ledger import WORKER_ID_FROM, SpeciesLedger, new_worker_id, species_ledger_name
+from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, connect
+from resonant_vectors.memory.store import EngramStore
 from resonant_vectors.runs.folder import RunFolder
 from resonant_vectors.server.supervision import STATE_FILE
+from resonant_vectors.species.training import SpeciesNotTrainingError, join_species
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -134,8 +138,6 @@ def main_py(*arguments: str, data_dir: str) -> subprocess.Popen:
 
 
 def test_trainers_in_separate_processes_share_one_server_with_exact_counts(settings, collection_name, tmp_path):
-    from resonant_vectors.memory.store import EngramStore
-
     names = [f"{collection_name}_{n}" for n in range(2)]
     trainers = [main_py("--instance", name, "--trials", "6", "--population", "3", "--seed", str(n),
                         "--runs-dir", str(tmp_path), data_dir=settings.milvus_data_dir)
@@ -162,10 +164,61 @@ def test_a_second_trainer_of_a_collection_in_training_is_refused(settings, colle
             Trainer(collection_name, clear_collection=False, settings=settings, quiet=True)
         reader = Trainer(collection_name, settings=settings.replace(read_only=True), quiet=True)
         reader.train(1)  # reading the memory in training is allowed
+        named = settings.replace(instance_name=collection_name)
+        assert SpeciesLedger(named).alive() == [f"{socket.gethostname()}:{first.pid} (one process)"]
+        with pytest.raises(SpeciesNotTrainingError, match="trained by one process .*not joined"):
+            join_species(named, tmp_path, quiet=True)
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
+    assert SpeciesLedger(named).alive() == []  # it left the ledger as it stopped
     Trainer(collection_name, clear_collection=False, settings=settings, quiet=True).close()  # free again
+
+
+ELSEWHERE = "another-machine:4242 (one process) @1.00"  # a training's row as another machine writes it
+
+
+def trained_run(settings, name: str, runs_dir: Path) -> RunFolder:
+    folder = RunFolder(runs_dir / name)
+    with Trainer(name, settings=settings.replace(max_trial_length=40), quiet=True, run_folder=folder) as trainer:
+        trainer.train(2)
+    return folder
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "keep"])
+def test_a_start_is_refused_while_a_training_on_another_machine_is_alive_in_the_ledger(
+        settings, collection_name, tmp_path, fresh):
+    folder = trained_run(settings, collection_name, tmp_path)
+    engrams, rows = EngramStore(collection_name, settings=settings).get_count(), len(folder.trials())
+    ledger, elsewhere = SpeciesLedger(settings.replace(instance_name=collection_name)), new_worker_id()
+    ledger.heartbeat(elsewhere, ELSEWHERE)
+    with pytest.raises(CollectionInUseError, match=r"trained by another-machine:4242 \(one process\); a plain start "
+                                                   r"would drop or mix into its memory.*another --instance"):
+        Trainer(collection_name, clear_collection=fresh, settings=settings, quiet=True, run_folder=folder)
+    assert EngramStore(collection_name, settings=settings).get_count() == engrams and len(folder.trials()) == rows
+    ledger.leave(elsewhere)
+    Trainer(collection_name, clear_collection=fresh, settings=settings, quiet=True, run_folder=folder).close()
+
+
+def test_of_two_starts_at_once_on_two_machines_the_one_that_sees_the_other_changes_nothing(
+        settings, collection_name, tmp_path, monkeypatch):
+    """The other machine's row lands just after this start looked for one, before it wrote its own:
+    it looks again once its own row is written, and is refused before the memory changes."""
+    folder = trained_run(settings, collection_name, tmp_path)
+    engrams, rows = EngramStore(collection_name, settings=settings).get_count(), len(folder.trials())
+    elsewhere, create = new_worker_id(), SpeciesLedger.create
+
+    def create_as_another_machine_starts(ledger: SpeciesLedger) -> None:
+        create(ledger)
+        ledger.heartbeat(elsewhere, ELSEWHERE)
+
+    monkeypatch.setattr(SpeciesLedger, "create", create_as_another_machine_starts)
+    with pytest.raises(CollectionInUseError, match=r"trained by another-machine:4242 \(one process\)"):
+        Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)  # a fresh start
+    assert EngramStore(collection_name, settings=settings).get_count() == engrams and len(folder.trials()) == rows
+    rows = connect(settings).query(species_ledger_name(collection_name), filter=f"id >= {WORKER_ID_FROM}",
+                                   output_fields=["place"], consistency_level="Strong")
+    assert [row["place"] for row in rows] == [ELSEWHERE]  # its own row left with it
 
 
 def test_every_bad_setting_is_reported_at_once():

@@ -29,6 +29,7 @@ from resonant_vectors.loop.callbacks import (
 from resonant_vectors.loop.population import PopulationLoop, remembering
 from resonant_vectors.loop.tensorboard import TensorBoardLog, require_writer
 from resonant_vectors.memory.claims import CollectionClaim
+from resonant_vectors.memory.ledger import ONE_PROCESS
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, MilvusUnavailableError, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
@@ -183,7 +184,8 @@ class Trainer:
             start = Start(self.run_folder.trials() if self.run_folder is not None and self.run_folder.path.is_dir()
                           else pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size))
         else:
-            self.memory, start = open_for_training(settings, self.run_folder, drop=self._drop_earlier)
+            self.memory, start = open_for_training(settings, self.run_folder, drop=self._drop_earlier,
+                                                   alive_as=ONE_PROCESS)
         self.store = self.memory.store
         return start
 

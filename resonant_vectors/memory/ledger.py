@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from resonant_vectors.config import Settings
 from resonant_vectors.memory.claims import CollectionInUseError
-from resonant_vectors.memory.milvus.collection import connect, now_us, retried
+from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, now_us, retried
 from resonant_vectors.memory.seam import ID_RANGE
 from resonant_vectors.processes import process_alive, process_start_time
 
@@ -30,6 +31,7 @@ CLAIM_SETTLE_S = 0.5           # a claim is read back this long after it was wri
 HEARTBEAT_S = 10.0             # a worker says it is alive this often...
 ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
 WORKER_ID_FROM = 2 ** 40       # worker rows' ids are at least this; block rows' are block numbers below it
+ONE_PROCESS = "one process"    # the label of a training that is no species (it is not joined)
 T = TypeVar("T")
 
 
@@ -47,7 +49,9 @@ class SpeciesLedger:
       and writing its claim;
     - a **worker** row (its random id, at ``WORKER_ID_FROM`` or more, apart from block numbers) is
       written again every ``HEARTBEAT_S``; a worker seen within ``ALIVE_S`` is alive, and an
-      instance with a live worker is in training: a plain start of it is refused.
+      instance with a live worker is in training: a plain start of it is refused. A training of one
+      process writes such a row too (``ONE_PROCESS``), so that a start on another machine is refused
+      as well.
 
     :param settings: the species' settings (its instance names the ledger).
     :param client: an open client to share.
@@ -142,6 +146,41 @@ class SpeciesLedger:
         return retried(self.settings, what, send)
 
 
+class AliveInLedger:
+    """A process's heartbeat in a ledger, every ``HEARTBEAT_S`` from a thread, for as long as it is
+    entered: a process counts as training while a step of its own is long, and while it starts.
+
+    :param label: what the process is (``ONE_PROCESS``, a species' command); ``relabel`` changes it.
+    """
+
+    def __init__(self, ledger: SpeciesLedger, label: str) -> None:
+        self.ledger, self.worker_id = ledger, new_worker_id()
+        self.place = worker_place(label)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="ledger-heartbeat")
+
+    def __enter__(self) -> "AliveInLedger":
+        self.ledger.heartbeat(self.worker_id, self.place)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.ledger.leave(self.worker_id)
+
+    def relabel(self, label: str) -> None:
+        self.place = worker_place(label)
+        self.ledger.heartbeat(self.worker_id, self.place)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.ledger.heartbeat(self.worker_id, self.place)
+            except (MilvusUnavailableError, MilvusException, grpc.RpcError):
+                pass  # the process's own requests say what is wrong; the next beat tries again
+
+
 def worker_place(label: str) -> str:
     """How a process is named in the ledger: ``host:pid (label) @start time``; the start time tells
     it from a later process given the same pid."""
@@ -217,14 +256,18 @@ def new_worker_id() -> int:
 
 
 def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
-    """A plain start of an instance whose species trains (on another machine: its workers are alive in
-    the ledger) is refused: it would drop or mix into that species' memory.
+    """A plain start of an instance that trains elsewhere (another process, here or on another
+    machine, is alive in its ledger: a species' worker, or a training of one process) is refused:
+    it would drop or mix into that training's memory.
 
     :param client: an open Milvus client to share.
     """
     alive = SpeciesLedger(settings, client).alive()
-    if alive:
-        raise CollectionInUseError(
-            f"instance {settings.instance_name!r} is being trained by a species ({'; '.join(alive)}); a plain "
-            f"start would drop or mix into its memory. Add a worker to it with --join (python main.py --instance "
-            f"{settings.instance_name} --join), wait for it to finish, or use another --instance.")
+    if not alive:
+        return
+    name = settings.instance_name
+    join = "" if all(place.endswith(f"({ONE_PROCESS})") for place in alive) else \
+        f" add a worker to its species with --join (python main.py --instance {name} --join),"
+    raise CollectionInUseError(
+        f"instance {name!r} is being trained by {'; '.join(alive)}; a plain start would drop or mix into its memory. "
+        f"Wait for it to finish,{join} or use another --instance.")

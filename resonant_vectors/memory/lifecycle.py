@@ -14,7 +14,7 @@ from typing import Iterator, List, Optional
 
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import EmptyMemoryWarning
-from resonant_vectors.memory.ledger import SPECIES_SUFFIX, refuse_if_trained_elsewhere
+from resonant_vectors.memory.ledger import SPECIES_SUFFIX, AliveInLedger, SpeciesLedger, refuse_if_trained_elsewhere
 from resonant_vectors.memory.milvus.collection import EngramCollection, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
 from resonant_vectors.memory.store import EngramStore, MemoryNotFoundError, consistency_for
@@ -37,6 +37,8 @@ class InstanceMemory:
         self.name = settings.instance_name
         self.search_backend = search_backend
         self.store: Optional[EngramStore] = None
+        self._alive_as: Optional[str] = None  # the label a training is alive under in the ledger (to_train)
+        self._alive: Optional[AliveInLedger] = None
         try:
             self._collection = EngramCollection(self.name, settings)
         except BaseException:
@@ -82,10 +84,15 @@ class InstanceMemory:
                 f"Train it first: python main.py --instance {self.name} --trials 100"), stacklevel=3)
 
     @classmethod
-    def to_train(cls, settings: Settings, search_backend: Optional[str] = None) -> "InstanceMemory":
-        """A memory about to be trained: refused while a species trains it elsewhere (its ledger says so).
+    def to_train(cls, settings: Settings, search_backend: Optional[str] = None,
+                 alive_as: Optional[str] = None) -> "InstanceMemory":
+        """A memory about to be trained: refused while another process trains it, on this machine or
+        another (it is alive in the instance's ledger).
 
-        :raises CollectionInUseError: a species' workers are alive in the instance's ledger.
+        :param alive_as: from just before its first change until it closes, this training is alive
+            in the ledger under this label (``ledger.ONE_PROCESS``), so that a start elsewhere is
+            refused; None: it is not (a species' command says so itself, ``drop`` is no training).
+        :raises CollectionInUseError: another process is alive in the instance's ledger.
         """
         memory = cls(settings, search_backend)
         try:
@@ -93,6 +100,7 @@ class InstanceMemory:
         except BaseException:
             memory.close()
             raise
+        memory._alive_as = alive_as
         return memory
 
     # --- what it holds ---
@@ -125,6 +133,7 @@ class InstanceMemory:
     def set_aside(self, name: str) -> int:
         """Keep the memory, every engram of it, under another instance name; returns how many engrams.
         The instance's own name is then free for a fresh memory (``open_afresh``)."""
+        self._say_alive()
         count = self.count()
         if self.exists:
             self._collection.set_aside_as(name)
@@ -133,6 +142,7 @@ class InstanceMemory:
 
     def drop(self) -> int:
         """Delete the memory and every engram in it, for good; returns how many engrams it held."""
+        self._say_alive()
         return self._collection.drop_counting()
 
     # --- the store ---
@@ -145,6 +155,7 @@ class InstanceMemory:
         return self._open(reset=True)
 
     def _open(self, reset: bool) -> EngramStore:
+        self._say_alive()
         self.store = EngramStore(self.name, reset=reset, settings=self.settings, collection=self._collection,
                                  consistency=consistency_for(self.settings), search_backend=self.search_backend)
         return self.store
@@ -154,9 +165,33 @@ class InstanceMemory:
         if self.store is not None:
             self.store.flush()
 
+    def _say_alive(self) -> None:
+        """Before its first change, a training (``to_train``'s ``alive_as``) says in the instance's
+        ledger that it is alive, then looks for others once more. Why in this order: of two starts at
+        once, on two machines, each wrote its own row before it read the other's, so at least one of
+        them sees the other and is refused before it changes anything (Milvus has no conditional write
+        to make it exactly one)."""
+        if self._alive_as is None or self._alive is not None:
+            return
+        client = self._collection.client
+        ledger = SpeciesLedger(self.settings, client)
+        ledger.create()
+        self._alive = AliveInLedger(ledger, self._alive_as).__enter__()
+        try:
+            refuse_if_trained_elsewhere(self.settings, client)
+        except BaseException:
+            self._leave_ledger()
+            raise
+
+    def _leave_ledger(self) -> None:
+        if self._alive is not None:
+            self._alive.__exit__(None, None, None)
+            self._alive = None
+
     def close(self) -> None:
-        """This handle is done: the store's share of the embedded server is given back (or, where no
-        store was opened, the share the connection took)."""
+        """This handle is done: a training leaves the ledger, and the store's share of the embedded
+        server is given back (or, where no store was opened, the share the connection took)."""
+        self._leave_ledger()
         if self.store is not None:
             self.store.close()
         else:

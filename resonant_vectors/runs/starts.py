@@ -31,7 +31,7 @@ from resonant_vectors.runs.recovery import unrecorded_trials
 
 
 def open_for_training(settings: Settings, run_folder: Optional[RunFolder], search_backend: Optional[str] = None,
-                      drop: bool = False) -> Tuple[InstanceMemory, Start]:
+                      drop: bool = False, alive_as: Optional[str] = None) -> Tuple[InstanceMemory, Start]:
     """Open the instance's memory to train it, with its run folder, and say how it started.
     Everything that can fail is checked first (an existing collection's schema; a species training
     it elsewhere; the folder can be written, a resume's rows read). Afresh (``DROP_COLLECTION``):
@@ -42,9 +42,11 @@ def open_for_training(settings: Settings, run_folder: Optional[RunFolder], searc
     :param search_backend: who will search the store (``SEARCH_BACKEND`` by default; a species'
         command, which searches nothing, opens it without a replica).
     :param drop: a fresh start drops the earlier memory instead of keeping it (asked by name).
-    :raises CollectionInUseError: a species trains the instance elsewhere (its ledger says so).
+    :param alive_as: the training's label in the instance's ledger, from just before the memory
+        changes (``InstanceMemory.to_train``).
+    :raises CollectionInUseError: the instance trains elsewhere (its ledger says so).
     """
-    memory = InstanceMemory.to_train(settings, search_backend)
+    memory = InstanceMemory.to_train(settings, search_backend, alive_as)
     try:
         start, report = _start(settings, run_folder, memory, drop)
     except BaseException:

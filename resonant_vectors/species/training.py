@@ -31,14 +31,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pandas as pd
-from pymilvus import MilvusException
 from tqdm import tqdm
 
 from resonant_vectors.config import Settings
@@ -49,12 +47,11 @@ from resonant_vectors.loop.tensorboard import require_writer
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import (
-    HEARTBEAT_S,
+    ONE_PROCESS,
+    AliveInLedger,
     SpeciesLedger,
     new_worker,
-    new_worker_id,
     refuse_if_trained_elsewhere,
-    worker_place,
 )
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import MilvusUnavailableError
@@ -100,7 +97,7 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
             ledger.start_afresh()
         else:
             ledger.create()
-        with _Alive(ledger) as alive:
+        with AliveInLedger(ledger, STARTING) as alive:
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
             memory, start = open_for_training(settings, folder, search_backend="milvus")
             try:
@@ -110,7 +107,7 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
                 first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
                 watch = _SpeciesWatch(settings, folder, start.earlier, memory, quiet)
                 watch.reserve_workers()
-                alive.ready()
+                alive.relabel(WELCOMING)  # the memory and the run folder are started, the workers' numbers reserved
                 watch.run(first_trial)
                 return watch.figures()
             finally:
@@ -119,42 +116,8 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
         claim.release()
 
 
-STARTING = "species command, starting"  # the command's place in the ledger until joiners are welcome
-
-
-class _Alive:
-    """The species' command's own heartbeat in the ledger, every ``HEARTBEAT_S`` from a thread, so that
-    the species counts as in training while its workers start (and while a step of theirs is long).
-    Until ``ready`` it says the species is starting: a joiner then waits, since the memory may still
-    be dropped and the run folder moved aside."""
-
-    def __init__(self, ledger: SpeciesLedger) -> None:
-        self.ledger, self.worker_id = ledger, new_worker_id()
-        self.place = worker_place(STARTING)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="species-heartbeat")
-
-    def __enter__(self) -> "_Alive":
-        self.ledger.heartbeat(self.worker_id, self.place)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.ledger.leave(self.worker_id)
-
-    def ready(self) -> None:
-        """The memory and the run folder are started and the workers' numbers reserved: joiners welcome."""
-        self.place = worker_place("species command")
-        self.ledger.heartbeat(self.worker_id, self.place)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            try:
-                self.ledger.heartbeat(self.worker_id, self.place)
-            except (MilvusUnavailableError, MilvusException):
-                pass  # the workers' own requests say what is wrong; the next beat tries again
+STARTING = "species command, starting"  # the command's label in the ledger until joiners are welcome...
+WELCOMING = "species command"            # ...and from then on
 
 
 class _SpeciesWatch:
@@ -306,6 +269,11 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
         raise SpeciesNotTrainingError(
             f"the species of {settings.instance_name!r} is starting ({alive[0]}): its memory may still be "
             f"started afresh. Join it once its workers fly: run the same command again in a few seconds.")
+    if alive and all(place.endswith(f"({ONE_PROCESS})") for place in alive):
+        raise SpeciesNotTrainingError(
+            f"{settings.instance_name!r} is trained by one process ({alive[0]}), not by a species, and a training "
+            f"of one process is not joined: wait for it, then resume it as a species with --keep --workers 2, or "
+            f"train another --instance.")
     if not alive:
         raise SpeciesNotTrainingError(
             f"no species of {settings.instance_name!r} is training (on this machine, or anywhere its ledger "
