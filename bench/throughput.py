@@ -11,7 +11,8 @@ measures, for SEARCH_BACKEND "milvus" (a Milvus request per search, the seed's p
 - train_steps_per_s: a Trainer per population size, engram inserts into Milvus included;
 - server_cpu_s_per_1000_engrams / trainer_cpu_s_per_1000_engrams: the CPU seconds (from /proc) the
   embedded server (Milvus and its keeper) and the trainer's process spent per 1,000 engrams stored
-  in that training; server_idle_cpu_share: the cores the server keeps busy when nobody asks it;
+  in that training; server_idle_cpu_share: the cores the server keeps busy when nobody asks it
+  (each measured once the server is quiet: what earlier measurements left it to do is not counted);
 - search_ms_p50 / search_ms_p95: per collection size, one batched decision of 32 landers
   ("batch32") and one lander ("single"), k = MIN_RESULTS, on one collection filled with synthetic
   engrams, sealed, indexed and served by Milvus (the steady state of a long run), and searched
@@ -67,6 +68,9 @@ LANDERS_PER_DECISION = 32
 FILL_CHUNK = 5000              # engrams per insert while filling a collection
 SETTLE_TIMEOUT_S = 300
 SETTLE_TOLERANCE = 0.2         # latency has settled when two probes 5 s apart differ by less than this
+QUIET_SHARE = 0.2              # the server is quiet when it keeps less than this share of a core busy...
+QUIET_WINDOW_S = 3.0           # ...over this long
+QUIET_TIMEOUT_S = 60.0
 
 
 def env_only_steps_per_s(settings: Settings, steps: int) -> float:
@@ -94,9 +98,22 @@ def server_cpu_s(data_dir: str) -> float:
     return cpu_s(state["pid"]) + cpu_s(state["keeper_pid"])
 
 
+def wait_for_quiet_server(data_dir: str) -> None:
+    """Wait (at most ``QUIET_TIMEOUT_S``) until the server has done what earlier measurements left it:
+    a server just started, or one compacting and collecting dropped collections, kept most of a core
+    busy for a minute, and that work was counted against whichever measurement came next."""
+    deadline = time.monotonic() + QUIET_TIMEOUT_S
+    while time.monotonic() < deadline:
+        before = server_cpu_s(data_dir)
+        time.sleep(QUIET_WINDOW_S)
+        if (server_cpu_s(data_dir) - before) / QUIET_WINDOW_S < QUIET_SHARE:
+            return
+
+
 def server_idle_cpu_share(settings: Settings, seconds: float) -> float:
     """The cores the embedded server keeps busy while nothing asks it anything (its own timers)."""
     trainer = Trainer("bench_idle", settings=settings, quiet=True)
+    wait_for_quiet_server(settings.milvus_data_dir)
     before = server_cpu_s(settings.milvus_data_dir)
     time.sleep(seconds)
     share = (server_cpu_s(settings.milvus_data_dir) - before) / seconds
@@ -109,6 +126,7 @@ def train_figures(settings: Settings, label: str, seconds: float) -> dict:
     """A Trainer's steps per second, and the CPU seconds the server and this process (the trainer,
     its environments included) spent per 1,000 engrams it stored (one per decision)."""
     trainer = Trainer(f"bench_train_{label}", settings=settings, quiet=True)
+    wait_for_quiet_server(settings.milvus_data_dir)
     server_before, own_before = server_cpu_s(settings.milvus_data_dir), cpu_s()
     started = time.monotonic()
     trainer.train(1_000_000, callback=lambda record: time.monotonic() - started < seconds)
