@@ -205,6 +205,11 @@ def gone_from_here(place: str) -> bool:
     return int(pid) == os.getpid() or not process_alive(int(pid), started)
 
 
+def trains_alone(place: str) -> bool:
+    """Whether a live place (as ``alive`` lists it) is a training of one process, not a species'."""
+    return place.endswith(f"({ONE_PROCESS})")
+
+
 def species_ledger_name(instance_name: str) -> str:
     """The ledger collection of an instance's species."""
     return f"{instance_name}{SPECIES_SUFFIX}"
@@ -266,7 +271,7 @@ def refuse_if_trained_elsewhere(settings: Settings, client=None) -> None:
     if not alive:
         return
     name = settings.instance_name
-    join = "" if all(place.endswith(f"({ONE_PROCESS})") for place in alive) else \
+    join = "" if all(map(trains_alone, alive)) else \
         f" add a worker to its species with --join (python main.py --instance {name} --join),"
     raise CollectionInUseError(
         f"instance {name!r} is being trained by {'; '.join(alive)}; a plain start would drop or mix into its memory. "

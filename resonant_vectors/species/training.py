@@ -47,11 +47,11 @@ from resonant_vectors.loop.tensorboard import require_writer
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import (
-    ONE_PROCESS,
     AliveInLedger,
     SpeciesLedger,
     new_worker,
     refuse_if_trained_elsewhere,
+    trains_alone,
 )
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import MilvusUnavailableError
@@ -269,7 +269,7 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
         raise SpeciesNotTrainingError(
             f"the species of {settings.instance_name!r} is starting ({alive[0]}): its memory may still be "
             f"started afresh. Join it once its workers fly: run the same command again in a few seconds.")
-    if alive and all(place.endswith(f"({ONE_PROCESS})") for place in alive):
+    if alive and all(map(trains_alone, alive)):
         raise SpeciesNotTrainingError(
             f"{settings.instance_name!r} is trained by one process ({alive[0]}), not by a species, and a training "
             f"of one process is not joined: wait for it, then resume it as a species with --keep --workers 2, or "
