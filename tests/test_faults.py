@@ -216,9 +216,9 @@ def test_of_two_starts_at_once_on_two_machines_the_one_that_sees_the_other_chang
     with pytest.raises(CollectionInUseError, match=r"trained by another-machine:4242 \(one process\)"):
         Trainer(collection_name, settings=settings, quiet=True, run_folder=folder)  # a fresh start
     assert EngramStore(collection_name, settings=settings).get_count() == engrams and len(folder.trials()) == rows
-    rows = connect(settings).query(species_ledger_name(collection_name), filter=f"id >= {WORKER_ID_FROM}",
-                                   output_fields=["place"], consistency_level="Strong")
-    assert [row["place"] for row in rows] == [ELSEWHERE]  # its own row left with it
+    workers = connect(settings).query(species_ledger_name(collection_name), filter=f"id >= {WORKER_ID_FROM}",
+                                      output_fields=["place"], consistency_level="Strong")
+    assert [row["place"] for row in workers] == [ELSEWHERE]  # its own row left with it
 
 
 def test_every_bad_setting_is_reported_at_once():
