@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pymilvus import DataType
 
 from resonant_vectors.config import Settings, SettingsError
-from resonant_vectors.memory.ledger import gone_from_here
-from resonant_vectors.memory.milvus.collection import EngramCollection
+from resonant_vectors.memory.ledger import AliveInLedger, SpeciesLedger, gone_from_here, new_worker
+from resonant_vectors.memory.milvus.collection import EngramCollection, connect
+from resonant_vectors.memory.seam import WORKER_TRIALS
 from resonant_vectors.processes import process_alive, process_start_time
 from resonant_vectors.runs.folder import RunFolder
 
@@ -29,12 +31,16 @@ def main_py(*arguments: str, data_dir: str, runs_dir: Path) -> subprocess.Popen:
 
 
 def memory_and_folder_agree(settings: Settings, name: str, folder: RunFolder) -> None:
-    """Engrams in Milvus = steps of the saved trials, no engram twice, no trial number twice."""
+    """Engrams in Milvus = steps of the saved trials, no engram twice, no trial number twice: each
+    worker's trials in its own namespace, and every engram left by one of those trials."""
     collection = EngramCollection(name, settings.replace(instance_name=name))
-    ids = [engram_id for page in collection.pages("", "Strong") for engram_id in page.id.tolist()]
+    pages = list(collection.pages("", "Strong"))
+    ids = [engram_id for page in pages for engram_id in page.id.tolist()]
     trials = folder.trials()
     assert len(ids) == len(set(ids)) == collection.count() == int(trials["length"].sum())
     assert trials["trial"].is_unique
+    assert (trials["trial"] // WORKER_TRIALS == trials["worker"]).all()
+    assert {trial for page in pages for trial in page.trial.tolist()} == set(trials["trial"])
 
 
 def wait_for_rows(folder: RunFolder, rows: int, process: subprocess.Popen, seconds: float = 120) -> None:
@@ -76,13 +82,13 @@ def test_a_join_adds_a_worker_a_plain_start_is_refused_and_ctrl_c_stops_them_all
         _, refused = plain.communicate(timeout=120)
         assert plain.returncode == 2 and "--join" in refused
         before = EngramCollection(collection_name, settings.replace(instance_name=collection_name)).count()
-        joined = main_py("--instance", collection_name, "--join", "--trials", "3", "--population", "1",
+        joined = main_py("--instance", collection_name, "--join", "--trials", "12", "--population", "3",
                          "--search-backend", "replica", data_dir=settings.milvus_data_dir, runs_dir=tmp_path)
         _, errors = joined.communicate(timeout=180)
         assert joined.returncode == 0, errors
-        assert len(RunFolder(folder.path).trials().query("worker == 2")) == 3  # its own file: trials-w2.csv
+        assert len(RunFolder(folder.path).trials().query("worker == 2")) == 12  # its own file: trials-w2.csv
         left = json.loads((folder.path / "summary.json").read_text())  # the joiner rewrote it as it left
-        assert left["trials"] >= 4 + 3
+        assert left["trials"] >= 4 + 12
         assert EngramCollection(collection_name, settings.replace(instance_name=collection_name)).count() > before
         workers = [json.loads((folder.path / "workers" / f"w{k}.json").read_text())["pid"] for k in (0, 1)]
     finally:
@@ -117,6 +123,46 @@ def test_a_killed_worker_loses_only_its_trials_in_flight_and_keep_resumes_the_sp
     assert resumed.returncode == 0, errors
     assert len(folder.trials()) == len(trials) + 8
     memory_and_folder_agree(settings, collection_name, folder)
+
+
+def test_a_workers_schedules_follow_the_trials_every_member_of_its_species_started(settings, collection_name):
+    settings = settings.replace(instance_name=collection_name)
+    ledger = SpeciesLedger(settings)
+    ledger.create()
+    with AliveInLedger(ledger, "species command") as command:
+        command.relabel("species command", started=100)  # the run had 100 trials before this start
+        first = new_worker(0, settings, [0, 1, 2, 10_000_000])  # the run folder's trial numbers
+        second = new_worker(1, settings, [0, 1, 2, 10_000_000])
+        first.beat()
+        started = [(trial, first.progress(trial)) for trial in first.trial_numbers(5)]
+        assert started == [(3, 100), (4, 101), (5, 102), (6, 103), (7, 104)]  # its own namespace, the species' count
+        first.beat()
+        second.beat()
+        assert [(trial, second.progress(trial)) for trial in second.trial_numbers(2)] == [(10_000_001, 105),
+                                                                                          (10_000_002, 106)]
+        first.leave()  # its trials still count...
+        second.beat()
+        assert ledger.species_started() == 100 + 5 + 2
+        ledger.forget_earlier_starts()  # ...until the species' next start, which keeps only the live members
+        assert ledger.species_started() == 100 + 2
+
+
+def test_a_ledger_of_an_earlier_version_is_made_again_by_a_start_that_finds_nobody_alive(settings, collection_name):
+    settings = settings.replace(instance_name=collection_name)
+    ledger, client = SpeciesLedger(settings), connect(settings)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)  # the trial blocks' ledger
+    for field in ("id", "holder", "seen_us"):
+        schema.add_field(field, DataType.INT64, is_primary=field == "id")
+    schema.add_field("place", DataType.VARCHAR, max_length=255)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
+    client.create_collection(ledger.name, schema=schema, index_params=index)
+    client.insert(ledger.name, [{"id": 3, "holder": 7, "seen_us": 0, "place": "block", "unused": [0.0, 0.0]}])
+    assert ledger.alive() == []
+    ledger.create()
+    ledger.heartbeat(new_worker(0, settings, []).worker_id, "here:1 (worker 0)", started=4)
+    assert ledger.species_started() == 4
 
 
 def test_joining_an_instance_nobody_trains_is_one_message(settings, collection_name, tmp_path):

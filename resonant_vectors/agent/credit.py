@@ -148,6 +148,8 @@ class Flight:
         and where nothing reads it: only N-step credit, ``BOOTSTRAP_STEPS``, does).
     :param final_state: the normalised state the last step led to.
     :param terminated: the environment ended the trial (not a time limit or a death).
+    :param progress: its place in the run as its exploration schedules read it (the trials started
+        before it: the run's, or the species'; see ``PopulationLoop.run``).
     """
 
     trial: int
@@ -163,6 +165,7 @@ class Flight:
     final_state: np.ndarray
     terminated: bool
     end: str
+    progress: int = 0
 
     @property
     def reward(self) -> float:

@@ -20,7 +20,7 @@ from resonant_vectors.agent.credit import Flight
 from resonant_vectors.agent.revaluation import revalue
 from resonant_vectors.loop.interrupts import StopRequest
 from resonant_vectors.loop.population import PopulationLoop, TrialCallback
-from resonant_vectors.memory.ledger import HEARTBEAT_S
+from resonant_vectors.memory.ledger import PROGRESS_S
 from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder
 from resonant_vectors.runs.records import TrialRecord
 
@@ -111,11 +111,12 @@ class RunFolderLog(TrialCallback):
 
 
 class Heartbeat(TrialCallback):
-    """A species' worker says it is alive in the species ledger every ``HEARTBEAT_S`` (and when it
-    starts), and leaves the ledger when the loop stops."""
+    """A species' worker says it is alive in the species ledger every ``PROGRESS_S`` (and when it
+    starts), with its count of trials started, and reads the species' count there; when the loop
+    stops it leaves, its count kept (``memory.ledger.SpeciesWorker``)."""
 
     def __init__(self, worker) -> None:
-        self.worker, self.every_s = worker, HEARTBEAT_S
+        self.worker, self.every_s = worker, PROGRESS_S
         self._next = 0.0
 
     def on_start(self, loop: PopulationLoop) -> None:
@@ -126,10 +127,10 @@ class Heartbeat(TrialCallback):
             self._beat()
 
     def on_end(self, loop: PopulationLoop) -> None:
-        self.worker.ledger.leave(self.worker.worker_id)
+        self.worker.leave()
 
     def _beat(self) -> None:
-        self.worker.ledger.heartbeat(self.worker.worker_id, self.worker.place)
+        self.worker.beat()
         self._next = time.monotonic() + self.every_s
 
 

@@ -134,6 +134,7 @@ class PopulationLoop:
         self.next_trial = 0           # one past the highest trial number started
         self._trials = np.full(envs.num_envs, IDLE, np.int64)
         self._exploration = np.zeros((envs.num_envs, 2))  # each lander's trial: noise, epsilon
+        self._progress = np.zeros(envs.num_envs, np.int64)  # ...and its place in the run (see run)
         self._buffers = _Buffers(envs.num_envs, self.environment.state_size)
         self._bootstrapping = settings.outcome_rule == "return" and settings.bootstrap_steps > 0  # reads values
         self._no_values = np.full(envs.num_envs, np.nan)
@@ -143,9 +144,15 @@ class PopulationLoop:
     def wall_time(self) -> float:
         return self.clock_offset + time.monotonic() - self._started
 
-    def run(self, trial_numbers: Iterable[int]) -> List[TrialRecord]:
+    def run(self, trial_numbers: Iterable[int], progress: Optional[Callable[[int], int]] = None
+            ) -> List[TrialRecord]:
         """Fly the trials with these numbers (started in this order; they finish in any order) and
-        return their records in finishing order."""
+        return their records in finishing order.
+
+        :param progress: a trial's place in its run as its exploration schedules read it, asked as it
+            starts (by default its number; a resume or a species counts its trials started).
+        """
+        self._progress_of = progress or (lambda trial: trial)
         to_fly = iter(trial_numbers)
         records_before, self._started = len(self.records), time.monotonic()
         started: List[TrialCallback] = []
@@ -188,7 +195,8 @@ class PopulationLoop:
             if trial != IDLE:
                 self.next_trial = max(self.next_trial, trial + 1)
                 seeds[lander] = None if self.first_seed is None else self.first_seed + trial
-                self._exploration[lander] = self.policy.exploration(trial)
+                self._progress[lander] = self._progress_of(trial)
+                self._exploration[lander] = self.policy.exploration(int(self._progress[lander]))
         fresh, _ = self.envs.reset(seed=seeds, options={"reset_mask": landers})
         if observations is None:
             return fresh
@@ -227,7 +235,8 @@ class PopulationLoop:
         noise, epsilon = self._exploration[lander]
         return Flight(int(self._trials[lander]), int(lander), float(noise), float(epsilon),
                       self.environment.success(float(columns["rewards"].sum())), **columns,
-                      final_state=self.environment.normalise(observation), terminated=terminated, end=str(end))
+                      final_state=self.environment.normalise(observation), terminated=terminated, end=str(end),
+                      progress=int(self._progress[lander]))
 
     def _finish(self, flights: List[Flight]) -> bool:
         """Remember the finished trials (one batch), record them, call back; True to stop."""

@@ -51,7 +51,8 @@ def require_writer() -> None:
 
 
 class TensorBoardLog(TrialCallback):
-    """Writes each finished trial as scalars at step = its trial number, and the run's settings as
+    """Writes each finished trial as scalars at step = its place in the run (its trial number in a run
+    of one process started once; a species: the species' trials started before it), and the run's settings as
     hyperparameters (the HPARAMS tab), into one event stream of the run folder.
 
     - ``train/reward``, ``train/length``, ``train/success``, ``train/solved`` (0 or 1): the trial's own;
@@ -94,7 +95,7 @@ class TensorBoardLog(TrialCallback):
                    **{f"ends/{cause}": self.ends[cause] for cause in END_CAUSES}}
         for tag, value in scalars.items():
             if math.isfinite(value):  # a figure the trial does not know (no neighbours: no distance) is left out
-                self._writer.add_scalar(tag, value, record.trial)
+                self._writer.add_scalar(tag, value, flight.progress)
 
     def on_end(self, loop: PopulationLoop) -> None:
         if self._writer is not None:

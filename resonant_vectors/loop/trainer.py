@@ -32,7 +32,7 @@ from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import ONE_PROCESS
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, MilvusUnavailableError, release_unused_server
-from resonant_vectors.memory.seam import EngramColumns
+from resonant_vectors.memory.seam import EngramColumns, next_in_namespace
 from resonant_vectors.runs.folder import RunFolder, Start
 from resonant_vectors.runs.records import TrialRecord, trial_columns
 from resonant_vectors.runs.starts import open_for_training
@@ -110,7 +110,8 @@ class Trainer:
     :param render_mode: lander 0's render mode (``"human"``, ``"rgb_array"``); by default a window
         when ``DISPLAY`` is on and there is a display.
     :param species: this Trainer is a worker of a species (``resonant_vectors.species``): it joins the memory (never
-        drops it), takes its trial numbers from the species' ledger, writes its own trials file, and
+        drops it), numbers its trials in its own namespace, follows the species' progress (both
+        ``memory.ledger.SpeciesWorker``), writes its own trials file, and
         draws its decisions from ``default_rng([SEED, worker])``.
     :param clock_offset: seconds of training before this Trainer's first trial (a species' worker
         counts from its run's); by default the run folder's last ``wall_time``.
@@ -170,7 +171,8 @@ class Trainer:
             if "solved" in start.earlier else []
         self._trained_seconds = clock_offset if clock_offset is not None else \
             float(start.earlier["wall_time"].max()) if len(start.earlier) else 0.0
-        self.next_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+        self.next_trial = next_in_namespace(0, start.earlier["trial"].astype(int))
+        self._progress_at = (len(start.earlier), self.next_trial)  # the run's trials before, and the next number
         if self.run_folder is not None:
             self.run_folder.worker_started(self.worker, self.memory.writer)
 
@@ -236,10 +238,11 @@ class Trainer:
                               callbacks=self._callbacks(trials, callback), clock_offset=self._trained_seconds,
                               engrams=self.engram_count, records=self.metrics, worker=self.worker)
         first = len(self.metrics)
-        numbers = range(self.next_trial, self.next_trial + trials) if self.species is None \
-            else self.species.trial_numbers(trials)
         try:
-            loop.run(numbers)
+            if self.species is None:
+                loop.run(range(self.next_trial, self.next_trial + trials), self._progress)
+            else:
+                loop.run(self.species.trial_numbers(trials), self.species.progress)
         except MilvusUnavailableError:
             self._milvus_failed = True  # so that close() does not wait for it once more
             raise
@@ -252,6 +255,12 @@ class Trainer:
             self.trials_per_min = round(60 * (len(self.metrics) - first) / max(loop.seconds, 1e-9), 1)
         rewards = [record.reward for record in self.metrics[first:]]
         return float(np.mean(rewards)) if rewards else float("nan")
+
+    def _progress(self, trial: int) -> int:
+        """A trial's place in the run: the run's trials before this start, then one per number taken
+        (a run started once: its trial number)."""
+        before, first = self._progress_at
+        return before + trial - first
 
     def _callbacks(self, trials: int, callback) -> list:
         """Who listens to this call's loop, in order."""

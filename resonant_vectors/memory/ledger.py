@@ -1,19 +1,15 @@
 """The species ledger: where the workers of one species meet, in Milvus beside the engrams.
 
-Why its own module: a species' coordination (which trial numbers each worker takes, which workers
-are alive) is not the engrams' collection; the trainer, the species' command and a plain start's
+Why its own module: a species' coordination (which workers are alive, how many trials the species
+has started) is not the engrams' collection; the trainer, the species' command and a plain start's
 refusal all read it, and only through this module.
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 import grpc
 import numpy as np
@@ -22,36 +18,38 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from resonant_vectors.config import Settings
 from resonant_vectors.memory.claims import CollectionInUseError
 from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, now_us, retried
-from resonant_vectors.memory.seam import ID_RANGE
+from resonant_vectors.memory.seam import ID_RANGE, next_in_namespace
 from resonant_vectors.processes import process_alive, process_start_time
 
 SPECIES_SUFFIX = "_species"   # an instance's species ledger is the collection <instance>_species
-TRIAL_BLOCK = 32               # trial numbers a worker takes at a time (so a species' numbers follow its progress)
-CLAIM_SETTLE_S = 0.5           # a claim is read back this long after it was written (see SpeciesLedger)
-HEARTBEAT_S = 10.0             # a worker says it is alive this often...
+HEARTBEAT_S = 10.0             # a member says it is alive this often...
 ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
-WORKER_ID_FROM = 2 ** 40       # worker rows' ids are at least this; block rows' are block numbers below it
+PROGRESS_S = 2.0               # a flying worker writes its count of trials started, and reads the species', this often
+LEFT_US = 0                    # the seen_us of a worker that left: not alive, its count of trials still the species'
+WORKER_ID_FROM = 2 ** 40       # row ids are at least this (a ledger of versions before 0.5 also held trial blocks below)
 ONE_PROCESS = "one process"    # the label of a training that is no species (it is not joined)
 T = TypeVar("T")
 
 
 class SpeciesLedger:
-    """Where the workers of one species meet, in Milvus beside the engrams (``<instance>_species``):
-    which trial numbers each has taken, and which workers are alive.
+    """Where the members of one species meet, in Milvus beside the engrams (``<instance>_species``):
+    which are alive, and how many trials each has started.
 
     Why in Milvus: the species may span machines with nothing shared but the memory's server, and
-    no coordinator of its own (like Optuna's workers on one storage). Two kinds of rows:
+    no coordinator of its own (like Optuna's workers on one storage). Why no lock: Milvus has no
+    conditional write, so nothing here is claimed. Each member writes only its own row (its random
+    id, at ``WORKER_ID_FROM`` or more), again every ``HEARTBEAT_S``:
 
-    - a **block** of ``TRIAL_BLOCK`` trial numbers (block ``b``: trials ``b × TRIAL_BLOCK`` …) is
-      taken by writing its row and reading it back ``CLAIM_SETTLE_S`` later: of two workers that
-      wrote the same block, the later write wins and the other takes the next block. Two workers
-      could both hold a block only if one stalled for longer than that between reading the ledger
-      and writing its claim;
-    - a **worker** row (its random id, at ``WORKER_ID_FROM`` or more, apart from block numbers) is
-      written again every ``HEARTBEAT_S``; a worker seen within ``ALIVE_S`` is alive, and an
-      instance with a live worker is in training: a plain start of it is refused. A training of one
-      process writes such a row too (``ONE_PROCESS``), so that a start on another machine is refused
-      as well.
+    - a member seen within ``ALIVE_S`` is alive (a flying worker writes every ``PROGRESS_S``, others
+      every ``HEARTBEAT_S``), and an instance with a live member is in training:
+      a plain start of it is refused. A training of one process writes such a row too
+      (``ONE_PROCESS``), so that a start on another machine is refused as well;
+    - its ``started`` is how many trials it has started (the species' command's: the run's trials
+      before this start). Their sum is the species' progress, which exploration schedules follow.
+      A worker that leaves keeps its row (``seen_us`` = ``LEFT_US``: not alive) so that its trials
+      still count, until the species' next start forgets it (``forget_earlier_starts``).
+
+    Trial numbers need no ledger: worker ``k`` numbers its own trials from ``k × WORKER_TRIALS``.
 
     :param settings: the species' settings (its instance names the ledger).
     :param client: an open client to share.
@@ -61,15 +59,9 @@ class SpeciesLedger:
         self.settings = settings
         self.name = species_ledger_name(settings.instance_name)
         self.client = client or connect(settings)
-        self._seen = -1  # the highest block number read from the ledger so far (blocks only grow)
 
     def exists(self) -> bool:
         return self._request("looking for the species", lambda: self.client.has_collection(self.name))
-
-    def start_afresh(self) -> None:
-        """Drop the ledger (a fresh start of the instance numbers its trials from 0 again) and create it."""
-        self.drop()
-        self.create()
 
     def drop(self) -> None:
         """Delete the ledger, if there is one (with the memory it coordinates, for good)."""
@@ -77,12 +69,15 @@ class SpeciesLedger:
             self._request("dropping the species ledger", lambda: self.client.drop_collection(self.name))
 
     def create(self) -> None:
-        """Create the ledger if there is none."""
+        """Create the ledger if there is none; one of an earlier version (with trial blocks, without
+        counts) is made again, which only a start that found no member alive does."""
         if self.exists():
-            return
+            if self._is_current():
+                return
+            self.drop()
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("holder", DataType.INT64)
+        schema.add_field("started", DataType.INT64)
         schema.add_field("seen_us", DataType.INT64)
         schema.add_field("place", DataType.VARCHAR, max_length=255)
         schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in a collection
@@ -91,51 +86,56 @@ class SpeciesLedger:
         self._request("creating the species ledger", lambda: self.client.create_collection(
             self.name, schema=schema, index_params=index))
 
-    def claim_block(self, worker: int, at_least: int = 0) -> int:
-        """Take the next free block of trial numbers (from ``at_least`` on); returns its number."""
-        while True:
-            block = max(at_least, self._last_block() + 1)
-            self._write(block, worker, "block")
-            time.sleep(CLAIM_SETTLE_S)
-            if self._holder(block) == worker:
-                return block
-            at_least = block + 1
+    def _is_current(self) -> bool:
+        described = self._request("reading the species ledger", lambda: self.client.describe_collection(self.name))
+        return any(field["name"] == "started" for field in described["fields"])
 
-    def heartbeat(self, worker: int, place: str) -> None:
-        """Say this worker is alive (``place``: where it runs, e.g. host:pid)."""
-        self._write(worker, worker, place)
+    def forget_earlier_starts(self) -> None:
+        """Delete the rows of members that are not alive (those that left, were killed, or ran
+        before): a species' start counts its progress from its own rows. Rows of live members stay,
+        so a start elsewhere that wrote its row meanwhile is still seen."""
+        since = now_us() - int(ALIVE_S * 1e6)
+        rows = self._query(f"id >= {WORKER_ID_FROM}", ["id", "seen_us", "place"])
+        gone = [row["id"] for row in rows if row["seen_us"] <= since or _ended_here(row["place"])]
+        if gone:
+            self._request("clearing the species ledger", lambda: self.client.delete(self.name, ids=gone))
+
+    def heartbeat(self, worker: int, place: str, started: int = 0) -> None:
+        """Say this member is alive (``place``: where it runs, e.g. host:pid) and how many trials it started."""
+        self._write(worker, place, started, now_us())
 
     def leave(self, worker: int) -> None:
-        """Remove a worker's row, once: if Milvus does not answer, its heartbeat expires within ``ALIVE_S``."""
+        """Remove a member's row, once: if Milvus does not answer, its heartbeat expires within ``ALIVE_S``."""
         try:
             self.client.delete(self.name, ids=[worker])
         except (MilvusException, grpc.RpcError):
             pass
 
+    def retire(self, worker: int, place: str, started: int) -> None:
+        """A worker leaves, its trials still counted in the species' progress (see the class)."""
+        try:
+            self._write(worker, place, started, LEFT_US)
+        except (MilvusUnavailableError, MilvusException, grpc.RpcError):
+            pass  # its heartbeat expires within ALIVE_S; only its count is lost
+
+    def species_started(self) -> int:
+        """The trials the species has started: every member's count, those that left included."""
+        rows = self._query(f"id >= {WORKER_ID_FROM}", ["started"])
+        return int(sum(row["started"] for row in rows))
+
     def alive(self) -> List[str]:
-        """Where the workers seen within ``ALIVE_S`` run, as ``host:pid (label)`` (none if the ledger
-        does not exist); a worker of this machine whose process is gone (killed, its pid perhaps
+        """Where the members seen within ``ALIVE_S`` run, as ``host:pid (label)`` (none if the ledger
+        does not exist); a member of this machine whose process is gone (killed, its pid perhaps
         another's since) is not alive, however recently it was seen."""
         if not self.exists():
             return []
         since = now_us() - int(ALIVE_S * 1e6)
-        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
+        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["seen_us", "place"])
         return sorted(_split_place(row["place"])[0] for row in rows
                       if not gone_from_here(row["place"]))  # nor this process
 
-    def _last_block(self) -> int:
-        """The highest block taken (-1: none); only blocks from the last one seen are read, so a long
-        species' claims stay as cheap as its first."""
-        rows = self._query(f"id > {self._seen} and id < {WORKER_ID_FROM}", ["id"])
-        self._seen = max([self._seen] + [row["id"] for row in rows])
-        return self._seen
-
-    def _holder(self, block: int) -> Optional[int]:
-        rows = self._query(f"id == {block}", ["holder"])
-        return rows[0]["holder"] if rows else None
-
-    def _write(self, row: int, holder: int, place: str) -> None:
-        entry = {"id": row, "holder": holder, "seen_us": now_us(), "place": place[:255], "unused": [0.0, 0.0]}
+    def _write(self, row: int, place: str, started: int, seen_us: int) -> None:
+        entry = {"id": row, "started": started, "seen_us": seen_us, "place": place[:255], "unused": [0.0, 0.0]}
         self._request("writing the species ledger", lambda: self.client.upsert(self.name, [entry]))
 
     def _query(self, condition: str, fields: list) -> list:
@@ -156,6 +156,7 @@ class AliveInLedger:
     def __init__(self, ledger: SpeciesLedger, label: str) -> None:
         self.ledger, self.worker_id = ledger, new_worker_id()
         self.place = worker_place(label)
+        self.started = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="ledger-heartbeat")
 
@@ -167,16 +168,21 @@ class AliveInLedger:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join()
-        self.ledger.leave(self.worker_id)
+        if self.started:
+            self.ledger.retire(self.worker_id, self.place, self.started)
+        else:
+            self.ledger.leave(self.worker_id)
 
-    def relabel(self, label: str) -> None:
-        self.place = worker_place(label)
-        self.ledger.heartbeat(self.worker_id, self.place)
+    def relabel(self, label: str, started: int = 0) -> None:
+        """Say what the process is now, and the trials it counts into the species' progress (a
+        species' command: the run's trials before this start; they stay counted after it ends)."""
+        self.place, self.started = worker_place(label), started
+        self.ledger.heartbeat(self.worker_id, self.place, started)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                self.ledger.heartbeat(self.worker_id, self.place)
+                self.ledger.heartbeat(self.worker_id, self.place, self.started)
             except (MilvusUnavailableError, MilvusException, grpc.RpcError):
                 pass  # the process's own requests say what is wrong; the next beat tries again
 
@@ -197,12 +203,20 @@ def _split_place(place: str) -> Tuple[str, Optional[float]]:
 def gone_from_here(place: str) -> bool:
     """Whether a ledger's worker ran on this machine in a process that no longer exists, or whose pid
     a newer process has since (or that is this process: its own heartbeat is no other trainer)."""
-    where, started = _split_place(place)
-    host, _, rest = where.partition(":")
+    return _process_of_here(place) == os.getpid() or _ended_here(place)
+
+
+def _ended_here(place: str) -> bool:
+    """Whether a ledger's worker ran on this machine in a process that is gone (see ``gone_from_here``)."""
+    pid = _process_of_here(place)
+    return pid is not None and not process_alive(pid, _split_place(place)[1])
+
+
+def _process_of_here(place: str) -> Optional[int]:
+    """The pid of a ledger's worker that runs on this machine (None: another machine's, or no pid)."""
+    host, _, rest = _split_place(place)[0].partition(":")
     pid = rest.split(" ", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return int(pid) == os.getpid() or not process_alive(int(pid), started)
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
 def trains_alone(place: str) -> bool:
@@ -215,48 +229,59 @@ def species_ledger_name(instance_name: str) -> str:
     return f"{instance_name}{SPECIES_SUFFIX}"
 
 
-@dataclass
 class SpeciesWorker:
-    """One worker of a species: its number in the run folder, its ledger and id there.
+    """One worker of a species: its number in the run folder, its own namespace of trial numbers,
+    its row in the ledger, and what it knows of the species' progress.
+
+    Why a namespace: trial numbers then need no lock, however many workers and joiners fly at once.
+    Worker ``k`` numbers its trials ``k × WORKER_TRIALS`` on, going on after its own earlier ones
+    (worker 0's are a training of one process's), and flies trial ``n`` on environment seed
+    ``SEED + n``, as one process does. The species' progress (every member's count of trials
+    started, read from the ledger every ``PROGRESS_S``, plus its own since) is what its exploration
+    schedules follow.
 
     :param index: 0 … N−1 for a species' own workers; a joiner takes the next free number.
-    :param first_block: blocks of trial numbers are taken from this one on (after a resumed run's).
+    :param next_trial: the first trial number this worker flies.
     """
 
-    index: int
-    ledger: SpeciesLedger
-    worker_id: int
-    first_block: int = 0
+    def __init__(self, index: int, ledger: SpeciesLedger, next_trial: int) -> None:
+        self.index, self.ledger, self.worker_id = index, ledger, new_worker_id()
+        self.next_trial = next_trial
+        self.started = 0              # trials this worker started
+        self._species_started = 0     # the species' count at the last look, and this worker's then
+        self._own_then = 0
 
     @property
     def place(self) -> str:
         return worker_place(f"worker {self.index}")
 
     def trial_numbers(self, count: int) -> Iterator[int]:
-        """``count`` trial numbers from blocks taken from the ledger; the next block is taken while
-        this one is flown, so a worker never waits for a claim to settle."""
-        pool = ThreadPoolExecutor(1, thread_name_prefix="species-ledger")
-        try:
-            upcoming = pool.submit(self.ledger.claim_block, self.worker_id, self.first_block)
-            given = 0
-            while given < count:
-                block = upcoming.result()
-                upcoming = pool.submit(self.ledger.claim_block, self.worker_id, block + 1)
-                for trial in range(block * TRIAL_BLOCK, (block + 1) * TRIAL_BLOCK):
-                    if given == count:
-                        break
-                    given += 1
-                    yield trial
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # a claim in flight ends before the process may
+        """The next ``count`` numbers of this worker's namespace (each counted as started when taken)."""
+        for _ in range(count):
+            trial, self.next_trial = self.next_trial, self.next_trial + 1
+            self.started += 1
+            yield trial
+
+    def progress(self, trial: int) -> int:
+        """The species' count of trials started before this one, as far as this worker knows it."""
+        return self._species_started + (self.started - 1 - self._own_then)
+
+    def beat(self) -> None:
+        """Say it is alive with its count, and read the species' count."""
+        self.ledger.heartbeat(self.worker_id, self.place, self.started)
+        self._species_started, self._own_then = self.ledger.species_started(), self.started
+
+    def leave(self) -> None:
+        self.ledger.retire(self.worker_id, self.place, self.started)
 
 
-def new_worker(index: int, settings: Settings, first_trial: int) -> SpeciesWorker:
-    return SpeciesWorker(index, SpeciesLedger(settings), new_worker_id(), math.ceil(first_trial / TRIAL_BLOCK))
+def new_worker(index: int, settings: Settings, earlier_trials: Iterable[int]) -> SpeciesWorker:
+    """Worker ``index`` of a species whose run folder holds these trial numbers."""
+    return SpeciesWorker(index, SpeciesLedger(settings), next_in_namespace(index, earlier_trials))
 
 
 def new_worker_id() -> int:
-    """A worker's row in the ledger: random, so that workers of many machines need not agree on one."""
+    """A member's row in the ledger: random (one in 2^63), so that members of many machines need not agree on one."""
     return int(np.random.default_rng().integers(WORKER_ID_FROM, ID_RANGE))
 
 

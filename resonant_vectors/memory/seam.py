@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Iterable, Optional
 
 import numpy as np
 
@@ -25,6 +25,16 @@ from resonant_vectors.errors import ResonantVectorsError
 
 ID_RANGE = 2 ** 63 - 1   # engram ids are random positive int64s: unique across processes and machines
 _id_source = np.random.default_rng()  # fresh entropy, never a run's seed: ids must not repeat
+WORKER_TRIALS = 10 ** 7  # worker k of a species numbers its trials k x this on (worker 0: one process's)
+
+
+def next_in_namespace(worker: int, earlier_trials: Iterable[int]) -> int:
+    """The trial number worker ``worker`` flies next: one past its own highest, else its namespace's
+    first. Why namespaces: trial numbers (an engram's ``trial``, a run folder's rows) are then unique
+    across a species without a lock, however many workers and joiners fly at once."""
+    first = worker * WORKER_TRIALS
+    own = [trial for trial in earlier_trials if first <= trial < first + WORKER_TRIALS]
+    return max(own) + 1 if own else first
 
 
 class EngramError(ResonantVectorsError, ValueError):

@@ -45,7 +45,7 @@ import pandas as pd
 from resonant_vectors.config import Settings, SettingsError
 from resonant_vectors.environments.profiles import profile
 from resonant_vectors.errors import ResonantVectorsError
-from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns
+from resonant_vectors.memory.seam import COLUMN_NAMES, EngramColumns, next_in_namespace
 from resonant_vectors.processes import process_alive, process_start_time
 from resonant_vectors.runs.records import TrialRecord, trial_columns
 
@@ -61,7 +61,8 @@ WORKERS_DIR = "workers"                # workers/w<k>.json: who worker k is in M
 TENSORBOARD_DIR = "tb"                 # TensorBoard's events (TENSORBOARD); a species' worker k: tb/w<k>
 SETTINGS_JSON = "settings.json"
 RESUME_SETTINGS_JSON = "settings-resume-{}.json"
-FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial that resume flew
+FIRST_TRIAL_KEY = "first_trial"  # in a resume's settings file: the first trial number that resume flew (worker 0)...
+TRIALS_BEFORE_KEY = "trials_before"  # ...and how many trials the run had before it
 # The settings that decide what an engram's outcome means: a resume that changes one mixes two rules.
 CREDIT_SETTINGS = ("outcome_rule", "discount", "bootstrap_steps", "outcome_reward_scale", "success_weight",
                    "novelty_bonus", "novelty_radius")
@@ -223,9 +224,9 @@ class RunFolder:
                 self._write_settings(self.path / SETTINGS_JSON, settings)
                 return []
             before = self.settings().as_dict()
-            first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
+            first_trial = next_in_namespace(0, start.earlier["trial"].astype(int))
             self._write_settings(self.path / RESUME_SETTINGS_JSON.format(len(earlier)), settings,
-                                 {FIRST_TRIAL_KEY: first_trial})
+                                 {FIRST_TRIAL_KEY: first_trial, TRIALS_BEFORE_KEY: len(start.earlier)})
         except OSError as error:
             raise RunFolderError(f"cannot write the run folder {self.path} ({error.strerror or error}); the "
                                  "memory is as it was. Make the folder writable and resume again.") from None
@@ -453,20 +454,25 @@ class RunFolder:
             raise RunFolderError(f"{self.path} has no {SETTINGS_JSON}; is it a run folder?")
         saved = json.loads(saved_files[-1].read_text())
         saved.pop(FIRST_TRIAL_KEY, None)
+        saved.pop(TRIALS_BEFORE_KEY, None)
         return Settings.from_dict({**Settings.from_module().as_dict(), **saved})
 
     def latest_start(self) -> int:
-        """The first trial of the run's latest start (0, or its latest resume's)."""
+        """How many trials the run had before its latest start (0, or its latest resume's): the rows of
+        ``trials()`` from there on are that start's."""
         starts = self.resume_starts()
         return starts[-1] if starts else 0
 
     def resume_starts(self) -> List[int]:
-        """The first trial of each resume (for the learning curve's marks)."""
+        """How many trials the run had before each resume (the learning curve's marks). A resume of a
+        version before trial namespaces said only its first trial number, which was that count when
+        one process trained."""
         starts = []
         for path in self._settings_files()[1:]:
-            first = json.loads(path.read_text()).get(FIRST_TRIAL_KEY)
-            if isinstance(first, int):
-                starts.append(first)
+            saved = json.loads(path.read_text())
+            before = saved.get(TRIALS_BEFORE_KEY, saved.get(FIRST_TRIAL_KEY))
+            if isinstance(before, int):
+                starts.append(before)
         return starts
 
     def _solved_at(self) -> Optional[float]:
@@ -558,7 +564,8 @@ def plot_learning_curves(frames: dict, resume_starts: Iterable[int] = (), solved
     """A matplotlib figure: reward per trial with its rolling mean, and the rolling solved rate.
 
     :param frames: run name -> per-trial metrics; several runs are overlaid.
-    :param resume_starts: trials where a resume began (marked with a dotted line).
+    :param frames: run name -> per-trial metrics in the order they finished; several runs are overlaid.
+    :param resume_starts: how many trials each resume came after (marked with a dotted line).
     :param solved_at: the environment's "solved" threshold (drawn; None: none).
     """
     figure = new_figure(figsize=(9, 6))
@@ -574,13 +581,14 @@ def draw_learning_curves(rewards_axis, solved_axis, frames: dict, resume_starts:
     """Draw runs' curves on a pair of axes: the rewards above, the rolling solved rate below (see
     ``plot_learning_curves``); a single run also shows each trial's reward."""
     for name, frame in frames.items():
-        ordered = frame.sort_values("trial")
+        ordered = frame.reset_index(drop=True)  # as they finished (trials()): a species' workers' trials interleaved
+        finished = ordered.index.to_numpy()
         rolling = ordered["reward"].rolling(ROLLING_WINDOW, min_periods=1).mean()
-        line, = rewards_axis.plot(ordered["trial"], rolling, label=f"{name} (mean of up to {ROLLING_WINDOW} trials)")
+        line, = rewards_axis.plot(finished, rolling, label=f"{name} (mean of up to {ROLLING_WINDOW} trials)")
         if len(frames) == 1:
-            rewards_axis.scatter(ordered["trial"], ordered["reward"], s=4, alpha=0.3, color=line.get_color())
+            rewards_axis.scatter(finished, ordered["reward"], s=4, alpha=0.3, color=line.get_color())
         solved = ordered["solved"].astype(float) if "solved" in ordered else pd.Series(0.0, index=ordered.index)
-        solved_axis.plot(ordered["trial"], solved.rolling(ROLLING_WINDOW, min_periods=1).mean(), color=line.get_color())
+        solved_axis.plot(finished, solved.rolling(ROLLING_WINDOW, min_periods=1).mean(), color=line.get_color())
     if solved_at is not None:
         rewards_axis.axhline(solved_at, color="grey", linestyle="--", linewidth=0.8, label=f"solved ({solved_at:g})")
     for number, first in enumerate(resume_starts):
@@ -590,7 +598,7 @@ def draw_learning_curves(rewards_axis, solved_axis, frames: dict, resume_starts:
     rewards_axis.set_ylabel("reward per trial")
     rewards_axis.legend(loc="lower right")
     solved_axis.set_ylabel(f"solved rate\n(up to {ROLLING_WINDOW})")
-    solved_axis.set_xlabel("trial")
+    solved_axis.set_xlabel("trials finished")
 
 
 @dataclass

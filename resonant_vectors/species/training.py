@@ -7,12 +7,14 @@ nothing shared but the Milvus server). Each worker writes its trials' engrams to
 collection and reads the others' (the replica polls them within ``REPLICA_REFRESH``; the Milvus
 backend searches them directly).
 
-- **Trial numbers** are taken from the species ledger in blocks (``milvus_memory.SpeciesLedger``),
-  so they are unique across the species and follow its progress (exploration schedules read
-  them). **Seeds**: trial ``n`` flies environment seed ``SEED + n`` whoever flies it; worker ``k``'s
-  decisions draw from ``numpy.random.default_rng([SEED, k])`` (worker 0: ``SEED``, as one process).
-  Which worker flies which trial, and when another's engrams arrive, depend on timing: a species'
-  run is reproducible trial by trial, not bit for bit.
+- **Trial numbers** need no lock: worker ``k`` numbers its own trials from ``k × WORKER_TRIALS``
+  on (``memory.ledger.SpeciesWorker``; worker 0's are those of a training of one process), going
+  on after its own earlier ones on ``--keep``. **Seeds**: trial ``n`` flies environment seed
+  ``SEED + n``, so worker ``k`` flies the same environments at every run; its decisions draw from
+  ``numpy.random.default_rng([SEED, k])`` (worker 0: ``SEED``, as one process). **Schedules**
+  follow the species' progress: the trials every member has started, read from the ledger at each
+  heartbeat. When another's engrams arrive depends on timing: a species' run is reproducible
+  trial by trial (worker ``k``'s trial ``n`` is the same environment), not bit for bit.
 - **Aim**: each worker's landers aim at the running mean success of that worker's own trials.
 - **The run folder** keeps each worker's rows in its own file (worker 0: ``trials.csv``, worker
   ``k``: ``trials-w<k>.csv``, each row naming its worker), merged for ``summary.json``, the curve,
@@ -93,22 +95,22 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
     try:
         refuse_if_trained_elsewhere(settings)
         ledger = SpeciesLedger(settings)
-        if settings.drop_collection:
-            ledger.start_afresh()
-        else:
-            ledger.create()
+        ledger.create()
+        ledger.forget_earlier_starts()
         with AliveInLedger(ledger, STARTING) as alive:
+            refuse_if_trained_elsewhere(settings)  # once more, its own row written (as a training of one process)
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
             memory, start = open_for_training(settings, folder, search_backend="milvus")
             try:
                 if len(start.unstored):
                     memory.store.memory.add(start.unstored, replace=True)
                     folder.forget_unstored()
-                first_trial = int(start.earlier["trial"].max()) + 1 if len(start.earlier) else 0
                 watch = _SpeciesWatch(settings, folder, start.earlier, memory, quiet)
                 watch.reserve_workers()
-                alive.relabel(WELCOMING)  # the memory and the run folder are started, the workers' numbers reserved
-                watch.run(first_trial)
+                # the memory and the run folder are started, the workers' numbers reserved; the run's
+                # trials so far count into the species' progress
+                alive.relabel(WELCOMING, started=len(start.earlier))
+                watch.run()
                 return watch.figures()
             finally:
                 memory.close()
@@ -139,7 +141,7 @@ class _SpeciesWatch:
         for index in range(self.settings.workers):
             self.folder.open_trials_file(index)
 
-    def run(self, first_trial: int) -> None:
+    def run(self) -> None:
         settings = self.settings
         previous = {number: signal.signal(number, self._on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
         self.bar = tqdm(total=settings.trials, unit="trial", disable=self.quiet, leave=False)
@@ -147,7 +149,7 @@ class _SpeciesWatch:
             landers, trials = shares(settings.population_size, settings.workers), shares(settings.trials, settings.workers)
             for index in range(settings.workers):
                 if self.interrupted is None:  # a Ctrl-C while they start: the rest are not started
-                    self.processes[index] = self._start_worker(index, landers[index], trials[index], first_trial)
+                    self.processes[index] = self._start_worker(index, landers[index], trials[index])
             if self.interrupted is not None:  # one started as it came is stopped too
                 self._pass_on(signal.SIGINT)
             while any(process.poll() is None for process in self.processes.values()):
@@ -165,13 +167,13 @@ class _SpeciesWatch:
         recover_unrecorded_trials(self.folder, self.memory, settings)
         write_species_summary(self.folder, self.memory)
 
-    def _start_worker(self, index: int, landers: int, trials: int, first_trial: int) -> subprocess.Popen:
+    def _start_worker(self, index: int, landers: int, trials: int) -> subprocess.Popen:
         """A worker process in its own session (a terminal's Ctrl-C reaches this command, which passes
         it on), given absolute paths (it may run in another folder than this command)."""
         settings = self.settings.replace(population_size=landers, workers=1, drop_collection=False,
                                          milvus_data_dir=str(Path(self.settings.milvus_data_dir).resolve()))
         task = {"settings": settings.as_dict(), "worker": index, "runs_dir": str(self.folder.path.parent.resolve()),
-                "trials": trials, "first_trial": first_trial, "clock_offset": self.clock_offset,
+                "trials": trials, "clock_offset": self.clock_offset,
                 "parent": os.getpid()}
         process = subprocess.Popen(module_command(WORKER_MODULE, "work"), stdin=subprocess.PIPE,
                                    env=module_environment(), start_new_session=True)
@@ -214,9 +216,8 @@ def this_run(folder: RunFolder) -> Tuple[pd.DataFrame, float]:
     """The rows of the species' latest start (every worker's, a joiner's included) and the training
     seconds before it (each worker's clock goes on from there)."""
     frame = folder.trials()
-    first = folder.latest_start()
-    before = frame[frame["trial"] < first]
-    return frame[frame["trial"] >= first], float(before["wall_time"].max()) if len(before) else 0.0
+    before = frame.iloc[:folder.latest_start()]  # trials() are in finishing order, the earlier start's first
+    return frame.iloc[len(before):], float(before["wall_time"].max()) if len(before) else 0.0
 
 
 def species_figures(folder: RunFolder) -> dict:
@@ -282,8 +283,7 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
             f"--workers 2)")
     folder = RunFolder.for_instance(settings.instance_name, runs_dir)
     earlier = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
-    worker = new_worker(folder.reserve_worker(), settings,
-                        int(earlier["trial"].max()) + 1 if len(earlier) else 0)
+    worker = new_worker(folder.reserve_worker(), settings, earlier["trial"].astype(int))
     trainer = Trainer(settings=settings.replace(drop_collection=False, workers=1), quiet=quiet, run_folder=folder,
                       species=worker)
     return summarised_on_leaving(trainer)
@@ -295,9 +295,9 @@ def work() -> int:
     task = json.loads(sys.stdin.read())
     _stop_with(task["parent"])
     settings = Settings.from_dict(task["settings"])
-    worker = new_worker(task["worker"], settings, task["first_trial"])
     try:
         folder = RunFolder.for_instance(settings.instance_name, task["runs_dir"])
+        worker = new_worker(task["worker"], settings, folder.trials()["trial"].astype(int))
         with summarised_on_leaving(Trainer(settings=settings, quiet=True, run_folder=folder, species=worker,
                                            clock_offset=task["clock_offset"])) as trainer:
             trainer.train(task["trials"])
