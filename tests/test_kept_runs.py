@@ -11,6 +11,8 @@ import pytest
 import settings as settings_module
 from resonant_vectors.cli import main
 from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory import lifecycle
+from resonant_vectors.memory.ledger import SpeciesLedger
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import connect
 from resonant_vectors.runs.folder import RunFolder
@@ -99,29 +101,69 @@ def test_join_with_workers_is_an_error_naming_the_flag(collection_name, tmp_path
     assert "--workers 3 with --join: a joiner is one more worker" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
-@pytest.mark.parametrize("step", ["set_aside", "drop"])
+def signal_at_the_end_of(monkeypatch, owner, step: str, stop: int) -> None:
+    """``owner.step`` sends this process a real Ctrl-C or SIGTERM the moment it has done its work."""
+    original = getattr(owner, step)
+
+    def interrupted_at_its_end(*arguments, **options):
+        done = original(*arguments, **options)
+        os.kill(os.getpid(), stop)
+        return done
+
+    monkeypatch.setattr(owner, step, interrupted_at_its_end)
+
+
+def start_afresh_stopped(settings, folder: RunFolder) -> None:
+    """A fresh start, stopped by the signal its step sends, with SIGTERM stopping like Ctrl-C as in `python main.py`."""
+    previous = signal.getsignal(signal.SIGTERM)
+    main.stop_on_sigterm()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(settings=settings, quiet=True, run_folder=folder)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOP_SIGNALS = pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+
+
+@STOP_SIGNALS
+@pytest.mark.parametrize("step", ["set_aside", "drop", "open_afresh"])
 def test_a_stop_signal_in_the_middle_of_a_fresh_start_stops_it_only_once_the_start_is_whole(
         settings, collection_name, tmp_path, monkeypatch, step, stop):
     name, kept = collection_name, f"{collection_name}_1"
     assert train(name, tmp_path, "--trials", "2") == 0
     trained, earlier = engrams_of(settings, name), RunFolder(tmp_path / name).trials()
-    original = getattr(InstanceMemory, step)
-
-    def interrupted_at_its_end(memory, *arguments):
-        done = original(memory, *arguments)
-        os.kill(os.getpid(), stop)  # a real Ctrl-C or SIGTERM, the moment the memory has changed
-        return done
-
-    monkeypatch.setattr(InstanceMemory, step, interrupted_at_its_end)
-    fresh = settings.replace(instance_name=name, kept_runs=5 if step == "set_aside" else 0)
-    previous = signal.getsignal(signal.SIGTERM)
-    main.stop_on_sigterm()  # as `python main.py` has it: SIGTERM stops like Ctrl-C
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            Trainer(settings=fresh, quiet=True, run_folder=RunFolder(tmp_path / name))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    signal_at_the_end_of(monkeypatch, InstanceMemory, step, stop)
+    start_afresh_stopped(settings.replace(instance_name=name, kept_runs=0 if step == "drop" else 5),
+                         RunFolder(tmp_path / name))
     assert len(RunFolder(tmp_path / name).trials()) == 0  # the folder says what the memory now is: a fresh start
-    if step == "set_aside":  # and the earlier run is whole under its new name, folder and memory
+    if step != "drop":  # and the earlier run is whole under its new name, folder and memory
         assert RunFolder(tmp_path / kept).trials().equals(earlier) and engrams_of(settings, kept) == trained
+
+
+@STOP_SIGNALS
+def test_a_stop_signal_before_a_fresh_start_changes_anything_leaves_the_run_as_it_was(
+        settings, collection_name, tmp_path, monkeypatch, stop):
+    name = collection_name
+    assert train(name, tmp_path, "--trials", "2") == 0
+    trained, earlier = engrams_of(settings, name), RunFolder(tmp_path / name).trials()
+    signal_at_the_end_of(monkeypatch, lifecycle, "refuse_if_trained_elsewhere", stop)  # its last look, own row written
+    start_afresh_stopped(settings.replace(instance_name=name), RunFolder(tmp_path / name))
+    assert RunFolder(tmp_path / name).trials().equals(earlier) and engrams_of(settings, name) == trained
+    assert not (tmp_path / f"{name}_1").exists() and not connect(settings).has_collection(f"{name}_1")
+    assert SpeciesLedger(settings.replace(instance_name=name)).alive() == []  # nor did it stay in the ledger
+
+
+@STOP_SIGNALS
+def test_a_stop_signal_while_the_oldest_kept_run_is_removed_removes_it_whole(
+        settings, collection_name, tmp_path, monkeypatch, stop):
+    name, oldest, newer = collection_name, f"{collection_name}_1", f"{collection_name}_2"
+    for _ in range(2):
+        assert train(name, tmp_path, "--trials", "1") == 0  # the first run is kept as <name>_1
+    trained, earlier = engrams_of(settings, name), RunFolder(tmp_path / name).trials()
+    signal_at_the_end_of(monkeypatch, InstanceMemory, "drop", stop)  # only the oldest kept run is dropped
+    start_afresh_stopped(settings.replace(instance_name=name, kept_runs=1), RunFolder(tmp_path / name))
+    assert not (tmp_path / oldest).exists() and not connect(settings).has_collection(oldest)  # gone, memory and folder
+    assert RunFolder(tmp_path / newer).trials().equals(earlier) and engrams_of(settings, newer) == trained
+    assert len(RunFolder(tmp_path / name).trials()) == 0

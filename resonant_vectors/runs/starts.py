@@ -141,10 +141,11 @@ def remove_oldest_kept(settings: Settings, runs_dir: Path) -> List[Tuple[str, in
     for folder in kept[:max(0, len(kept) - settings.kept_runs)]:
         memory = InstanceMemory(settings.replace(instance_name=folder.path.name))
         try:
-            removed.append((folder.path.name, memory.drop()))
+            with stop_signals_held():  # never a kept folder whose memory is gone, nor half a folder
+                removed.append((folder.path.name, memory.drop()))
+                shutil.rmtree(folder.path)
         finally:
             memory.close()
-        shutil.rmtree(folder.path)
     return removed
 
 
