@@ -26,7 +26,7 @@ HEARTBEAT_S = 10.0             # a member says it is alive this often...
 ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
 PROGRESS_S = 2.0               # a flying worker writes its count of trials started, and reads the species', this often
 LEFT_US = 0                    # the seen_us of a worker that left: not alive, its count of trials still the species'
-WORKER_ID_FROM = 2 ** 40       # row ids are at least this (a ledger of versions before 0.5 also held trial blocks below)
+WORKER_ID_FROM = 2 ** 40       # row ids are at least this (an earlier version's ledger also held trial blocks below it)
 ONE_PROCESS = "one process"    # the label of a training that is no species (it is not joined)
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class SpeciesLedger:
     Why in Milvus: the species may span machines with nothing shared but the memory's server, and
     no coordinator of its own (like Optuna's workers on one storage). Why no lock: Milvus has no
     conditional write, so nothing here is claimed. Each member writes only its own row (its random
-    id, at ``WORKER_ID_FROM`` or more), again every ``HEARTBEAT_S``:
+    id, at ``WORKER_ID_FROM`` or more), again and again:
 
     - a member seen within ``ALIVE_S`` is alive (a flying worker writes every ``PROGRESS_S``, others
       every ``HEARTBEAT_S``), and an instance with a live member is in training:
