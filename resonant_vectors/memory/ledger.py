@@ -130,7 +130,7 @@ class SpeciesLedger:
         if not self.exists():
             return []
         since = now_us() - int(ALIVE_S * 1e6)
-        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["seen_us", "place"])
+        rows = self._query(f"id >= {WORKER_ID_FROM} and seen_us > {since}", ["place"])
         return sorted(_split_place(row["place"])[0] for row in rows
                       if not gone_from_here(row["place"]))  # nor this process
 
