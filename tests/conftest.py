@@ -21,7 +21,8 @@ from resonant_vectors.server.supervision import embedded_server_kept
 _names = itertools.count()
 # Files whose tests start Milvus themselves (a `python main.py` subprocess, a server of their own).
 STARTS_MILVUS = {"test_commands.py", "test_experiments.py", "test_faults.py", "test_interrupt.py",
-                 "test_milvus_server.py", "test_safe_start.py", "test_species.py"}
+                 "test_milvus_server.py", "test_safe_start.py", "test_species.py",
+                 "test_species_machines.py"}
 
 
 # The module-scoped fixtures that train a memory or start a server: each costs seconds to build.

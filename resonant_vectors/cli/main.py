@@ -145,6 +145,8 @@ def settings_from(arguments: dict) -> Settings:
 
 def run_train(arguments: dict) -> int:
     refuse_flags_that_cannot_apply(arguments)
+    if arguments["join"]:  # its species' rows and settings first, from wherever they flew
+        species.take_in_species(settings_from(arguments), Path(arguments["runs_dir"]))
     settings = training_settings(arguments)
     refuse_tensorboard_without_a_run(settings, arguments)
     if arguments["drop_collection"] is False and not arguments["join"]:

@@ -8,6 +8,7 @@ stop —, ``on_end``), as in Stable-Baselines3.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
@@ -21,6 +22,7 @@ from resonant_vectors.agent.revaluation import revalue
 from resonant_vectors.loop.interrupts import StopRequest
 from resonant_vectors.loop.population import PopulationLoop, TrialCallback
 from resonant_vectors.memory.ledger import PROGRESS_S
+from resonant_vectors.memory.milvus.collection import MilvusUnavailableError
 from resonant_vectors.runs.folder import ROLLING_WINDOW, RunFolder
 from resonant_vectors.runs.records import TrialRecord
 
@@ -131,6 +133,37 @@ class Heartbeat(TrialCallback):
 
     def _beat(self) -> None:
         self.worker.beat()
+        self._next = time.monotonic() + self.every_s
+
+
+class BookLog(TrialCallback):
+    """A species' worker writes its finished trials' rows into the species' book as well
+    (``memory.book``), every ``PROGRESS_S`` and as it stops, for its other machines to read. Why
+    behind its run folder, in batches: a row a kill loses here is still in the folder, which gives
+    it to the book when its species next shares (``runs.shared_rows``), and one request per beat
+    costs the server less than one per trial."""
+
+    def __init__(self, book, every_s: float = PROGRESS_S) -> None:
+        self.book, self.every_s = book, every_s
+        self._rows: List[dict] = []
+        self._next = 0.0
+
+    def on_trial_end(self, loop: PopulationLoop, record: TrialRecord, flight: Flight) -> None:
+        self._rows.append(dataclasses.asdict(record))
+
+    def on_step(self, loop: PopulationLoop, landers, actions, rewards) -> None:
+        if self._rows and time.monotonic() >= self._next:
+            self._write()
+
+    def on_end(self, loop: PopulationLoop) -> None:
+        try:
+            self._write()
+        except MilvusUnavailableError:
+            pass  # the rows are in the run folder, which gives them to the book at the next share
+
+    def _write(self) -> None:
+        rows, self._rows = self._rows, []
+        self.book.add(rows)
         self._next = time.monotonic() + self.every_s
 
 

@@ -17,6 +17,7 @@ from resonant_vectors.environments.display import render_mode_for
 from resonant_vectors.environments.profiles import make_population
 from resonant_vectors.errors import ResonantVectorsWarning
 from resonant_vectors.loop.callbacks import (
+    BookLog,
     FollowLander,
     Heartbeat,
     ProgressReport,
@@ -275,7 +276,7 @@ class Trainer:
             stream = self.run_folder.events_dir(None if self.species is None else self.worker)
             listeners.append(TensorBoardLog(stream, self.settings, self._run_so_far()))
         if self.species is not None:
-            listeners.append(Heartbeat(self.species))
+            listeners.extend([Heartbeat(self.species), BookLog(self.species.book)])
         if not self.quiet:
             listeners.append(ProgressReport(trials, self._run_so_far()))
         return listeners + as_callbacks(callback)

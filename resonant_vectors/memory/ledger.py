@@ -16,6 +16,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from resonant_vectors.config import Settings
+from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionInUseError
 from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, now_us, retried
 from resonant_vectors.memory.seam import ID_RANGE, next_in_namespace
@@ -28,6 +29,9 @@ PROGRESS_S = 2.0               # a flying worker writes its count of trials star
 LEFT_US = 0                    # the seen_us of a worker that left: not alive, its count of trials still the species'
 WORKER_ID_FROM = 2 ** 40       # row ids are at least this (an earlier version's ledger also held trial blocks below it)
 ONE_PROCESS = "one process"    # the label of a training that is no species (it is not joined)
+# A joiner's worker number, drawn at random (from any machine, none need agree on one): past a species'
+# own workers, and small enough that its trial numbers stay exact in a float (< 2^53, as a CSV reader reads them).
+JOINER_NUMBERS = (1_000, 900_000_000)
 T = TypeVar("T")
 
 
@@ -240,12 +244,13 @@ class SpeciesWorker:
     started, read from the ledger every ``PROGRESS_S``, plus its own since) is what its exploration
     schedules follow.
 
-    :param index: 0 … N−1 for a species' own workers; a joiner takes the next free number.
+    :param index: 0 … N−1 for a species' own workers; a joiner's is drawn at random (``joiner_number``).
     :param next_trial: the first trial number this worker flies.
     """
 
     def __init__(self, index: int, ledger: SpeciesLedger, next_trial: int) -> None:
         self.index, self.ledger, self.worker_id = index, ledger, new_worker_id()
+        self.book = SpeciesBook(ledger.settings, ledger.client)  # where its rows go for the other machines
         self.next_trial = next_trial
         self.started = 0              # trials this worker started
         self._species_started = 0     # the species' count at the last look, and this worker's then
@@ -278,6 +283,12 @@ class SpeciesWorker:
 def new_worker(index: int, settings: Settings, earlier_trials: Iterable[int]) -> SpeciesWorker:
     """Worker ``index`` of a species whose run folder holds these trial numbers."""
     return SpeciesWorker(index, SpeciesLedger(settings), next_in_namespace(index, earlier_trials))
+
+
+def joiner_number() -> int:
+    """A joiner's worker number, and so its namespace of trial numbers: at random in
+    ``JOINER_NUMBERS`` (one in 9 × 10^8), so that joiners on many machines need not agree on one."""
+    return int(np.random.default_rng().integers(*JOINER_NUMBERS))
 
 
 def new_worker_id() -> int:

@@ -14,6 +14,7 @@ from typing import Iterator, List, Optional
 
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import EmptyMemoryWarning
+from resonant_vectors.memory.book import BOOK_SUFFIX
 from resonant_vectors.memory.ledger import SPECIES_SUFFIX, AliveInLedger, SpeciesLedger, refuse_if_trained_elsewhere
 from resonant_vectors.memory.milvus.collection import EngramCollection, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
@@ -122,8 +123,8 @@ class InstanceMemory:
         return self._collection.pages(f"writer == {writer}", "Strong")
 
     def instance_names(self) -> List[str]:
-        """The memories on this Milvus (species' ledgers left out)."""
-        return [name for name in self._collection.names_on_server() if not name.endswith(SPECIES_SUFFIX)]
+        """The memories on this Milvus (species' ledgers and books left out)."""
+        return [name for name in self._collection.names_on_server() if not name.endswith((SPECIES_SUFFIX, BOOK_SUFFIX))]
 
     def is_taken(self, name: str) -> bool:
         """Whether a collection of that name is on this Milvus."""

@@ -72,9 +72,12 @@ EVALUATION_JSON = "evaluation.json"
 KEPT_JSON = "kept.json"        # in a run kept aside with its memory: the instance it was kept from, and when
 UNSTORED_JSONL = "unstored_engrams.jsonl"
 SUMMARY_LOCK = ".summary.lock"  # held while summary.json is rewritten (a species' members may end at once)
+SHARE_LOCK = ".share.lock"      # held while the species' book and the folder's rows are made to agree
+MEMORY_JSON = "memory.json"     # the Milvus id of the memory whose species' rows the folder shares (runs.shared_rows)
 # What a run writes in its folder (a fresh start clears them, keeping others).
 RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
-             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, f"{WORKERS_DIR}/*", TENSORBOARD_DIR)
+             CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, MEMORY_JSON, f"{WORKERS_DIR}/*",
+             TENSORBOARD_DIR)
 SECRET_SETTINGS = ("milvus_token",)  # never written into a run folder
 # The columns a resume reads, and what each must hold; the others are shown, not relied on.
 INTEGER_COLUMNS = ("trial", "worker", "lander", "length", "engrams")
@@ -258,13 +261,6 @@ class RunFolder:
         """Where worker ``worker`` appends its rows (worker 0: trials.csv)."""
         return self.path / (TRIALS_CSV if worker == 0 else WORKER_TRIALS_CSV.format(worker))
 
-    def open_trials_file(self, worker: int) -> None:
-        """Make a worker's trials file (its header) if there is none: its number is taken."""
-        path = self.trials_file(worker)
-        if not path.exists():
-            with open(path, "a", newline="") as handle:
-                csv.DictWriter(handle, fieldnames=trial_columns()).writeheader()
-
     def new_records(self, worker: int, offset: int) -> Tuple[List[TrialRecord], int]:
         """The rows a worker's file got past byte ``offset`` (whole lines only) as records, and the
         offset after them: how a species' command follows its workers."""
@@ -278,8 +274,9 @@ class RunFolder:
         lines = [line for line in complete.decode().splitlines() if line and not line.startswith("trial,")]
         return [_record_of(row) for row in csv.DictReader(lines, fieldnames=trial_columns())], offset + len(complete)
 
-    def reserve_worker(self, first: int = 1) -> int:
-        """A worker number no other worker of this folder has: its trials file is made, exclusively."""
+    def reserve_worker(self, first: int) -> int:
+        """``first``, or the next number after it that no other worker of this folder has: its trials
+        file is made, exclusively."""
         self.path.mkdir(parents=True, exist_ok=True)
         worker = first
         while True:
@@ -289,6 +286,23 @@ class RunFolder:
                 return worker
             except FileExistsError:
                 worker += 1
+
+    @contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Held while the folder's rows and the species' book are made to agree: two members of one
+        machine leaving at once then never take in the same rows twice."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / SHARE_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def shared_memory(self) -> Optional[int]:
+        """The Milvus id of the memory whose species' rows this folder shares (None: it never did)."""
+        path = self.path / MEMORY_JSON
+        return int(json.loads(path.read_text())["memory"]) if path.exists() else None
+
+    def note_shared_memory(self, memory_id: int) -> None:
+        _replace_whole(self.path / MEMORY_JSON, lambda path: path.write_text(json.dumps({"memory": memory_id})))
 
     def events_dir(self, worker: Optional[int] = None) -> Path:
         """Where a training writes its TensorBoard events: ``tb/`` (a species' worker k: ``tb/w<k>``, so
@@ -324,6 +338,18 @@ class RunFolder:
         while (self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1)).exists():
             resumes.append(self.path / RESUME_SETTINGS_JSON.format(len(resumes) + 1))
         return first + resumes
+
+    def saved_settings(self) -> Dict[str, str]:
+        """The run's settings files, name -> text (what a run folder on another machine needs to go
+        on with the run's settings)."""
+        return {path.name: path.read_text() for path in self._settings_files()}
+
+    def take_in_settings(self, files: Dict[str, str]) -> None:
+        """Write the run's settings files this folder lacks (one it has is never overwritten)."""
+        for name, text in files.items():
+            path = self.path / name
+            if not path.exists():
+                _replace_whole(path, lambda pending, text=text: pending.write_text(text))
 
     def move_aside(self) -> Optional[Path]:
         """Move whatever is here aside (to ``<name>.<n>/``, as a fresh start moves a run) so that a

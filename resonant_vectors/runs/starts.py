@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import pandas as pd
 
 from resonant_vectors.config import Settings
+from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import SpeciesLedger
 from resonant_vectors.memory.lifecycle import InstanceMemory
@@ -28,13 +29,15 @@ from resonant_vectors.processes import stop_signals_held
 from resonant_vectors.runs.folder import RunFolder, Start
 from resonant_vectors.runs.records import trial_columns
 from resonant_vectors.runs.recovery import unrecorded_trials
+from resonant_vectors.runs.shared_rows import SharedRowsError, share_rows
 
 
 def open_for_training(settings: Settings, run_folder: Optional[RunFolder], search_backend: Optional[str] = None,
                       drop: bool = False, alive_as: Optional[str] = None) -> Tuple[InstanceMemory, Start]:
     """Open the instance's memory to train it, with its run folder, and say how it started.
     Everything that can fail is checked first (an existing collection's schema; a species training
-    it elsewhere; the folder can be written, a resume's rows read). Afresh (``DROP_COLLECTION``):
+    it elsewhere; the folder can be written, a resume's rows read; the rows a species flew on other
+    machines taken in). Afresh (``DROP_COLLECTION``):
     ``start_afresh``. Without a run folder, the seed's way: the memory is emptied (nowhere keeps the
     run). A resume records the trials a killed worker stored but did not write down
     (``recovery.unrecorded_trials``) with its settings, once it opened.
@@ -65,6 +68,7 @@ def _start(settings: Settings, run_folder: Optional[RunFolder], memory: Instance
         dropped = [f"{name}: starting afresh, dropped its {store.engrams_dropped} engrams."] \
             if store.engrams_dropped else []
         return Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size)), dropped
+    _take_in_species_rows(settings, run_folder)
     if settings.drop_collection:
         fresh = start_afresh(settings, run_folder, memory, drop)
         return fresh.start, [line for line in [fresh.report(name)] if line]
@@ -77,6 +81,18 @@ def _start(settings: Settings, run_folder: Optional[RunFolder], memory: Instance
         report.append(f"{name}: this resume changes the credit rule ({'; '.join(start.credit_changes)}): "
                       "engrams stored before and after it are credited differently.")
     return start, report
+
+
+def _take_in_species_rows(settings: Settings, folder: RunFolder) -> None:
+    """Where a species trained the instance (it has a book), its run folder first takes in the rows
+    and settings flown on other machines (``runs.shared_rows``): a resume goes on after every trial,
+    and a fresh start keeps them all with the run it sets aside. A folder of an earlier memory of
+    the instance is refused on a resume, and set aside as it is on a fresh start."""
+    try:
+        share_rows(folder, SpeciesBook(settings), create=False)
+    except SharedRowsError:
+        if not settings.drop_collection:
+            raise
 
 
 @dataclass
@@ -150,7 +166,7 @@ def remove_oldest_kept(settings: Settings, runs_dir: Path) -> List[Tuple[str, in
 
 
 def drop_for_good(settings: Settings, runs_dir: Path) -> str:
-    """The ``drop`` command: delete an instance's memory (and its species' ledger) for good. Its run
+    """The ``drop`` command: delete an instance's memory (and its species' ledger and book) for good. Its run
     folder, the record of its trials, stays. Refused while the instance trains, here or in a
     species; says what it dropped.
 
@@ -167,6 +183,7 @@ def drop_for_good(settings: Settings, runs_dir: Path) -> str:
                                           f"dropped. Instances there: {instances}. Check --instance.")
             engrams = memory.drop()
             SpeciesLedger(settings).drop()
+            SpeciesBook(settings).drop()
         finally:
             memory.close()
     finally:

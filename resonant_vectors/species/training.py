@@ -9,7 +9,8 @@ backend searches them directly).
 
 - **Trial numbers** need no lock: worker ``k`` numbers its own trials from ``k × WORKER_TRIALS``
   on (``memory.ledger.SpeciesWorker``; worker 0's are those of a training of one process), going
-  on after its own earlier ones on ``--keep``. **Seeds**: trial ``n`` flies environment seed
+  on after its own earlier ones on ``--keep``; a joiner's ``k`` is drawn at random
+  (``ledger.joiner_number``), so joiners on many machines need not agree. **Seeds**: trial ``n`` flies environment seed
   ``SEED + n``, so worker ``k`` flies the same environments at every run; its decisions draw from
   ``numpy.random.default_rng([SEED, k])`` (worker 0: ``SEED``, as one process). **Schedules**
   follow the species' progress: the trials every member has started, read from the ledger at each
@@ -18,7 +19,9 @@ backend searches them directly).
 - **Aim**: each worker's landers aim at the running mean success of that worker's own trials.
 - **The run folder** keeps each worker's rows in its own file (worker 0: ``trials.csv``, worker
   ``k``: ``trials-w<k>.csv``, each row naming its worker), merged for ``summary.json``, the curve,
-  ``compare`` and ``--keep``; ``--keep --workers N`` resumes the whole species.
+  ``compare`` and ``--keep``; ``--keep --workers N`` resumes the whole species. On several
+  machines, each folder takes in the others' rows from the species' book in Milvus
+  (``runs.shared_rows``) as its members start and leave, so each holds every trial.
 - **Faults**: a worker killed (``kill -9``) loses only its trials in flight; the others go on and
   the species' command reports it, does not restart it, and finishes. A trial whose engrams were
   stored just before the kill but not yet its row is recorded from its engrams (end ``recovered``),
@@ -47,10 +50,12 @@ from resonant_vectors.loop.callbacks import trial_line
 from resonant_vectors.loop.interrupts import TrainingInterrupted
 from resonant_vectors.loop.tensorboard import require_writer
 from resonant_vectors.loop.trainer import Trainer
+from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import (
     AliveInLedger,
     SpeciesLedger,
+    joiner_number,
     new_worker,
     refuse_if_trained_elsewhere,
     trains_alone,
@@ -62,6 +67,7 @@ from resonant_vectors.processes import module_command, module_environment
 from resonant_vectors.runs.folder import RunFolder
 from resonant_vectors.runs.records import trial_columns
 from resonant_vectors.runs.recovery import RECOVERED, recover_unrecorded_trials
+from resonant_vectors.runs.shared_rows import share_rows
 from resonant_vectors.runs.starts import open_for_training
 
 WORKER_MODULE = "resonant_vectors.species"  # python -m: a worker process
@@ -100,15 +106,16 @@ def train_species(settings: Settings, runs_dir: Path, quiet: bool = False) -> di
         with AliveInLedger(ledger, STARTING) as alive:
             refuse_if_trained_elsewhere(settings)  # once more, its own row written (as a training of one process)
             folder = RunFolder.for_instance(settings.instance_name, runs_dir)
+            book = SpeciesBook(settings, ledger.client)
             memory, start = open_for_training(settings, folder, search_backend="milvus")
             try:
                 if len(start.unstored):
                     memory.store.memory.add(start.unstored, replace=True)
                     folder.forget_unstored()
-                watch = _SpeciesWatch(settings, folder, start.earlier, memory, quiet)
-                watch.reserve_workers()
-                # the memory and the run folder are started, the workers' numbers reserved; the run's
-                # trials so far count into the species' progress
+                share_rows(folder, book)  # the book of this memory (a fresh one's made anew) holds the run's rows
+                watch = _SpeciesWatch(settings, folder, book, start.earlier, memory, quiet)
+                # the memory and the run folder are started; the run's trials so far count into the
+                # species' progress
                 alive.relabel(WELCOMING, started=len(start.earlier))
                 watch.run()
                 return watch.figures()
@@ -127,19 +134,14 @@ class _SpeciesWatch:
     deaths (reported, their unrecorded trials recovered), and Ctrl-C (passed on to each, once; a
     second one stops them at once)."""
 
-    def __init__(self, settings: Settings, folder: RunFolder, earlier: pd.DataFrame, memory: InstanceMemory,
-                 quiet: bool) -> None:
-        self.settings, self.folder, self.memory, self.quiet = settings, folder, memory, quiet
+    def __init__(self, settings: Settings, folder: RunFolder, book: SpeciesBook, earlier: pd.DataFrame,
+                 memory: InstanceMemory, quiet: bool) -> None:
+        self.settings, self.folder, self.book, self.memory, self.quiet = settings, folder, book, memory, quiet
         self.clock_offset = float(earlier["wall_time"].max()) if len(earlier) else 0.0
         self.processes: Dict[int, subprocess.Popen] = {}
         self.died: Dict[int, str] = {}
         self.interrupted: Optional[str] = None
         self._read: Dict[int, int] = {}
-
-    def reserve_workers(self) -> None:
-        """The species' own worker numbers, taken in its run folder: a joiner takes the next free one."""
-        for index in range(self.settings.workers):
-            self.folder.open_trials_file(index)
 
     def run(self) -> None:
         settings = self.settings
@@ -165,6 +167,7 @@ class _SpeciesWatch:
                     process.kill()
                     process.wait()
         recover_unrecorded_trials(self.folder, self.memory, settings)
+        share_rows(self.folder, self.book)  # joiners' rows, from any machine, and the recovered ones
         write_species_summary(self.folder, self.memory)
 
     def _start_worker(self, index: int, landers: int, trials: int) -> subprocess.Popen:
@@ -248,11 +251,16 @@ def write_species_summary(folder: RunFolder, memory: InstanceMemory) -> None:
 
 @contextmanager
 def summarised_on_leaving(trainer: Trainer) -> Iterator[Trainer]:
-    """A species' worker or joiner, closed as it leaves, rewriting the species' summary first."""
+    """A species' worker or joiner, closed as it leaves, first sharing its run folder's rows with the
+    species' book (so that its machine holds every trial so far) and rewriting the species' summary."""
     with trainer:
         try:
             yield trainer
         finally:
+            try:
+                share_rows(trainer.run_folder, trainer.species.book)
+            except MilvusUnavailableError:
+                pass  # its rows are in its run folder; the species' next share gives them to the book
             write_species_summary(trainer.run_folder, trainer.memory)
 
 
@@ -260,7 +268,9 @@ def summarised_on_leaving(trainer: Trainer) -> Iterator[Trainer]:
 def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
     """This process joins a species already training (from another terminal, or another machine on
     the same Milvus): it never drops or resets the memory; it flies ``TRIALS`` trials with
-    ``POPULATION_SIZE`` landers and takes the next free worker number of its run folder.
+    ``POPULATION_SIZE`` landers under a worker number drawn at random (``ledger.joiner_number``: no
+    machine need agree on one). Its run folder should hold the species' rows and settings first
+    (``take_in_species``, which its settings are read after).
 
     :raises SpeciesNotTrainingError: no species of the instance is training.
     """
@@ -283,10 +293,19 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
             f"--workers 2)")
     folder = RunFolder.for_instance(settings.instance_name, runs_dir)
     earlier = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
-    worker = new_worker(folder.reserve_worker(), settings, earlier["trial"].astype(int))
+    worker = new_worker(folder.reserve_worker(joiner_number()), settings, earlier["trial"].astype(int))
+    clock_offset = float(earlier["wall_time"].max()) if len(earlier) else 0.0  # its rows follow the species'
     trainer = Trainer(settings=settings.replace(drop_collection=False, workers=1), quiet=quiet, run_folder=folder,
-                      species=worker)
+                      species=worker, clock_offset=clock_offset)
     return summarised_on_leaving(trainer)
+
+
+def take_in_species(settings: Settings, runs_dir: Path) -> int:
+    """The instance's run folder here takes in the rows and settings its species flew on any machine
+    (``runs.shared_rows``; nothing where it has no memory or no book: a join that is refused
+    creates nothing); returns how many rows. A joiner's command does so before it reads the run's
+    settings, so that on another machine it joins with the species' own."""
+    return share_rows(RunFolder.for_instance(settings.instance_name, runs_dir), SpeciesBook(settings), create=False)
 
 
 def work() -> int:
