@@ -114,8 +114,9 @@ def test_a_run_folder_of_an_earlier_memory_is_refused_and_nothing_is_changed(mem
     folder.path.mkdir()
     folder.append([record(0, 0, 1.0)], worker=0)
     folder.note_shared_memory(book.memory_id() + 1)  # its rows were flown into a memory started afresh since
-    with pytest.raises(SharedRowsError, match="earlier memory"):
-        share_rows(folder, book)
+    for create in (True, False):  # a start with or without a book of the species' memory
+        with pytest.raises(SharedRowsError, match="earlier memory"):
+            share_rows(folder, book, create=create)
     assert not book.exists() and len(folder.trials()) == 1
 
 

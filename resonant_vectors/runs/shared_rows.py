@@ -28,29 +28,32 @@ class SharedRowsError(ResonantVectorsError, ValueError):
 def share_rows(folder: RunFolder, book: SpeciesBook, create: bool = True) -> int:
     """Make the folder and the species' book hold the same trials; returns how many rows the folder
     took in. Nothing happens where the memory does not exist, nor, unless ``create``, where the
-    species has no book (a training of one process keeps none).
+    species has no book of this memory (a training of one process keeps none). A folder that shared
+    an earlier memory's rows is refused first, whether or not there is a book.
 
     :raises SharedRowsError: the folder's rows are of an earlier memory of the instance (one
         started afresh since, maybe on another machine); nothing is changed.
     """
     memory_id = book.memory_id()
-    if memory_id is None or not (create or book.kept_for() == memory_id):
+    if memory_id is None:
+        return 0
+    noted = folder.shared_memory() if folder.path.is_dir() else None
+    if noted is not None and noted != memory_id and folder.has_trials():
+        raise SharedRowsError(
+            f"{folder.path}/ holds the trials of an earlier memory of {book.memory_name!r} than the one its species "
+            f"trains now (that memory was started afresh since, perhaps on another machine), so they were not mixed "
+            f"in; nothing was changed. Move {folder.path}/ aside (or give --runs-dir another folder) and run the "
+            f"command again.")
+    if not (create or book.kept_for() == memory_id):
         return 0
     with folder.sharing():
-        noted = folder.shared_memory()
-        if noted is not None and noted != memory_id and folder.has_trials():
-            raise SharedRowsError(
-                f"{folder.path}/ holds the trials of an earlier memory of {book.memory_name!r} than the one its "
-                f"species trains now (that memory was started afresh since, perhaps on another machine), so they "
-                f"were not mixed in; nothing was changed. Move {folder.path}/ aside (or give --runs-dir another "
-                f"folder) and run the command again.")
         book.open_for(memory_id)
         _share_settings(folder, book)
         shared = book.rows()
         own = folder.trials()  # read after the book: a row of this machine's workers is in their file before the book
-        in_book = {int(row["trial"]) for row in shared}
+        in_book, in_folder = {int(row["trial"]) for row in shared}, set(own["trial"].astype(int))
         book.add(row for row in _rows_of(own) if int(row["trial"]) not in in_book)
-        taken = _by_worker([row for row in shared if int(row["trial"]) not in set(own["trial"].astype(int))])
+        taken = _by_worker([row for row in shared if int(row["trial"]) not in in_folder])
         for worker, records in taken.items():
             folder.append(records, worker)
         folder.note_shared_memory(memory_id)

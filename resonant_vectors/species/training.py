@@ -259,18 +259,16 @@ def summarised_on_leaving(trainer: Trainer) -> Iterator[Trainer]:
         finally:
             try:
                 share_rows(trainer.run_folder, trainer.species.book)
-            except MilvusUnavailableError:
-                pass  # its rows are in its run folder; the species' next share gives them to the book
+            except ResonantVectorsError as error:  # never instead of the training's own end
+                print(f"warning: the run folder's rows were not shared with the species' book ({error}); they "
+                      "are in the run folder, and the species' next share gives them to it.", file=sys.stderr)
             write_species_summary(trainer.run_folder, trainer.memory)
 
 
 # --- a worker ---
-def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
-    """This process joins a species already training (from another terminal, or another machine on
-    the same Milvus): it never drops or resets the memory; it flies ``TRIALS`` trials with
-    ``POPULATION_SIZE`` landers under a worker number drawn at random (``ledger.joiner_number``: no
-    machine need agree on one). Its run folder should hold the species' rows and settings first
-    (``take_in_species``, which its settings are read after).
+def refuse_unless_a_species_trains(settings: Settings) -> None:
+    """A join needs a species of the instance in training (its workers flying), not one starting nor
+    a training of one process.
 
     :raises SpeciesNotTrainingError: no species of the instance is training.
     """
@@ -291,6 +289,18 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
             f"{ledger.name} knows of) to join; start one: python main.py --instance {settings.instance_name} "
             f"--workers 2 (a training of one process is not joined: wait for it, or resume it with --keep "
             f"--workers 2)")
+
+
+def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
+    """This process joins a species already training (from another terminal, or another machine on
+    the same Milvus): it never drops or resets the memory; it flies ``TRIALS`` trials with
+    ``POPULATION_SIZE`` landers under a worker number drawn at random (``ledger.joiner_number``: no
+    machine need agree on one). Its run folder should hold the species' rows and settings first
+    (``take_in_species``, which its settings are read after).
+
+    :raises SpeciesNotTrainingError: no species of the instance is training.
+    """
+    refuse_unless_a_species_trains(settings)
     folder = RunFolder.for_instance(settings.instance_name, runs_dir)
     earlier = folder.trials() if folder.path.is_dir() else pd.DataFrame(columns=trial_columns())
     worker = new_worker(folder.reserve_worker(joiner_number()), settings, earlier["trial"].astype(int))
@@ -302,9 +312,13 @@ def join_species(settings: Settings, runs_dir: Path, quiet: bool = False):
 
 def take_in_species(settings: Settings, runs_dir: Path) -> int:
     """The instance's run folder here takes in the rows and settings its species flew on any machine
-    (``runs.shared_rows``; nothing where it has no memory or no book: a join that is refused
-    creates nothing); returns how many rows. A joiner's command does so before it reads the run's
-    settings, so that on another machine it joins with the species' own."""
+    (``runs.shared_rows``; nothing where it has no memory or no book of it, and nothing for a join
+    that is refused); returns how many rows. A joiner's command does so before it reads the run's
+    settings, so that on another machine it joins with the species' own.
+
+    :raises SpeciesNotTrainingError: no species of the instance is training (nothing is taken in).
+    """
+    refuse_unless_a_species_trains(settings)
     return share_rows(RunFolder.for_instance(settings.instance_name, runs_dir), SpeciesBook(settings), create=False)
 
 
