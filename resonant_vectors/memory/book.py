@@ -16,7 +16,7 @@ from pymilvus import DataType, MilvusClient
 
 from resonant_vectors.config import Settings
 from resonant_vectors.errors import ResonantVectorsError
-from resonant_vectors.memory.milvus.collection import connect, retried
+from resonant_vectors.memory.milvus.collection import connect, create_table, retried
 
 BOOK_SUFFIX = "_book"          # an instance's species' book is the collection <instance>_book
 ROW_LENGTH = 65535             # an entry, as JSON, is at most this long (Milvus's longest VARCHAR; a trial
@@ -78,11 +78,7 @@ class SpeciesBook:
         schema.add_field("trial", DataType.INT64, is_primary=True)
         schema.add_field("worker", DataType.INT64)
         schema.add_field("row", DataType.VARCHAR, max_length=ROW_LENGTH)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in a collection
-        index = self.client.prepare_index_params()
-        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-        self._request("creating the species' book", lambda: self.client.create_collection(
-            self.name, schema=schema, index_params=index))
+        create_table(self.settings, self.client, self.name, schema, "creating the species' book")
 
     def drop(self) -> None:
         """Delete the book, if there is one (a fresh start's memory begins a new species)."""

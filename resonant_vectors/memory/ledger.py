@@ -18,7 +18,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from resonant_vectors.config import Settings
 from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionInUseError
-from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, now_us, retried
+from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, create_table, now_us, retried
 from resonant_vectors.memory.seam import ID_RANGE, next_in_namespace
 from resonant_vectors.processes import process_alive, process_start_time
 
@@ -84,11 +84,7 @@ class SpeciesLedger:
         schema.add_field("started", DataType.INT64)
         schema.add_field("seen_us", DataType.INT64)
         schema.add_field("place", DataType.VARCHAR, max_length=255)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in a collection
-        index = self.client.prepare_index_params()
-        index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
-        self._request("creating the species ledger", lambda: self.client.create_collection(
-            self.name, schema=schema, index_params=index))
+        create_table(self.settings, self.client, self.name, schema, "creating the species ledger")
 
     def _is_current(self) -> bool:
         described = self._request("reading the species ledger", lambda: self.client.describe_collection(self.name))

@@ -115,6 +115,15 @@ def connect(settings: Settings) -> MilvusClient:
             "fix the URI, or unset MILVUS_URI to use the embedded server.") from None
 
 
+def create_table(settings: Settings, client: MilvusClient, name: str, schema, what: str) -> None:
+    """Create a collection used as a small table of rows (a species' ledger, its book) from a schema
+    of its own fields. Why the unused vector: Milvus wants a vector field, indexed, in every collection."""
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
+    retried(settings, what, lambda: client.create_collection(name, schema=schema, index_params=index))
+
+
 def retried(settings: Settings, what: str, send: Callable[[], T], resend: Optional[Callable[[], T]] = None) -> T:
     """Send a request, and send it again (``resend`` if given) while Milvus is unreachable or
     recovering, with a growing delay, for at most ``MILVUS_RETRY_TIMEOUT`` seconds; then
