@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable, Dict, Iterable, List, Optional, TypeVar
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from pymilvus import DataType, MilvusClient
 
@@ -87,17 +87,18 @@ class SpeciesBook:
 
     def add(self, rows: Iterable[Dict]) -> None:
         """Write rows (each with its ``trial`` and ``worker``); one already there is written again, unchanged."""
-        entries = [{"trial": int(row["trial"]), "worker": int(row["worker"]), "row": json.dumps(row),
-                    "unused": [0.0, 0.0]} for row in rows]
-        if entries:
-            self._request("writing the species' book", lambda: self.client.upsert(self.name, entries))
+        self._upsert([(int(row["trial"]), int(row["worker"]), row) for row in rows])
 
     def add_files(self, files: Dict[str, str]) -> None:
         """Write files (name -> text); one already there is written again."""
-        entries = [{"trial": _file_key(name), "worker": -1, "row": json.dumps({"name": name, "text": text}),
-                    "unused": [0.0, 0.0]} for name, text in files.items()]
+        self._upsert([(_file_key(name), -1, {"name": name, "text": text}) for name, text in files.items()])
+
+    def _upsert(self, entries: List[Tuple[int, int, Dict]]) -> None:
+        """Write (key, worker, content) entries, the content as JSON."""
         if entries:
-            self._request("writing the species' book", lambda: self.client.upsert(self.name, entries))
+            rows = [{"trial": key, "worker": worker, "row": json.dumps(content), "unused": [0.0, 0.0]}
+                    for key, worker, content in entries]
+            self._request("writing the species' book", lambda: self.client.upsert(self.name, rows))
 
     def rows(self) -> List[Dict]:
         """Every trial row of the book (none where there is no book), read in batches."""
