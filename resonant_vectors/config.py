@@ -27,6 +27,8 @@ from resonant_vectors.errors import ResonantVectorsError
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,246}$")    # room for the species ledger's "_species"
+SPECIES_SUFFIX = "_species"    # an instance's species ledger is the collection <instance>_species
+BOOK_SUFFIX = "_book"          # an instance's species' book is the collection <instance>_book
 SETTINGS_MODULE = "settings"  # settings.py: the one file users edit
 DEFAULTS_MODULE = "resonant_vectors.defaults"  # the package's copy of it, where no settings.py is on the path
 PRESETS_NAME = "PRESETS"  # the table of named presets in settings.py (not a setting itself)
@@ -415,6 +417,10 @@ def _problems(s: Settings) -> list:
         (isinstance(s.instance_name, str) and INSTANCE_NAME.match(s.instance_name) is not None,
          f"INSTANCE_NAME: expected letters, digits and '_' (at most 247, not starting with a digit: it names "
          f"a Milvus collection, and <name>_species its species' ledger), got {s.instance_name!r}"),
+        (not isinstance(s.instance_name, str) or not s.instance_name.endswith((SPECIES_SUFFIX, BOOK_SUFFIX)),
+         f"INSTANCE_NAME = {s.instance_name!r}: a name ending in {SPECIES_SUFFIX!r} or {BOOK_SUFFIX!r} is the "
+         f"collection of another instance's species' ledger or book (and a fresh start of that instance's "
+         f"species would replace it); expected another name"),
         (_is_int(s.trials) and s.trials >= 0, f"TRIALS: expected a whole number >= 0, got {s.trials!r}"),
         (s.seed is None or (_is_int(s.seed) and s.seed >= 0),
          f"SEED: expected a whole number >= 0 (Gymnasium's and NumPy's seeds), or None for fresh entropy, "

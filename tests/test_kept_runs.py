@@ -12,6 +12,7 @@ import settings as settings_module
 from resonant_vectors.cli import main
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory import lifecycle
+from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.ledger import SpeciesLedger
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.milvus.collection import connect
@@ -66,11 +67,16 @@ def test_kept_runs_past_the_setting_are_removed_oldest_first_and_the_start_says_
         settings, collection_name, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(settings_module, "KEPT_RUNS", 1)
     name = collection_name
-    for _ in range(3):
+    for run in range(3):
         assert train(name, tmp_path, "--trials", "1") == 0
+        if run == 1:  # the kept run was resumed as a species since: it has a ledger and a book
+            species_of_kept = settings.replace(instance_name=f"{name}_1")
+            SpeciesLedger(species_of_kept).create()
+            SpeciesBook(species_of_kept).open_for(SpeciesBook(species_of_kept).memory_id())
     said = capsys.readouterr().err
     assert f"KEPT_RUNS removed the oldest kept run, {name}_1, and its" in said
-    assert not (tmp_path / f"{name}_1").exists() and not connect(settings).has_collection(f"{name}_1")
+    assert not (tmp_path / f"{name}_1").exists()
+    assert not any(connect(settings).has_collection(f"{name}_1{table}") for table in ("", "_species", "_book"))
     assert (tmp_path / f"{name}_2" / "kept.json").exists() and connect(settings).has_collection(f"{name}_2")
 
 

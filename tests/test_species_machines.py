@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_species import PROJECT, main_py, memory_and_folder_agree, wait_for_rows
 
+from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.milvus.collection import EngramCollection
 from resonant_vectors.runs.folder import SETTINGS_JSON, RunFolder
@@ -124,3 +125,12 @@ def test_without_a_book_a_start_on_another_machine_creates_none(memory, tmp_path
     folder = RunFolder(tmp_path / memory.instance_name)
     assert share_rows(folder, SpeciesBook(memory), create=False) == 0
     assert not SpeciesBook(memory).exists() and not folder.path.exists()
+
+
+def test_a_training_of_one_process_gives_the_species_book_its_rows_as_it_ends(memory, tmp_path):
+    book, folder = SpeciesBook(memory), RunFolder(tmp_path / memory.instance_name)
+    book.open_for(book.memory_id())  # a species trained the instance before (here or on another machine)
+    with Trainer(settings=memory.replace(drop_collection=False, population_size=1, max_trial_length=30), quiet=True,
+                 run_folder=folder) as trainer:
+        trainer.train(3)
+    assert sorted(row["trial"] for row in book.rows()) == sorted(folder.trials()["trial"]) == [0, 1, 2]

@@ -89,6 +89,9 @@ def test_an_instance_name_milvus_would_refuse_is_a_settings_error(settings):
 
     with pytest.raises(SettingsError, match="INSTANCE_NAME: expected letters, digits and '_'.*got '../runs'"):
         Trainer("../runs", settings=settings, quiet=True)
+    for taken in ("log_book", "lander_species"):  # another instance's species' book or ledger, replaced by its start
+        with pytest.raises(SettingsError, match=f"INSTANCE_NAME = '{taken}': a name ending in '_species' or '_book'"):
+            Trainer(taken, settings=settings, quiet=True)
 
 
 def collection_lock_is_free(settings, name: str) -> bool:

@@ -29,6 +29,7 @@ from resonant_vectors.loop.callbacks import (
 )
 from resonant_vectors.loop.population import PopulationLoop, remembering
 from resonant_vectors.loop.tensorboard import TensorBoardLog, require_writer
+from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import ONE_PROCESS
 from resonant_vectors.memory.lifecycle import InstanceMemory
@@ -36,6 +37,7 @@ from resonant_vectors.memory.milvus.collection import EngramsNotStoredError, Mil
 from resonant_vectors.memory.seam import EngramColumns, next_in_namespace
 from resonant_vectors.runs.folder import RunFolder, Start
 from resonant_vectors.runs.records import TrialRecord, trial_columns
+from resonant_vectors.runs.shared_rows import share_on_leaving
 from resonant_vectors.runs.starts import open_for_training
 
 if TYPE_CHECKING:
@@ -329,8 +331,9 @@ class Trainer:
 
     def close(self) -> None:
         """Seal the stored engrams (durable before the embedded server is stopped), close the
-        environments and their windows, let another Trainer train this collection, and close the
-        store (the last closed store of a process gives up its share of the embedded server)."""
+        environments and their windows, give a species' book (where the instance has one) this
+        training's rows, let another Trainer train this collection, and close the store (the last
+        closed store of a process gives up its share of the embedded server)."""
         try:
             if not self.settings.read_only and not self._milvus_failed:
                 self.memory.flush()
@@ -338,6 +341,8 @@ class Trainer:
             self.envs.close()
             if self.run_folder is not None and not self._milvus_failed:
                 self.run_folder.worker_ended(self.worker)
+                if self.species is None:  # a species' member shares as it leaves (species.training)
+                    share_on_leaving(self.run_folder, SpeciesBook(self.settings), create=False)
             self._release_claim()
             self.memory.close()
 

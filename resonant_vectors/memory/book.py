@@ -14,11 +14,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from pymilvus import DataType, MilvusClient
 
-from resonant_vectors.config import Settings
+from resonant_vectors.config import BOOK_SUFFIX, Settings
 from resonant_vectors.errors import ResonantVectorsError
 from resonant_vectors.memory.milvus.collection import connect, create_table, retried
 
-BOOK_SUFFIX = "_book"          # an instance's species' book is the collection <instance>_book
 ROW_LENGTH = 65535             # an entry, as JSON, is at most this long (Milvus's longest VARCHAR; a trial
                                # row is about 300 characters, a settings file about 1,500)
 READ_BATCH = 4096              # entries per answer while reading the whole book

@@ -15,14 +15,13 @@ import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from resonant_vectors.config import Settings
+from resonant_vectors.config import SPECIES_SUFFIX, Settings
 from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionInUseError
 from resonant_vectors.memory.milvus.collection import MilvusUnavailableError, connect, create_table, now_us, retried
 from resonant_vectors.memory.seam import ID_RANGE, next_in_namespace
 from resonant_vectors.processes import process_alive, process_start_time
 
-SPECIES_SUFFIX = "_species"   # an instance's species ledger is the collection <instance>_species
 HEARTBEAT_S = 10.0             # a member says it is alive this often...
 ALIVE_S = 45.0                 # ...and counts as alive this long after it last did
 PROGRESS_S = 2.0               # a flying worker writes its count of trials started, and reads the species', this often

@@ -12,10 +12,10 @@ from __future__ import annotations
 import warnings
 from typing import Iterator, List, Optional
 
-from resonant_vectors.config import Settings
+from resonant_vectors.config import BOOK_SUFFIX, SPECIES_SUFFIX, Settings
 from resonant_vectors.errors import EmptyMemoryWarning
-from resonant_vectors.memory.book import BOOK_SUFFIX
-from resonant_vectors.memory.ledger import SPECIES_SUFFIX, AliveInLedger, SpeciesLedger, refuse_if_trained_elsewhere
+from resonant_vectors.memory.book import SpeciesBook
+from resonant_vectors.memory.ledger import AliveInLedger, SpeciesLedger, refuse_if_trained_elsewhere
 from resonant_vectors.memory.milvus.collection import EngramCollection, release_unused_server
 from resonant_vectors.memory.seam import EngramColumns
 from resonant_vectors.memory.store import EngramStore, MemoryNotFoundError, consistency_for
@@ -145,6 +145,15 @@ class InstanceMemory:
         """Delete the memory and every engram in it, for good; returns how many engrams it held."""
         self._say_alive()
         return self._collection.drop_counting()
+
+    def drop_with_its_species(self) -> int:
+        """Delete the memory for good with its species' ledger and book (a species trained it, or a
+        kept run was resumed as one); returns how many engrams it held. Why together: a ledger or
+        book left behind would speak of a memory that is gone."""
+        engrams = self.drop()
+        SpeciesLedger(self.settings, self._collection.client).drop()
+        SpeciesBook(self.settings, self._collection.client).drop()
+        return engrams
 
     # --- the store ---
     def open_kept(self) -> EngramStore:

@@ -10,6 +10,7 @@ machine see them all. Members share as they start (a resume and a join) and as t
 """
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from typing import Dict, List
 
@@ -58,6 +59,16 @@ def share_rows(folder: RunFolder, book: SpeciesBook, create: bool = True) -> int
             folder.append(records, worker)
         folder.note_shared_memory(memory_id)
     return sum(len(records) for records in taken.values())
+
+
+def share_on_leaving(folder: RunFolder, book: SpeciesBook, create: bool = True) -> None:
+    """``share_rows`` as a training leaves: a failure is a warning, never instead of the training's
+    own end (the rows are in the run folder, and the next share gives them to the book)."""
+    try:
+        share_rows(folder, book, create)
+    except ResonantVectorsError as error:
+        print(f"warning: the run folder's rows were not shared with the species' book ({error}); they "
+              "are in the run folder, and the species' next share gives them to it.", file=sys.stderr)
 
 
 def _share_settings(folder: RunFolder, book: SpeciesBook) -> None:

@@ -21,7 +21,6 @@ import pandas as pd
 from resonant_vectors.config import Settings
 from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionClaim
-from resonant_vectors.memory.ledger import SpeciesLedger
 from resonant_vectors.memory.lifecycle import InstanceMemory
 from resonant_vectors.memory.seam import EngramColumns
 from resonant_vectors.memory.store import MemoryNotFoundError
@@ -158,7 +157,7 @@ def remove_oldest_kept(settings: Settings, runs_dir: Path) -> List[Tuple[str, in
         memory = InstanceMemory(settings.replace(instance_name=folder.path.name))
         try:
             with stop_signals_held():  # never a kept folder whose memory is gone, nor half a folder
-                removed.append((folder.path.name, memory.drop()))
+                removed.append((folder.path.name, memory.drop_with_its_species()))
                 shutil.rmtree(folder.path)
         finally:
             memory.close()
@@ -181,9 +180,7 @@ def drop_for_good(settings: Settings, runs_dir: Path) -> str:
                 instances = ", ".join(memory.instance_names()) or "none"
                 raise MemoryNotFoundError(f"drop: no memory named {settings.instance_name!r}, so nothing was "
                                           f"dropped. Instances there: {instances}. Check --instance.")
-            engrams = memory.drop()
-            SpeciesLedger(settings).drop()
-            SpeciesBook(settings).drop()
+            engrams = memory.drop_with_its_species()
         finally:
             memory.close()
     finally:
@@ -191,3 +188,4 @@ def drop_for_good(settings: Settings, runs_dir: Path) -> str:
     folder = RunFolder.for_instance(settings.instance_name, runs_dir)
     stays = f"; its run folder {folder.path}/ stays, with its records" if folder.path.exists() else ""
     return f"dropped the memory {settings.instance_name} for good: its {engrams} engrams are deleted{stays}."
+

@@ -67,7 +67,7 @@ from resonant_vectors.processes import module_command, module_environment
 from resonant_vectors.runs.folder import RunFolder
 from resonant_vectors.runs.records import trial_columns
 from resonant_vectors.runs.recovery import RECOVERED, recover_unrecorded_trials
-from resonant_vectors.runs.shared_rows import share_rows
+from resonant_vectors.runs.shared_rows import share_on_leaving, share_rows
 from resonant_vectors.runs.starts import open_for_training
 
 WORKER_MODULE = "resonant_vectors.species"  # python -m: a worker process
@@ -257,11 +257,7 @@ def summarised_on_leaving(trainer: Trainer) -> Iterator[Trainer]:
         try:
             yield trainer
         finally:
-            try:
-                share_rows(trainer.run_folder, trainer.species.book)
-            except ResonantVectorsError as error:  # never instead of the training's own end
-                print(f"warning: the run folder's rows were not shared with the species' book ({error}); they "
-                      "are in the run folder, and the species' next share gives them to it.", file=sys.stderr)
+            share_on_leaving(trainer.run_folder, trainer.species.book)
             write_species_summary(trainer.run_folder, trainer.memory)
 
 
