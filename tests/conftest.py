@@ -78,7 +78,8 @@ def collection_name(request) -> str:
     """A collection name of its own for each test (the test server is every process's: each process's
     names carry its own xdist number)."""
     process = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return f"t{process}_{next(_names)}_{request.node.name[:40]}".replace("[", "_").replace("]", "_").replace("-", "_")
+    test = request.node.name[:40].replace("[", "_").replace("]", "_").replace("-", "_")
+    return f"t{process}_{test}_{next(_names)}"  # ends in a number: never a species' "_species" or "_book"
 
 
 @pytest.fixture

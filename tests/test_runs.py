@@ -297,11 +297,11 @@ def test_a_milvus_token_is_never_written_into_a_run_folder(tmp_path):
 def test_keep_goes_on_with_the_runs_own_settings_checked_with_the_flags_typed(tmp_path):
     """A species trained with 8 landers resumes with `--keep --workers 2` although settings.py flies
     one lander: the run's settings and the flags are checked together."""
-    folder = RunFolder.for_instance("kept_species", tmp_path)
-    with folder.starting(Settings.from_module(instance_name="kept_species", population_size=8, workers=2,
+    folder = RunFolder.for_instance("kept_landers", tmp_path)
+    with folder.starting(Settings.from_module(instance_name="kept_landers", population_size=8, workers=2,
                                               display=False), afresh=True):
         pass
-    flags = ["--instance", "kept_species", "--keep", "--workers", "2", "--runs-dir", str(tmp_path)]
+    flags = ["--instance", "kept_landers", "--keep", "--workers", "2", "--runs-dir", str(tmp_path)]
     resumed = main.training_settings(vars(main.parse_arguments(flags)))
     assert (resumed.population_size, resumed.workers, resumed.drop_collection) == (8, 2, False)
     with pytest.raises(SettingsError, match="WORKERS = 9"):
@@ -311,11 +311,11 @@ def test_keep_goes_on_with_the_runs_own_settings_checked_with_the_flags_typed(tm
 def test_settings_py_decides_a_resume_and_a_read_only_start_as_the_flags_do(tmp_path, monkeypatch):
     import settings as settings_module
 
-    folder = RunFolder.for_instance("kept_species", tmp_path)
-    with folder.starting(Settings.from_module(instance_name="kept_species", population_size=8, display=False),
+    folder = RunFolder.for_instance("kept_landers", tmp_path)
+    with folder.starting(Settings.from_module(instance_name="kept_landers", population_size=8, display=False),
                          afresh=True):
         pass
-    flags = ["--instance", "kept_species", "--runs-dir", str(tmp_path)]
+    flags = ["--instance", "kept_landers", "--runs-dir", str(tmp_path)]
     monkeypatch.setattr(settings_module, "DROP_COLLECTION", False)  # a resume without --keep
     resumed = main.training_settings(vars(main.parse_arguments(flags)))
     assert (resumed.population_size, resumed.drop_collection) == (8, False)  # never the saved start's drop

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_species import PROJECT, main_py, memory_and_folder_agree, wait_for_rows
 
+from resonant_vectors.cli import main
 from resonant_vectors.loop.trainer import Trainer
 from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.milvus.collection import EngramCollection
@@ -114,7 +115,7 @@ def test_a_run_folder_of_an_earlier_memory_is_refused_and_nothing_is_changed(mem
     book, folder = SpeciesBook(memory), RunFolder(tmp_path / memory.instance_name)
     folder.path.mkdir()
     folder.append([record(0, 0, 1.0)], worker=0)
-    folder.note_shared_memory(book.memory_id() + 1)  # its rows were flown into a memory started afresh since
+    folder.note_memory_of_rows(book.memory_id() + 1)  # its rows were flown into a memory started afresh since
     for create in (True, False):  # a start with or without a book of the species' memory
         with pytest.raises(SharedRowsError, match="earlier memory"):
             share_rows(folder, book, create=create)
@@ -134,3 +135,34 @@ def test_a_training_of_one_process_gives_the_species_book_its_rows_as_it_ends(me
                  run_folder=folder) as trainer:
         trainer.train(3)
     assert sorted(row["trial"] for row in book.rows()) == sorted(folder.trials()["trial"]) == [0, 1, 2]
+
+
+def test_rows_taken_in_from_the_book_are_written_whole_or_not_at_all(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.take_in([record(0, 3, 1.0)], worker=3)
+    before = folder.trials_file(3).read_text()
+
+    def cut_midway():  # as a kill, or Ctrl-C, midway through thousands of rows
+        yield record(1, 3, 2.0)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        folder.take_in(cut_midway(), worker=3)
+    assert folder.trials_file(3).read_text() == before
+    folder.take_in([record(1, 3, 2.0)], worker=3)
+    assert list(folder.trials()["trial"]) == [0, 1]
+
+
+def test_a_run_folder_of_one_process_is_refused_once_another_machine_started_its_instance_afresh(
+        settings, collection_name, tmp_path, main_on_test_server, capsys):
+    def train(runs_dir, *flags):
+        return main.main(["--instance", collection_name, "--no-display", "--quiet", "--runs-dir", str(runs_dir),
+                          "--trials", "2", *flags])
+
+    assert train(tmp_path / "first") == 0
+    assert train(tmp_path / "second") == 0  # afresh, elsewhere: the first machine's memory is kept by another name
+    capsys.readouterr()
+    assert train(tmp_path / "first", "--keep") == 2
+    assert "holds the trials of an earlier memory" in capsys.readouterr().err
+    assert len(RunFolder(tmp_path / "first" / collection_name).trials()) == 2  # nothing changed

@@ -29,7 +29,6 @@ from resonant_vectors.loop.callbacks import (
 )
 from resonant_vectors.loop.population import PopulationLoop, remembering
 from resonant_vectors.loop.tensorboard import TensorBoardLog, require_writer
-from resonant_vectors.memory.book import SpeciesBook
 from resonant_vectors.memory.claims import CollectionClaim
 from resonant_vectors.memory.ledger import ONE_PROCESS
 from resonant_vectors.memory.lifecycle import InstanceMemory
@@ -342,7 +341,7 @@ class Trainer:
             if self.run_folder is not None and not self._milvus_failed:
                 self.run_folder.worker_ended(self.worker)
                 if self.species is None:  # a species' member shares as it leaves (species.training)
-                    share_on_leaving(self.run_folder, SpeciesBook(self.settings), create=False)
+                    share_on_leaving(self.run_folder, self.memory.species_book(), create=False)
             self._release_claim()
             self.memory.close()
 

@@ -146,13 +146,17 @@ class InstanceMemory:
         self._say_alive()
         return self._collection.drop_counting()
 
+    def species_book(self) -> SpeciesBook:
+        """The book of the instance's species (``memory.book``; it may not exist), on this memory's client."""
+        return SpeciesBook(self.settings, self._collection.client)
+
     def drop_with_its_species(self) -> int:
         """Delete the memory for good with its species' ledger and book (a species trained it, or a
         kept run was resumed as one); returns how many engrams it held. Why together: a ledger or
         book left behind would speak of a memory that is gone."""
         engrams = self.drop()
         SpeciesLedger(self.settings, self._collection.client).drop()
-        SpeciesBook(self.settings, self._collection.client).drop()
+        self.species_book().drop()
         return engrams
 
     # --- the store ---

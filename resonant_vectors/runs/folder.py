@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fcntl
+import io
 import itertools
 import json
 import os
@@ -73,7 +74,7 @@ KEPT_JSON = "kept.json"        # in a run kept aside with its memory: the instan
 UNSTORED_JSONL = "unstored_engrams.jsonl"
 SUMMARY_LOCK = ".summary.lock"  # held while summary.json is rewritten (a species' members may end at once)
 SHARE_LOCK = ".share.lock"      # held while the species' book and the folder's rows are made to agree
-MEMORY_JSON = "memory.json"     # the Milvus id of the memory whose species' rows the folder shares (runs.shared_rows)
+MEMORY_JSON = "memory.json"     # the Milvus id of the memory the folder's trials were flown into (runs.shared_rows)
 # What a run writes in its folder (a fresh start clears them, keeping others).
 RUN_FILES = (TRIALS_CSV, WORKER_TRIALS_CSV.format("*"), SETTINGS_JSON, RESUME_SETTINGS_JSON.format("*"), SUMMARY_JSON,
              CURVE_PNG, EVALUATION_JSON, UNSTORED_JSONL, KEPT_JSON, MEMORY_JSON, f"{WORKERS_DIR}/*",
@@ -296,12 +297,13 @@ class RunFolder:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def shared_memory(self) -> Optional[int]:
-        """The Milvus id of the memory whose species' rows this folder shares (None: it never did)."""
+    def memory_of_rows(self) -> Optional[int]:
+        """The Milvus id of the memory this folder's trials were flown into, as noted by every start
+        of a training and every share with a species' book (None: a folder of a version before)."""
         path = self.path / MEMORY_JSON
         return int(json.loads(path.read_text())["memory"]) if path.exists() else None
 
-    def note_shared_memory(self, memory_id: int) -> None:
+    def note_memory_of_rows(self, memory_id: int) -> None:
         _replace_whole(self.path / MEMORY_JSON, lambda path: path.write_text(json.dumps({"memory": memory_id})))
 
     def events_dir(self, worker: Optional[int] = None) -> Path:
@@ -384,6 +386,20 @@ class RunFolder:
             if new_file:
                 writer.writeheader()
             writer.writerows(dataclasses.asdict(record) for record in records)
+
+    def take_in(self, records: Iterable[TrialRecord], worker: int) -> None:
+        """Add rows flown elsewhere (a species' book's) to a worker's file, whole or not at all: the
+        file is written again beside itself and put in place, so a kill midway leaves it as it was.
+        (An append of thousands of rows is many writes, and a kill can cut one; no worker of this
+        machine appends to the file meanwhile, for its rows are in its file before the book.)"""
+        csv_path = self.trials_file(worker)
+        earlier = csv_path.read_text() if csv_path.exists() else ""
+        added = io.StringIO()
+        writer = csv.DictWriter(added, fieldnames=trial_columns())
+        if not earlier:
+            writer.writeheader()
+        writer.writerows(dataclasses.asdict(record) for record in records)
+        _replace_whole(csv_path, lambda pending: pending.write_text(earlier + added.getvalue()))
 
     def write_summary(self, steps_per_s: Optional[float] = None, engrams: Optional[int] = None) -> dict:
         """Summarise every trial row (all workers' files) into ``summary.json`` and the learning curve

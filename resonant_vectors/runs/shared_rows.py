@@ -23,7 +23,7 @@ from resonant_vectors.runs.records import TrialRecord, trial_columns
 
 
 class SharedRowsError(ResonantVectorsError, ValueError):
-    """A run folder holds the rows of an earlier memory of its instance than the species' one."""
+    """A run folder holds the rows of an earlier memory of its instance than the one there now."""
 
 
 def share_rows(folder: RunFolder, book: SpeciesBook, create: bool = True) -> int:
@@ -38,11 +38,11 @@ def share_rows(folder: RunFolder, book: SpeciesBook, create: bool = True) -> int
     memory_id = book.memory_id()
     if memory_id is None:
         return 0
-    noted = folder.shared_memory() if folder.path.is_dir() else None
+    noted = folder.memory_of_rows() if folder.path.is_dir() else None
     if noted is not None and noted != memory_id and folder.has_trials():
         raise SharedRowsError(
-            f"{folder.path}/ holds the trials of an earlier memory of {book.memory_name!r} than the one its species "
-            f"trains now (that memory was started afresh since, perhaps on another machine), so they were not mixed "
+            f"{folder.path}/ holds the trials of an earlier memory of {book.memory_name!r} than the one there now "
+            f"(that memory was started afresh or dropped since, perhaps on another machine), so they were not mixed "
             f"in; nothing was changed. Move {folder.path}/ aside (or give --runs-dir another folder) and run the "
             f"command again.")
     if not (create or book.kept_for() == memory_id):
@@ -56,8 +56,8 @@ def share_rows(folder: RunFolder, book: SpeciesBook, create: bool = True) -> int
         book.add(row for row in _rows_of(own) if int(row["trial"]) not in in_book)
         taken = _by_worker([row for row in shared if int(row["trial"]) not in in_folder])
         for worker, records in taken.items():
-            folder.append(records, worker)
-        folder.note_shared_memory(memory_id)
+            folder.take_in(records, worker)
+        folder.note_memory_of_rows(memory_id)
     return sum(len(records) for records in taken.values())
 
 

@@ -67,13 +67,16 @@ def _start(settings: Settings, run_folder: Optional[RunFolder], memory: Instance
         dropped = [f"{name}: starting afresh, dropped its {store.engrams_dropped} engrams."] \
             if store.engrams_dropped else []
         return Start(pd.DataFrame(columns=trial_columns()), EngramColumns.empty(settings.resonator_size)), dropped
-    _take_in_species_rows(settings, run_folder)
+    book = memory.species_book()
+    _take_in_species_rows(settings, run_folder, book)
     if settings.drop_collection:
         fresh = start_afresh(settings, run_folder, memory, drop)
+        run_folder.note_memory_of_rows(book.memory_id())
         return fresh.start, [line for line in [fresh.report(name)] if line]
     recovered = unrecorded_trials(run_folder, memory, settings) if memory.exists else {}
     with run_folder.starting(settings, False, recovered) as start:
         memory.open_kept()
+    run_folder.note_memory_of_rows(book.memory_id())  # so that a folder of an earlier memory is refused, book or not
     report = [f"{name}: recorded the trials a stopped worker had stored but not written down (end: recovered)."] \
         if any(recovered.values()) else []
     if start.credit_changes:
@@ -82,13 +85,13 @@ def _start(settings: Settings, run_folder: Optional[RunFolder], memory: Instance
     return start, report
 
 
-def _take_in_species_rows(settings: Settings, folder: RunFolder) -> None:
+def _take_in_species_rows(settings: Settings, folder: RunFolder, book: SpeciesBook) -> None:
     """Where a species trained the instance (it has a book), its run folder first takes in the rows
     and settings flown on other machines (``runs.shared_rows``): a resume goes on after every trial,
     and a fresh start keeps them all with the run it sets aside. A folder of an earlier memory of
     the instance is refused on a resume, and set aside as it is on a fresh start."""
     try:
-        share_rows(folder, SpeciesBook(settings), create=False)
+        share_rows(folder, book, create=False)
     except SharedRowsError:
         if not settings.drop_collection:
             raise
